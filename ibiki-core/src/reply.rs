@@ -1,0 +1,254 @@
+//! The reply store contract: every inbound reply recorded once, in its
+//! owner's inbox or held until its number is assigned.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::{Serialize, Serializer};
+use time::OffsetDateTime;
+
+use crate::error::StoreError;
+use crate::page::{Page, PageRequest};
+use crate::store::AssignmentStore;
+use crate::{ClientId, Normalizer, PhoneNumber};
+
+/// The provider's id of a message (Twilio's `MessageSid`), used to record a
+/// retried webhook once.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MessageId(Arc<str>);
+
+impl MessageId {
+    /// Longest id accepted, in bytes.
+    pub const MAX_LEN: usize = 256;
+
+    /// Validates `id`: non-empty, at most [`MAX_LEN`](Self::MAX_LEN) bytes, no
+    /// control characters.
+    pub fn new(id: impl AsRef<str>) -> Result<Self, ReplyError> {
+        let id = id.as_ref();
+        if id.is_empty() || id.len() > Self::MAX_LEN || id.chars().any(char::is_control) {
+            return Err(ReplyError::MessageId { max: Self::MAX_LEN });
+        }
+        Ok(Self(Arc::from(id)))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MessageId({:?})", &*self.0)
+    }
+}
+
+impl fmt::Display for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for MessageId {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+/// The number a reply was sent to, as routing saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Destination {
+    /// Canonicalized; routed by this number.
+    Number(PhoneNumber),
+    /// Could not be read as a number; such replies are always held.
+    Unparsed(String),
+}
+
+impl Destination {
+    /// Canonicalizes a raw `to` with `normalizer`; never fails.
+    pub fn from_raw(normalizer: &Normalizer, raw: &str) -> Self {
+        match normalizer.canonicalize_inbound(raw) {
+            Ok(number) => Self::Number(number),
+            Err(_) => Self::Unparsed(raw.to_owned()),
+        }
+    }
+
+    /// The canonical number, if it parsed.
+    pub fn number(&self) -> Option<PhoneNumber> {
+        match self {
+            Self::Number(n) => Some(*n),
+            Self::Unparsed(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for Destination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Number(n) => n.fmt(f),
+            Self::Unparsed(raw) => f.write_str(raw),
+        }
+    }
+}
+
+impl Serialize for Destination {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// Why an inbound reply was rejected before reaching a store.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReplyError {
+    /// The message id is empty, too long or has control characters.
+    #[error("message id must be 1 to {max} bytes without control characters")]
+    MessageId {
+        /// The limit in bytes.
+        max: usize,
+    },
+    /// A field is longer than its limit.
+    #[error("{field} is {len} bytes long, at most {max} are allowed")]
+    TooLong {
+        /// The field (`from`, `to` or `body`).
+        field: &'static str,
+        /// The limit in bytes.
+        max: usize,
+        /// The field's length in bytes.
+        len: usize,
+    },
+}
+
+/// A reply as a provider posted it, with its `to` canonicalized.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundReply {
+    /// The provider's message id; `None` means retries cannot be recognized.
+    pub message_id: Option<MessageId>,
+    /// The sender, as posted.
+    pub from: String,
+    /// The number replied to.
+    pub to: Destination,
+    /// The text.
+    pub body: String,
+    /// When the webhook received it.
+    pub received_at: OffsetDateTime,
+}
+
+impl InboundReply {
+    /// Longest `from` and raw `to`, in bytes.
+    pub const MAX_ADDRESS_LEN: usize = 256;
+    /// Longest body, in bytes (a 10-part concatenated SMS is about 1.6 KB).
+    pub const MAX_BODY_LEN: usize = 32 * 1024;
+
+    /// Checks the limits and canonicalizes `to` with `normalizer`.
+    pub fn new(
+        normalizer: &Normalizer,
+        message_id: Option<MessageId>,
+        from: impl Into<String>,
+        to: &str,
+        body: impl Into<String>,
+        received_at: OffsetDateTime,
+    ) -> Result<Self, ReplyError> {
+        let (from, body) = (from.into(), body.into());
+        check_len("from", &from, Self::MAX_ADDRESS_LEN)?;
+        check_len("to", to, Self::MAX_ADDRESS_LEN)?;
+        check_len("body", &body, Self::MAX_BODY_LEN)?;
+        Ok(Self {
+            message_id,
+            from,
+            to: Destination::from_raw(normalizer, to),
+            body,
+            received_at,
+        })
+    }
+}
+
+fn check_len(field: &'static str, value: &str, max: usize) -> Result<(), ReplyError> {
+    if value.len() > max {
+        return Err(ReplyError::TooLong { field, max, len: value.len() });
+    }
+    Ok(())
+}
+
+/// A recorded reply, as inbox and held listings return it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredReply {
+    /// The provider's message id.
+    pub message_id: Option<MessageId>,
+    /// The sender, as posted.
+    pub from: String,
+    /// The number replied to: canonical E.164 where it parsed.
+    pub to: Destination,
+    /// The text.
+    pub body: String,
+    /// When the webhook received it.
+    #[serde(with = "time::serde::rfc3339")]
+    pub received_at: OffsetDateTime,
+}
+
+impl From<InboundReply> for StoredReply {
+    fn from(reply: InboundReply) -> Self {
+        Self {
+            message_id: reply.message_id,
+            from: reply.from,
+            to: reply.to,
+            body: reply.body,
+            received_at: reply.received_at,
+        }
+    }
+}
+
+/// Where a received reply went.
+#[must_use = "a receipt says whether the reply reached a client or was held"]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Receipt {
+    /// Recorded in this client's inbox.
+    Routed(ClientId),
+    /// Recorded in the held area: nobody owns the number (or it did not parse).
+    Held,
+    /// A reply with the same message id was already recorded; nothing changed.
+    Duplicate,
+}
+
+/// Where replies live: a client's inbox, or the held area.
+///
+/// # Contract
+///
+/// On top of [`AssignmentStore`]'s, every implementation guarantees, and the
+/// conformance suite in `ibiki_core::testing` checks:
+/// - [`receive`](Self::receive) routes and records in one atomic step: into
+///   the inbox of the number's owner at that moment, or into the held area;
+/// - a message id is recorded once; receiving it again returns
+///   [`Receipt::Duplicate`] and changes nothing. Replies without an id are
+///   always recorded;
+/// - an assignment change moves the replies held for the numbers it assigns
+///   into the new owner's inbox, oldest first, in the same atomic step;
+/// - **a reply received while its number is being assigned ends in the new
+///   owner's inbox, never in the held area**: receive and assignment must be
+///   serialized per number (a lock, or serializable transactions), since a
+///   lookup followed by an insert lets the assignment's release run between
+///   them;
+/// - an inbox lists replies in the order they were delivered to it, oldest
+///   first; a released reply is delivered after everything already there, so
+///   a reader paging with a cursor never skips one. The held area lists replies
+///   in the order received.
+#[async_trait]
+pub trait ReplyStore: AssignmentStore {
+    /// Routes and records one reply.
+    async fn receive(&self, reply: InboundReply) -> Result<Receipt, StoreError>;
+
+    /// A client's inbox, oldest delivery first.
+    async fn inbox(
+        &self,
+        client: &ClientId,
+        page: &PageRequest,
+    ) -> Result<Page<StoredReply>, StoreError>;
+
+    /// Replies nobody owns yet, oldest first.
+    async fn held(&self, page: &PageRequest) -> Result<Page<StoredReply>, StoreError>;
+}
+
+/// A type-erased [`ReplyStore`], for `Arc<DynReplyStore>`.
+pub type DynReplyStore = dyn ReplyStore;

@@ -1,0 +1,103 @@
+//! The assignment store contract: who owns which number.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::error::StoreError;
+use crate::page::{Page, PageRequest};
+use crate::{ClientId, PhoneNumber};
+
+/// What an assignment change did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssignmentChange {
+    /// The client whose numbers changed.
+    pub client: ClientId,
+    /// Numbers the client gained, ascending.
+    pub added: Vec<PhoneNumber>,
+    /// Numbers the client lost, ascending.
+    pub removed: Vec<PhoneNumber>,
+    /// The client's numbers after the change, ascending.
+    pub numbers: Vec<PhoneNumber>,
+    /// Held replies this change delivered to the client's inbox (always 0 for
+    /// a store that keeps no replies).
+    pub released: u64,
+}
+
+impl AssignmentChange {
+    /// How many numbers the client owns after the change.
+    pub fn count(&self) -> usize {
+        self.numbers.len()
+    }
+}
+
+/// A client and how many numbers it owns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientSummary {
+    /// The client.
+    #[serde(rename = "userId")]
+    pub client: ClientId,
+    /// How many numbers it owns (at least 1).
+    pub count: usize,
+}
+
+/// Where phone number assignments live.
+///
+/// # Contract
+///
+/// Every implementation, checked by the conformance suite in
+/// `ibiki_core::testing`:
+/// - a number has at most one owner. A change that would give another
+///   client's number to `client` fails with [`StoreError::Conflict`] listing
+///   every such number and its owner, and changes nothing;
+/// - each change is atomic: it happens entirely or not at all, and concurrent
+///   readers see the state before it or after it;
+/// - numbers are listed ascending ([`PhoneNumber`]'s order), clients by id;
+///   a client with no numbers is not listed;
+/// - if the store is also a [`ReplyStore`](crate::ReplyStore), a change that
+///   assigns a number delivers the replies held for it in the same atomic step
+///   and reports them in [`AssignmentChange::released`].
+///
+/// Use it as `Arc<dyn AssignmentStore>` ([`DynAssignmentStore`]).
+#[async_trait]
+pub trait AssignmentStore: Send + Sync + fmt::Debug + 'static {
+    /// Makes `numbers` the client's whole set: the admin "update phone numbers"
+    /// action. An empty slice removes every number.
+    async fn replace_numbers(
+        &self,
+        client: &ClientId,
+        numbers: &[PhoneNumber],
+    ) -> Result<AssignmentChange, StoreError>;
+
+    /// Gives `numbers` to the client, keeping the ones it has.
+    async fn add_numbers(
+        &self,
+        client: &ClientId,
+        numbers: &[PhoneNumber],
+    ) -> Result<AssignmentChange, StoreError>;
+
+    /// Takes `numbers` from the client; numbers it does not own are ignored.
+    async fn remove_numbers(
+        &self,
+        client: &ClientId,
+        numbers: &[PhoneNumber],
+    ) -> Result<AssignmentChange, StoreError>;
+
+    /// The client's numbers, ascending; empty for an unknown client.
+    async fn numbers_of(&self, client: &ClientId) -> Result<Vec<PhoneNumber>, StoreError>;
+
+    /// The owner of `number`, if any.
+    async fn owner_of(&self, number: PhoneNumber) -> Result<Option<ClientId>, StoreError>;
+
+    /// Clients that own at least one number, ordered by id.
+    async fn list_clients(&self, page: &PageRequest) -> Result<Page<ClientSummary>, StoreError>;
+
+    /// Succeeds when the store can serve requests (a health check).
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// A type-erased [`AssignmentStore`], for `Arc<DynAssignmentStore>`.
+pub type DynAssignmentStore = dyn AssignmentStore;
