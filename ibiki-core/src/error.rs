@@ -89,10 +89,14 @@ pub enum NumberError {
     #[error("tel: URI parameters (';…') are not supported")]
     UriParameters,
     /// `+44 020…`: a national trunk prefix after the country code.
-    #[error("remove the national trunk prefix after the country code (write +44 20…, not +44 020…)")]
+    #[error(
+        "remove the national trunk prefix after the country code (write +44 20…, not +44 020…)"
+    )]
     TrunkPrefix,
     /// No country code and no default region to read a national number.
-    #[error("no country code: write the number with '+' and its country code, or set a default region")]
+    #[error(
+        "no country code: write the number with '+' and its country code, or set a default region"
+    )]
     MissingCountryCode,
     /// 3 to 6 digits without a country code: a short code, which is only
     /// meaningful inside one country's network.

@@ -82,13 +82,19 @@ impl PageRequest {
 
     /// The first page, `limit` clamped into `1..=MAX_PAGE_LIMIT`.
     pub fn first(limit: usize) -> Self {
-        Self { limit: limit.clamp(1, MAX_PAGE_LIMIT), after: None }
+        Self {
+            limit: limit.clamp(1, MAX_PAGE_LIMIT),
+            after: None,
+        }
     }
 
     /// The page after `page`'s last item, with the same limit; `None` when
-    /// `page` was the last.
+    /// `page` was empty.
     pub fn next<T>(&self, page: &Page<T>) -> Option<Self> {
-        page.next.clone().map(|after| Self { limit: self.limit, after: Some(after) })
+        page.next.clone().map(|after| Self {
+            limit: self.limit,
+            after: Some(after),
+        })
     }
 
     /// Most items to return.
@@ -107,7 +113,9 @@ impl PageRequest {
 pub struct Page<T> {
     /// The items, in the listing's order.
     pub items: Vec<T>,
-    /// Where the next page starts; `None` when this page is the last.
+    /// Where to continue: after this page's last item, even when nothing
+    /// follows it yet (so a poller can ask again later); `None` only for an
+    /// empty page, where the caller keeps the cursor it sent.
     pub next: Option<Cursor>,
 }
 

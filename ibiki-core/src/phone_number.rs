@@ -150,8 +150,16 @@ mod tests {
     #[test]
     fn rejects_non_canonical_forms() {
         for bad in [
-            "", "+", "+1", "14155550100", "+01234", "+1234567890123456", "+1 415", "++1415",
-            "+1415a", "+١٢٣",
+            "",
+            "+",
+            "+1",
+            "14155550100",
+            "+01234",
+            "+1234567890123456",
+            "+1 415",
+            "++1415",
+            "+1415a",
+            "+١٢٣",
         ] {
             assert!(PhoneNumber::parse_canonical(bad).is_err(), "{bad:?}");
         }
@@ -159,15 +167,26 @@ mod tests {
 
     #[test]
     fn accepts_bounds() {
-        assert_eq!(PhoneNumber::parse_canonical("+10").map(|n| n.as_u64()), Ok(10));
+        assert_eq!(
+            PhoneNumber::parse_canonical("+10").map(|n| n.as_u64()),
+            Ok(10)
+        );
         let max = "+999999999999999";
-        assert_eq!(PhoneNumber::parse_canonical(max).map(|n| n.to_string()).as_deref(), Ok(max));
+        assert_eq!(
+            PhoneNumber::parse_canonical(max)
+                .map(|n| n.to_string())
+                .as_deref(),
+            Ok(max)
+        );
     }
 
     #[test]
     fn serde_is_the_e164_string() {
         let n = PhoneNumber::parse_canonical("+442079460958").expect("canonical");
-        assert_eq!(serde_json::to_string(&n).expect("serialize"), "\"+442079460958\"");
+        assert_eq!(
+            serde_json::to_string(&n).expect("serialize"),
+            "\"+442079460958\""
+        );
         let back: PhoneNumber = serde_json::from_str("\"+442079460958\"").expect("deserialize");
         assert_eq!(back, n);
         assert!(serde_json::from_str::<PhoneNumber>("\"442079460958\"").is_err());

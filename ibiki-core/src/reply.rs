@@ -166,7 +166,11 @@ impl InboundReply {
 
 fn check_len(field: &'static str, value: &str, max: usize) -> Result<(), ReplyError> {
     if value.len() > max {
-        return Err(ReplyError::TooLong { field, max, len: value.len() });
+        return Err(ReplyError::TooLong {
+            field,
+            max,
+            len: value.len(),
+        });
     }
     Ok(())
 }

@@ -49,7 +49,12 @@ pub async fn route(
 ) -> Result<Route, StoreError> {
     let number = match normalizer.canonicalize_inbound(to) {
         Ok(number) => number,
-        Err(reason) => return Ok(Route::Unparsed { raw: to.to_owned(), reason }),
+        Err(reason) => {
+            return Ok(Route::Unparsed {
+                raw: to.to_owned(),
+                reason,
+            });
+        }
     };
     Ok(match store.owner_of(number).await? {
         Some(client) => Route::Owned { client, number },

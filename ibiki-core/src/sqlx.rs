@@ -46,6 +46,8 @@ macro_rules! text_type {
 text_type!(PhoneNumber, |n: &PhoneNumber| n.to_string(), |s: &str| Ok(
     PhoneNumber::parse_canonical(s)?
 ));
-text_type!(ClientId, |c: &ClientId| c.as_str().to_owned(), |s: &str| Ok(
-    ClientId::new(s)?
-));
+text_type!(
+    ClientId,
+    |c: &ClientId| c.as_str().to_owned(),
+    |s: &str| Ok(ClientId::new(s)?)
+);

@@ -90,8 +90,10 @@ fn general_lengths(general: &Descriptor, kinds: &[&Descriptor]) -> Vec<u16> {
     if !general.possible_length().is_empty() {
         return general.possible_length().to_vec();
     }
-    let mut lengths: Vec<u16> =
-        kinds.iter().flat_map(|d| d.possible_length().iter().copied()).collect();
+    let mut lengths: Vec<u16> = kinds
+        .iter()
+        .flat_map(|d| d.possible_length().iter().copied())
+        .collect();
     lengths.sort_unstable();
     lengths.dedup();
     lengths
@@ -99,11 +101,16 @@ fn general_lengths(general: &Descriptor, kinds: &[&Descriptor]) -> Vec<u16> {
 
 impl RegionRules {
     fn compile(meta: &Metadata) -> Self {
-        let descriptors: Vec<&Descriptor> =
-            KINDS.iter().filter_map(|&kind| meta.descriptors().get(kind)).collect();
+        let descriptors: Vec<&Descriptor> = KINDS
+            .iter()
+            .filter_map(|&kind| meta.descriptors().get(kind))
+            .collect();
         let general_lengths = general_lengths(meta.descriptors().general(), &descriptors);
-        let general = Pattern::new(meta.descriptors().general(), &general_lengths)
-            .unwrap_or(Pattern { regex: never(), lengths: Vec::new() });
+        let general =
+            Pattern::new(meta.descriptors().general(), &general_lengths).unwrap_or(Pattern {
+                regex: never(),
+                lengths: Vec::new(),
+            });
         let kinds = descriptors
             .into_iter()
             .filter_map(|desc| Pattern::new(desc, &general.lengths))
@@ -117,13 +124,21 @@ impl RegionRules {
             national_prefix_for_parsing: meta
                 .national_prefix_for_parsing()
                 .and_then(|r| prefix_match(r.as_str()))
-                .or_else(|| meta.national_prefix().and_then(|p| prefix_match(&regex::escape(p)))),
+                .or_else(|| {
+                    meta.national_prefix()
+                        .and_then(|p| prefix_match(&regex::escape(p)))
+                }),
             // Java's `$1` becomes `${1}` so that a digit after it is not read
             // as part of the group number.
-            transform_rule: meta
-                .national_prefix_transform_rule()
-                .map(|rule| Regex::new(r"\$(\d)").map_or_else(|_| rule.to_owned(), |re| re.replace_all(rule, "$${${1}}").into_owned())),
-            international_prefix: meta.international_prefix().and_then(|r| prefix_match(r.as_str())),
+            transform_rule: meta.national_prefix_transform_rule().map(|rule| {
+                Regex::new(r"\$(\d)").map_or_else(
+                    |_| rule.to_owned(),
+                    |re| re.replace_all(rule, "$${${1}}").into_owned(),
+                )
+            }),
+            international_prefix: meta
+                .international_prefix()
+                .and_then(|r| prefix_match(r.as_str())),
         }
     }
 
@@ -186,22 +201,28 @@ impl CountryRules {
     /// libphonenumber's `isValidNumber`: the number is valid in the region its
     /// leading digits select.
     pub(crate) fn is_valid(&self, national: &str) -> bool {
-        self.region_for(national).is_some_and(|r| r.is_valid(national))
+        self.region_for(national)
+            .is_some_and(|r| r.is_valid(national))
     }
 
     /// libphonenumber's `isPossibleNumber` (lengths of the main region).
     pub(crate) fn is_possible(&self, national: &str) -> bool {
-        self.regions.first().is_some_and(|r| r.is_possible_length(national))
+        self.regions
+            .first()
+            .is_some_and(|r| r.is_possible_length(national))
     }
 
     fn region_for(&self, national: &str) -> Option<&RegionRules> {
         if let [only] = self.regions.as_slice() {
             return Some(only);
         }
-        self.regions.iter().map(AsRef::as_ref).find(|r| match &r.leading_digits {
-            Some(lead) => lead.is_match(national),
-            None => r.is_valid(national),
-        })
+        self.regions
+            .iter()
+            .map(AsRef::as_ref)
+            .find(|r| match &r.leading_digits {
+                Some(lead) => lead.is_match(national),
+                None => r.is_valid(national),
+            })
     }
 
     /// A region of this code with its national prefix: used to tell an admin
@@ -237,7 +258,9 @@ where
 
 /// The rules of a region by its id (`"US"`, case-sensitive).
 pub(crate) fn region(id: &str) -> Option<Arc<RegionRules>> {
-    cached(regions(), id.to_owned(), || DATABASE.by_id(id).map(RegionRules::compile))
+    cached(regions(), id.to_owned(), || {
+        DATABASE.by_id(id).map(RegionRules::compile)
+    })
 }
 
 /// The rules of a country calling code; `None` if it is not assigned.

@@ -199,12 +199,18 @@ impl Normalizer {
     ) -> Result<Vec<PhoneNumber>, NormalizeError> {
         let bytes = input.byte_len();
         if bytes > self.max_input_bytes {
-            return Err(NormalizeError::InputTooLarge { max: self.max_input_bytes, bytes });
+            return Err(NormalizeError::InputTooLarge {
+                max: self.max_input_bytes,
+                bytes,
+            });
         }
         let entries = input.entries().filter(|(_, e)| !e.is_empty());
         let count = entries.clone().count();
         if count > self.max_numbers {
-            return Err(NormalizeError::TooManyNumbers { max: self.max_numbers, count });
+            return Err(NormalizeError::TooManyNumbers {
+                max: self.max_numbers,
+                count,
+            });
         }
         let mut numbers = Vec::with_capacity(count);
         let mut seen = HashSet::with_capacity(count);
@@ -213,10 +219,18 @@ impl Normalizer {
             match self.normalize(entry) {
                 Ok(n) if seen.insert(n) => numbers.push(n),
                 Ok(_) => {}
-                Err(reason) => invalid.push(InvalidEntry { index, input: entry.to_owned(), reason }),
+                Err(reason) => invalid.push(InvalidEntry {
+                    index,
+                    input: entry.to_owned(),
+                    reason,
+                }),
             }
         }
-        if invalid.is_empty() { Ok(numbers) } else { Err(NormalizeError::Invalid(invalid)) }
+        if invalid.is_empty() {
+            Ok(numbers)
+        } else {
+            Err(NormalizeError::Invalid(invalid))
+        }
     }
 
     /// Canonicalizes the number a provider posted as a reply's `to`.
@@ -250,7 +264,10 @@ impl Normalizer {
         if (3..=6).contains(&digits.len()) {
             return Err(NumberError::ShortCode);
         }
-        let region = self.region.as_ref().ok_or(NumberError::MissingCountryCode)?;
+        let region = self
+            .region
+            .as_ref()
+            .ok_or(NumberError::MissingCountryCode)?;
         if let Some(international) = region.0.strip_international_prefix(digits) {
             return Ok(international.to_owned());
         }

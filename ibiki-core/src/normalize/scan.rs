@@ -19,7 +19,8 @@ pub(crate) struct Scanned {
 fn is_separator(c: char) -> bool {
     matches!(
         c,
-        ' ' | '\t' | '-' | '.' | '(' | ')' | '/' | '\u{a0}' | '\u{2010}'..='\u{2015}' | '\u{2212}' | '\u{3000}'
+        ' ' | '\t' | '-' | '.' | '(' | ')' | '/' | '\u{a0}' | '\u{2010}'
+            ..='\u{2015}' | '\u{2212}' | '\u{3000}'
     )
 }
 
@@ -27,14 +28,19 @@ fn is_separator(c: char) -> bool {
 pub(crate) fn scan(entry: &str) -> Result<Scanned, NumberError> {
     // Count at most one past the limit: an oversized entry costs no more.
     if entry.chars().take(MAX_ENTRY_CHARS + 1).count() > MAX_ENTRY_CHARS {
-        return Err(NumberError::EntryTooLong { max: MAX_ENTRY_CHARS });
+        return Err(NumberError::EntryTooLong {
+            max: MAX_ENTRY_CHARS,
+        });
     }
     let body = strip_tel_scheme(entry);
     if body.contains(';') {
         return Err(NumberError::UriParameters);
     }
     let offset = entry.chars().count() - body.chars().count();
-    let mut out = Scanned { plus: false, digits: String::new() };
+    let mut out = Scanned {
+        plus: false,
+        digits: String::new(),
+    };
     let mut rest = body;
     let mut position = offset;
     while let Some(c) = rest.chars().next() {
@@ -49,8 +55,18 @@ pub(crate) fn scan(entry: &str) -> Result<Scanned, NumberError> {
             '+' if !out.plus && out.digits.is_empty() => out.plus = true,
             '+' => return Err(NumberError::MisplacedPlus),
             c if is_separator(c) => {}
-            c if c.is_alphabetic() => return Err(NumberError::Letter { letter: c, position }),
-            c => return Err(NumberError::UnexpectedCharacter { character: c, position }),
+            c if c.is_alphabetic() => {
+                return Err(NumberError::Letter {
+                    letter: c,
+                    position,
+                });
+            }
+            c => {
+                return Err(NumberError::UnexpectedCharacter {
+                    character: c,
+                    position,
+                });
+            }
         }
         rest = &rest[c.len_utf8()..];
         position += 1;
@@ -75,7 +91,10 @@ mod tests {
     use super::*;
 
     fn ok(plus: bool, digits: &str) -> Result<Scanned, NumberError> {
-        Ok(Scanned { plus, digits: digits.to_owned() })
+        Ok(Scanned {
+            plus,
+            digits: digits.to_owned(),
+        })
     }
 
     #[test]
@@ -91,24 +110,44 @@ mod tests {
     fn rejections_say_where() {
         assert_eq!(
             scan("INFO-4155550100"),
-            Err(NumberError::Letter { letter: 'I', position: 0 })
+            Err(NumberError::Letter {
+                letter: 'I',
+                position: 0
+            })
         );
         assert_eq!(
             scan("+1 415 555 01x0"),
-            Err(NumberError::Letter { letter: 'x', position: 13 })
+            Err(NumberError::Letter {
+                letter: 'x',
+                position: 13
+            })
         );
         assert_eq!(
             scan("+1#4155550100"),
-            Err(NumberError::UnexpectedCharacter { character: '#', position: 2 })
+            Err(NumberError::UnexpectedCharacter {
+                character: '#',
+                position: 2
+            })
         );
         assert_eq!(scan("1+4155550100"), Err(NumberError::MisplacedPlus));
-        assert_eq!(scan("tel:+1-415-555-0100;ext=1"), Err(NumberError::UriParameters));
+        assert_eq!(
+            scan("tel:+1-415-555-0100;ext=1"),
+            Err(NumberError::UriParameters)
+        );
         assert_eq!(scan(" - ( ) "), Err(NumberError::Empty));
         assert_eq!(scan("+"), Err(NumberError::Empty));
-        assert_eq!(scan("١٢٣٤٥٦٧٨٩"), Err(NumberError::UnexpectedCharacter { character: '١', position: 0 }));
+        assert_eq!(
+            scan("١٢٣٤٥٦٧٨٩"),
+            Err(NumberError::UnexpectedCharacter {
+                character: '١',
+                position: 0
+            })
+        );
         assert_eq!(
             scan(&"1".repeat(65)),
-            Err(NumberError::EntryTooLong { max: MAX_ENTRY_CHARS })
+            Err(NumberError::EntryTooLong {
+                max: MAX_ENTRY_CHARS
+            })
         );
         assert!(scan(&"1".repeat(64)).is_ok());
     }

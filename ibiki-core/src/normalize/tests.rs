@@ -47,8 +47,16 @@ const VECTORS: &[(&str, &str, &str)] = &[
 fn real_numbers_from_many_regions() {
     for &(code, input, expected) in VECTORS {
         let normalizer = region(code);
-        assert_eq!(normalizer.normalize(input), Ok(e164(expected)), "{code} {input:?}");
-        assert_eq!(normalizer.canonicalize_inbound(input), Ok(e164(expected)), "{code} {input:?}");
+        assert_eq!(
+            normalizer.normalize(input),
+            Ok(e164(expected)),
+            "{code} {input:?}"
+        );
+        assert_eq!(
+            normalizer.canonicalize_inbound(input),
+            Ok(e164(expected)),
+            "{code} {input:?}"
+        );
     }
 }
 
@@ -67,8 +75,14 @@ fn plus_input_ignores_the_default_region() {
 #[test]
 fn national_prefix_is_stripped_once() {
     // phonenumber strips Russia's "8" twice, turning 8 800 … into +7 005 ….
-    assert_eq!(region("RU").normalize("8 800 555 35 35"), Ok(e164("+78005553535")));
-    assert_eq!(Normalizer::new().normalize("+7 800 555 35 35"), Ok(e164("+78005553535")));
+    assert_eq!(
+        region("RU").normalize("8 800 555 35 35"),
+        Ok(e164("+78005553535"))
+    );
+    assert_eq!(
+        Normalizer::new().normalize("+7 800 555 35 35"),
+        Ok(e164("+78005553535"))
+    );
 }
 
 #[test]
@@ -76,11 +90,17 @@ fn letters_are_not_digits() {
     let n = region("US");
     assert_eq!(
         n.normalize("INFO-4155550100"),
-        Err(NumberError::Letter { letter: 'I', position: 0 })
+        Err(NumberError::Letter {
+            letter: 'I',
+            position: 0
+        })
     );
     assert_eq!(
         n.normalize("1-800-FLOWERS"),
-        Err(NumberError::Letter { letter: 'F', position: 6 })
+        Err(NumberError::Letter {
+            letter: 'F',
+            position: 6
+        })
     );
     assert!(n.canonicalize_inbound("INFO-4155550100").is_err());
 }
@@ -104,12 +124,23 @@ fn rejections_with_their_reasons() {
         (&us, "()-", NumberError::Empty),
         (&us, "+1 415 555 0100;ext=12", NumberError::UriParameters),
         (&us, "+1 415+555 0100", NumberError::MisplacedPlus),
-        (&us, "+1 415 555 0100 \u{0}", NumberError::UnexpectedCharacter { character: '\u{0}', position: 16 }),
+        (
+            &us,
+            "+1 415 555 0100 \u{0}",
+            NumberError::UnexpectedCharacter {
+                character: '\u{0}',
+                position: 16,
+            },
+        ),
         (&us, &"1".repeat(65), NumberError::EntryTooLong { max: 64 }),
         (&us, "'; DROP TABLE clients; --", NumberError::UriParameters),
     ];
     for (normalizer, input, reason) in cases {
-        assert_eq!(normalizer.normalize(input).as_ref(), Err(reason), "{input:?}");
+        assert_eq!(
+            normalizer.normalize(input).as_ref(),
+            Err(reason),
+            "{input:?}"
+        );
     }
 }
 
@@ -117,29 +148,56 @@ fn rejections_with_their_reasons() {
 fn possible_validation_accepts_ranges_the_metadata_lacks() {
     let lax = region("US").with_validation(Validation::Possible);
     assert_eq!(lax.normalize("+1 200 555 0100"), Ok(e164("+12005550100")));
-    assert_eq!(lax.normalize("+1 200 555 010"), Err(NumberError::NotPossible));
+    assert_eq!(
+        lax.normalize("+1 200 555 010"),
+        Err(NumberError::NotPossible)
+    );
 }
 
 #[test]
 fn inbound_never_rejects_for_validity() {
     let n = Normalizer::new();
-    assert_eq!(n.canonicalize_inbound("+999 1234 5678"), Ok(e164("+99912345678")));
-    assert_eq!(n.canonicalize_inbound("+1 200 555 0100"), Ok(e164("+12005550100")));
-    assert_eq!(n.canonicalize_inbound("14155550100"), Err(NumberError::MissingCountryCode));
+    assert_eq!(
+        n.canonicalize_inbound("+999 1234 5678"),
+        Ok(e164("+99912345678"))
+    );
+    assert_eq!(
+        n.canonicalize_inbound("+1 200 555 0100"),
+        Ok(e164("+12005550100"))
+    );
+    assert_eq!(
+        n.canonicalize_inbound("14155550100"),
+        Err(NumberError::MissingCountryCode)
+    );
     let bare = n.with_bare_digits(BareDigits::International);
-    assert_eq!(bare.canonicalize_inbound("14155550100"), Ok(e164("+14155550100")));
-    assert_eq!(bare.canonicalize_inbound(" 44 20 7946 0958"), Ok(e164("+442079460958")));
+    assert_eq!(
+        bare.canonicalize_inbound("14155550100"),
+        Ok(e164("+14155550100"))
+    );
+    assert_eq!(
+        bare.canonicalize_inbound(" 44 20 7946 0958"),
+        Ok(e164("+442079460958"))
+    );
 }
 
 #[test]
 fn lists_skip_empties_and_collapse_duplicates_in_order() {
     let n = region("US");
     let input = PhoneNumbersInput::from("+1 415 555 0101,, (415) 555-0100 ,+14155550101,");
-    assert_eq!(n.normalize_list(&input), Ok(vec![e164("+14155550101"), e164("+14155550100")]));
+    assert_eq!(
+        n.normalize_list(&input),
+        Ok(vec![e164("+14155550101"), e164("+14155550100")])
+    );
     let list = PhoneNumbersInput::from(vec!["", "+44 20 7946 0958", "020 7946 0958"]);
-    assert_eq!(region("GB").normalize_list(&list), Ok(vec![e164("+442079460958")]));
+    assert_eq!(
+        region("GB").normalize_list(&list),
+        Ok(vec![e164("+442079460958")])
+    );
     assert_eq!(n.normalize_list(&PhoneNumbersInput::from("")), Ok(vec![]));
-    assert_eq!(n.normalize_list(&PhoneNumbersInput::List(vec![])), Ok(vec![]));
+    assert_eq!(
+        n.normalize_list(&PhoneNumbersInput::List(vec![])),
+        Ok(vec![])
+    );
 }
 
 #[test]
@@ -149,9 +207,18 @@ fn a_list_fails_whole_naming_every_bad_entry() {
     let Err(NormalizeError::Invalid(entries)) = n.normalize_list(&input) else {
         panic!("expected every bad entry");
     };
-    let summary: Vec<(usize, &str)> = entries.iter().map(|e| (e.index, e.input.as_str())).collect();
+    let summary: Vec<(usize, &str)> = entries
+        .iter()
+        .map(|e| (e.index, e.input.as_str()))
+        .collect();
     assert_eq!(summary, [(1, "abc"), (3, "12345"), (5, "+1 999")]);
-    assert_eq!(entries[0].reason, NumberError::Letter { letter: 'a', position: 0 });
+    assert_eq!(
+        entries[0].reason,
+        NumberError::Letter {
+            letter: 'a',
+            position: 0
+        }
+    );
     assert_eq!(entries[1].reason, NumberError::ShortCode);
 }
 
@@ -159,23 +226,32 @@ fn a_list_fails_whole_naming_every_bad_entry() {
 fn list_limits() {
     let n = region("US").with_max_numbers(2).with_max_input_bytes(40);
     let three = PhoneNumbersInput::from("+14155550100,+14155550101,+14155550102");
-    assert_eq!(n.normalize_list(&three), Err(NormalizeError::TooManyNumbers { max: 2, count: 3 }));
+    assert_eq!(
+        n.normalize_list(&three),
+        Err(NormalizeError::TooManyNumbers { max: 2, count: 3 })
+    );
     let big = PhoneNumbersInput::from(vec!["+14155550100"; 4]);
-    assert_eq!(n.normalize_list(&big), Err(NormalizeError::InputTooLarge { max: 40, bytes: 48 }));
+    assert_eq!(
+        n.normalize_list(&big),
+        Err(NormalizeError::InputTooLarge { max: 40, bytes: 48 })
+    );
     let default = Normalizer::new();
     let many = PhoneNumbersInput::from(vec!["+14155550100"; 1_001]);
     assert_eq!(
         default.normalize_list(&many),
-        Err(NormalizeError::TooManyNumbers { max: 1_000, count: 1_001 })
+        Err(NormalizeError::TooManyNumbers {
+            max: 1_000,
+            count: 1_001
+        })
     );
 }
 
 #[test]
 fn both_json_shapes_deserialize() {
-    let text: PhoneNumbersInput = serde_json::from_str(r#""+14155550100, +14155550101""#)
-        .expect("string shape");
-    let list: PhoneNumbersInput = serde_json::from_str(r#"["+14155550100", "+14155550101"]"#)
-        .expect("array shape");
+    let text: PhoneNumbersInput =
+        serde_json::from_str(r#""+14155550100, +14155550101""#).expect("string shape");
+    let list: PhoneNumbersInput =
+        serde_json::from_str(r#"["+14155550100", "+14155550101"]"#).expect("array shape");
     let n = Normalizer::new();
     assert_eq!(n.normalize_list(&text), n.normalize_list(&list));
     assert!(serde_json::from_str::<PhoneNumbersInput>("42").is_err());
@@ -198,7 +274,9 @@ fn valid_numbers() -> impl Strategy<Value = PhoneNumber> {
         .flat_map(|(code, ids)| {
             ids.into_iter().flat_map(move |id| {
                 let meta = DATABASE.by_id(id).expect("listed region");
-                metadata_examples(meta).map(move |ex| format!("{code}{ex}")).collect::<Vec<_>>()
+                metadata_examples(meta)
+                    .map(move |ex| format!("{code}{ex}"))
+                    .collect::<Vec<_>>()
             })
         })
         .collect();
@@ -214,17 +292,20 @@ fn valid_numbers() -> impl Strategy<Value = PhoneNumber> {
 }
 
 fn metadata_examples(meta: &phonenumber::Metadata) -> impl Iterator<Item = String> + '_ {
-    [phonenumber::Type::FixedLine, phonenumber::Type::Mobile, phonenumber::Type::TollFree]
-        .into_iter()
-        .filter_map(|kind| meta.descriptors().get(kind)?.example().map(str::to_owned))
-        .filter(|ex| ex.len() >= 4)
+    [
+        phonenumber::Type::FixedLine,
+        phonenumber::Type::Mobile,
+        phonenumber::Type::TollFree,
+    ]
+    .into_iter()
+    .filter_map(|kind| meta.descriptors().get(kind)?.example().map(str::to_owned))
+    .filter(|ex| ex.len() >= 4)
 }
 
 /// Writes `number` the way a person might: separators between digit groups.
 fn spaced(number: PhoneNumber, sep: &str, group: usize) -> String {
     let digits = number.to_string();
-    let chunks: Vec<String> = digits[1..]
-        .as_bytes()
+    let chunks: Vec<String> = digits.as_bytes()[1..]
         .chunks(group)
         .map(|c| String::from_utf8_lossy(c).into_owned())
         .collect();

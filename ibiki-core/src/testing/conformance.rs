@@ -1,0 +1,638 @@
+//! One async function per rule of the store contracts. Each takes a fresh,
+//! empty store and panics with a message naming the rule it found broken.
+
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+use crate::{
+    ClientId, Conflict, Cursor, InboundReply, MessageId, Normalizer, Page, PageRequest,
+    PhoneNumber, Receipt, ReplyStore, Route, StoreError, StoredReply, route,
+};
+
+/// A canonical number for tests.
+pub fn number(text: &str) -> PhoneNumber {
+    PhoneNumber::parse_canonical(text).unwrap_or_else(|e| panic!("{text:?}: {e}"))
+}
+
+/// A client id for tests.
+pub fn client(id: &str) -> ClientId {
+    ClientId::new(id).unwrap_or_else(|e| panic!("{id:?}: {e}"))
+}
+
+/// A reply to `to` with the given message id and body, received at a whole
+/// second (`at` seconds after 2024-01-01) so every store keeps it exactly.
+pub fn reply(message_id: Option<&str>, to: &str, body: &str, at: i64) -> InboundReply {
+    let id = message_id.map(|id| MessageId::new(id).unwrap_or_else(|e| panic!("{id:?}: {e}")));
+    let received = OffsetDateTime::from_unix_timestamp(1_704_067_200 + at)
+        .unwrap_or_else(|e| panic!("timestamp {at}: {e}"));
+    InboundReply::new(&Normalizer::new(), id, "+15005550006", to, body, received)
+        .unwrap_or_else(|e| panic!("reply: {e}"))
+}
+
+/// Every reply in a client's inbox, read page by page (pages of 2, to
+/// exercise the cursors).
+pub async fn whole_inbox<S: ReplyStore + ?Sized>(store: &S, client: &ClientId) -> Vec<StoredReply> {
+    let mut all = Vec::new();
+    let mut page = PageRequest::first(2);
+    loop {
+        let got = store
+            .inbox(client, &page)
+            .await
+            .unwrap_or_else(|e| panic!("inbox: {e}"));
+        all.extend(got.items.iter().cloned());
+        match page.next(&got) {
+            Some(next) => page = next,
+            None => return all,
+        }
+    }
+}
+
+/// Every held reply, read page by page.
+pub async fn whole_held<S: ReplyStore + ?Sized>(store: &S) -> Vec<StoredReply> {
+    let mut all = Vec::new();
+    let mut page = PageRequest::first(2);
+    loop {
+        let got = store
+            .held(&page)
+            .await
+            .unwrap_or_else(|e| panic!("held: {e}"));
+        all.extend(got.items.iter().cloned());
+        match page.next(&got) {
+            Some(next) => page = next,
+            None => return all,
+        }
+    }
+}
+
+fn bodies(replies: &[StoredReply]) -> Vec<&str> {
+    replies.iter().map(|r| r.body.as_str()).collect()
+}
+
+fn ok<T>(result: Result<T, StoreError>, what: &str) -> T {
+    result.unwrap_or_else(|e| panic!("{what} failed: {e}"))
+}
+
+fn conflicts<T: std::fmt::Debug>(result: Result<T, StoreError>) -> Vec<Conflict> {
+    match result {
+        Err(StoreError::Conflict(c)) => c,
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+}
+
+/// Replacing a client's set assigns every number, reports it, and routes a
+/// reply to any of them, in any format, to that client.
+pub async fn replace_assigns_every_number<S: ReplyStore>(store: S) {
+    let acme = client("acme");
+    let numbers = [
+        number("+14155550102"),
+        number("+14155550100"),
+        number("+442079460958"),
+    ];
+    let change = ok(store.replace_numbers(&acme, &numbers).await, "replace");
+    let sorted = vec![numbers[1], numbers[0], numbers[2]];
+    assert_eq!(
+        change.added, sorted,
+        "added lists every new number, ascending"
+    );
+    assert!(change.removed.is_empty());
+    assert_eq!(change.count(), 3);
+    assert_eq!(change.numbers, sorted);
+    assert_eq!(ok(store.numbers_of(&acme).await, "numbers_of"), sorted);
+    let normalizer = Normalizer::new();
+    for to in ["+14155550100", "+1 (415) 555-0102", "tel:+44-20-7946-0958"] {
+        let routed = ok(route(&store, &normalizer, to).await, "route");
+        assert_eq!(
+            routed.owner(),
+            Some(&acme),
+            "reply to {to} reaches the owner"
+        );
+    }
+    assert_eq!(
+        ok(route(&store, &normalizer, "+14155550199").await, "route"),
+        Route::Unowned(number("+14155550199"))
+    );
+    assert!(matches!(
+        ok(route(&store, &normalizer, "not a number").await, "route"),
+        Route::Unparsed { .. }
+    ));
+}
+
+/// Replace is the whole set: numbers left out are released, an empty set
+/// removes all, and duplicates in the input count once.
+pub async fn replace_is_the_whole_set<S: ReplyStore>(store: S) {
+    let acme = client("acme");
+    let (a, b, c) = (
+        number("+14155550100"),
+        number("+14155550101"),
+        number("+14155550102"),
+    );
+    ok(store.replace_numbers(&acme, &[a, b, b]).await, "replace");
+    let change = ok(store.replace_numbers(&acme, &[c, b]).await, "replace");
+    assert_eq!((change.added, change.removed), (vec![c], vec![a]));
+    assert_eq!(change.numbers, vec![b, c]);
+    assert_eq!(
+        ok(store.owner_of(a).await, "owner_of"),
+        None,
+        "a released number has no owner"
+    );
+    let change = ok(store.replace_numbers(&acme, &[]).await, "replace");
+    assert_eq!(change.removed, vec![b, c]);
+    assert_eq!(change.count(), 0);
+    assert!(ok(store.numbers_of(&acme).await, "numbers_of").is_empty());
+    let listed = ok(
+        store.list_clients(&PageRequest::first(10)).await,
+        "list_clients",
+    );
+    assert!(
+        listed.items.is_empty(),
+        "a client without numbers is not listed"
+    );
+}
+
+/// Add keeps what the client has; remove ignores numbers the client does not own.
+pub async fn add_and_remove_report_what_changed<S: ReplyStore>(store: S) {
+    let (acme, globex) = (client("acme"), client("globex"));
+    let (a, b, c) = (
+        number("+14155550100"),
+        number("+14155550101"),
+        number("+14155550102"),
+    );
+    ok(store.add_numbers(&acme, &[a]).await, "add");
+    let change = ok(store.add_numbers(&acme, &[b, a]).await, "add");
+    assert_eq!((change.added, change.numbers), (vec![b], vec![a, b]));
+    ok(store.add_numbers(&globex, &[c]).await, "add");
+    let change = ok(
+        store
+            .remove_numbers(&acme, &[a, c, number("+14155550199")])
+            .await,
+        "remove",
+    );
+    assert_eq!((change.removed, change.numbers), (vec![a], vec![b]));
+    assert_eq!(
+        ok(store.owner_of(c).await, "owner_of"),
+        Some(globex),
+        "another client's number stays"
+    );
+    assert_eq!(ok(store.owner_of(a).await, "owner_of"), None);
+}
+
+/// Taking another client's number fails with every conflict and its owner,
+/// and changes nothing, whichever change asks.
+pub async fn conflicts_are_listed_and_change_nothing<S: ReplyStore>(store: S) {
+    let (acme, globex) = (client("acme"), client("globex"));
+    let (a, b, c, d) = (
+        number("+14155550100"),
+        number("+14155550101"),
+        number("+14155550102"),
+        number("+14155550103"),
+    );
+    ok(store.replace_numbers(&acme, &[a, b]).await, "replace");
+    ok(store.replace_numbers(&globex, &[d]).await, "replace");
+    let expected = vec![
+        Conflict {
+            phone_number: a,
+            owner: acme.clone(),
+        },
+        Conflict {
+            phone_number: b,
+            owner: acme.clone(),
+        },
+    ];
+    assert_eq!(
+        conflicts(store.replace_numbers(&globex, &[b, c, a]).await),
+        expected
+    );
+    assert_eq!(
+        conflicts(store.add_numbers(&globex, &[c, a, b]).await),
+        expected
+    );
+    assert_eq!(
+        ok(store.numbers_of(&globex).await, "numbers_of"),
+        vec![d],
+        "nothing changed"
+    );
+    assert_eq!(
+        ok(store.owner_of(c).await, "owner_of"),
+        None,
+        "not even the free number"
+    );
+    assert_eq!(ok(store.numbers_of(&acme).await, "numbers_of"), vec![a, b]);
+    ok(store.remove_numbers(&acme, &[a]).await, "remove");
+    let change = ok(store.add_numbers(&globex, &[a]).await, "add");
+    assert_eq!(change.numbers, vec![a, d], "a released number can be taken");
+}
+
+/// A reply to an owned number lands in the owner's inbox with every field kept.
+pub async fn receive_routes_to_the_owner<S: ReplyStore>(store: S) {
+    let acme = client("acme");
+    ok(
+        store
+            .replace_numbers(&acme, &[number("+14155550100"), number("+14155550101")])
+            .await,
+        "replace",
+    );
+    let sent = reply(Some("SM1"), "+1 415 555 0101", "YES", 1);
+    assert_eq!(
+        ok(store.receive(sent.clone()).await, "receive"),
+        Receipt::Routed(acme.clone())
+    );
+    assert_eq!(
+        whole_inbox(&store, &acme).await,
+        vec![StoredReply::from(sent)]
+    );
+    assert!(whole_held(&store).await.is_empty());
+}
+
+/// Replies nobody owns, and replies whose number did not parse, are held.
+pub async fn unowned_and_unparsed_replies_are_held<S: ReplyStore>(store: S) {
+    assert_eq!(
+        ok(
+            store
+                .receive(reply(Some("SM1"), "+14155550100", "one", 1))
+                .await,
+            "receive"
+        ),
+        Receipt::Held
+    );
+    assert_eq!(
+        ok(
+            store.receive(reply(Some("SM2"), "garbage", "two", 2)).await,
+            "receive"
+        ),
+        Receipt::Held
+    );
+    assert_eq!(bodies(&whole_held(&store).await), ["one", "two"]);
+}
+
+/// A message id is recorded once, wherever the first copy went; replies
+/// without an id are always recorded.
+pub async fn retried_message_ids_are_recorded_once<S: ReplyStore>(store: S) {
+    let acme = client("acme");
+    let a = number("+14155550100");
+    assert_eq!(
+        ok(
+            store
+                .receive(reply(Some("SM1"), "+14155550100", "held", 1))
+                .await,
+            "receive"
+        ),
+        Receipt::Held
+    );
+    ok(store.replace_numbers(&acme, &[a]).await, "replace");
+    assert_eq!(
+        ok(
+            store
+                .receive(reply(Some("SM1"), "+14155550100", "held", 1))
+                .await,
+            "receive"
+        ),
+        Receipt::Duplicate
+    );
+    assert_eq!(
+        ok(
+            store
+                .receive(reply(Some("SM2"), "+14155550100", "routed", 2))
+                .await,
+            "receive"
+        ),
+        Receipt::Routed(acme.clone())
+    );
+    assert_eq!(
+        ok(
+            store
+                .receive(reply(Some("SM2"), "+14155550100", "routed", 2))
+                .await,
+            "receive"
+        ),
+        Receipt::Duplicate
+    );
+    for _ in 0..2 {
+        assert_eq!(
+            ok(
+                store.receive(reply(None, "+14155550100", "no id", 3)).await,
+                "receive"
+            ),
+            Receipt::Routed(acme.clone())
+        );
+    }
+    assert_eq!(
+        bodies(&whole_inbox(&store, &acme).await),
+        ["held", "routed", "no id", "no id"]
+    );
+    assert!(whole_held(&store).await.is_empty());
+}
+
+/// Assigning a number delivers the replies held for it, oldest first, in the
+/// same step, and reports how many; replies to other numbers stay held.
+pub async fn assignment_releases_held_replies_oldest_first<S: ReplyStore>(store: S) {
+    let acme = client("acme");
+    for (i, to) in [
+        "+14155550100",
+        "+14155550101",
+        "+14155550100",
+        "+14155550199",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let receipt = ok(
+            store
+                .receive(reply(
+                    Some(&format!("SM{i}")),
+                    to,
+                    &format!("r{i}"),
+                    i as i64,
+                ))
+                .await,
+            "receive",
+        );
+        assert_eq!(receipt, Receipt::Held);
+    }
+    let change = ok(
+        store
+            .replace_numbers(&acme, &[number("+14155550101"), number("+14155550100")])
+            .await,
+        "replace",
+    );
+    assert_eq!(change.released, 3);
+    assert_eq!(
+        bodies(&whole_inbox(&store, &acme).await),
+        ["r0", "r1", "r2"]
+    );
+    assert_eq!(bodies(&whole_held(&store).await), ["r3"]);
+    let change = ok(
+        store.add_numbers(&acme, &[number("+14155550199")]).await,
+        "add",
+    );
+    assert_eq!(change.released, 1, "add releases too");
+    assert!(whole_held(&store).await.is_empty());
+}
+
+/// A released reply is delivered after what the inbox already holds, so a
+/// reader continuing from its cursor sees it.
+pub async fn released_replies_never_hide_behind_a_cursor<S: ReplyStore>(store: S) {
+    let acme = client("acme");
+    let receipt = ok(
+        store
+            .receive(reply(Some("old"), "+14155550101", "early, held", 1))
+            .await,
+        "receive",
+    );
+    assert_eq!(receipt, Receipt::Held);
+    ok(
+        store
+            .replace_numbers(&acme, &[number("+14155550100")])
+            .await,
+        "replace",
+    );
+    let receipt = ok(
+        store
+            .receive(reply(Some("new"), "+14155550100", "later, routed", 2))
+            .await,
+        "receive",
+    );
+    assert_eq!(receipt, Receipt::Routed(acme.clone()));
+    let first = ok(store.inbox(&acme, &PageRequest::first(10)).await, "inbox");
+    assert_eq!(bodies(&first.items), ["later, routed"]);
+    let cursor = first
+        .next
+        .clone()
+        .unwrap_or_else(|| panic!("a non-empty page has a cursor"));
+    ok(
+        store.add_numbers(&acme, &[number("+14155550101")]).await,
+        "add",
+    );
+    let after = PageRequest::new(10, Some(cursor)).unwrap_or_else(|e| panic!("{e}"));
+    let rest = ok(store.inbox(&acme, &after).await, "inbox");
+    assert_eq!(bodies(&rest.items), ["early, held"]);
+}
+
+/// Pages follow cursors to the end; a cursor the store did not issue is refused.
+pub async fn pages_follow_cursors<S: ReplyStore>(store: S) {
+    let acme = client("acme");
+    ok(
+        store
+            .replace_numbers(&acme, &[number("+14155550100")])
+            .await,
+        "replace",
+    );
+    for i in 0..5 {
+        let routed = ok(
+            store
+                .receive(reply(
+                    Some(&format!("SM{i}")),
+                    "+14155550100",
+                    &format!("r{i}"),
+                    i,
+                ))
+                .await,
+            "receive",
+        );
+        assert_eq!(routed, Receipt::Routed(acme.clone()));
+        let held = ok(
+            store
+                .receive(reply(
+                    Some(&format!("H{i}")),
+                    "+14155550199",
+                    &format!("h{i}"),
+                    i,
+                ))
+                .await,
+            "receive",
+        );
+        assert_eq!(held, Receipt::Held);
+    }
+    assert_eq!(
+        bodies(&whole_inbox(&store, &acme).await),
+        ["r0", "r1", "r2", "r3", "r4"]
+    );
+    assert_eq!(
+        bodies(&whole_held(&store).await),
+        ["h0", "h1", "h2", "h3", "h4"]
+    );
+    let first: Page<StoredReply> = ok(store.inbox(&acme, &PageRequest::first(3)).await, "inbox");
+    assert_eq!(bodies(&first.items), ["r0", "r1", "r2"]);
+    let empty = ok(
+        store.inbox(&client("nobody"), &PageRequest::first(3)).await,
+        "inbox",
+    );
+    assert!(
+        empty.items.is_empty() && empty.next.is_none(),
+        "an unknown client has an empty inbox"
+    );
+    for bad in ["not-a-cursor", "-1", "99999999999999999999999"] {
+        let page = PageRequest::new(3, Cursor::new(bad)).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            matches!(
+                store.inbox(&acme, &page).await,
+                Err(StoreError::InvalidCursor)
+            ),
+            "inbox cursor {bad}"
+        );
+        assert!(
+            matches!(store.held(&page).await, Err(StoreError::InvalidCursor)),
+            "held cursor {bad}"
+        );
+    }
+}
+
+/// Clients are listed by id, with their counts, page by page.
+pub async fn clients_are_listed_by_id<S: ReplyStore>(store: S) {
+    for (i, id) in ["carol", "alice", "bob", "dave"].iter().enumerate() {
+        let n = number(&format!("+1415555010{i}"));
+        ok(store.add_numbers(&client(id), &[n]).await, "add");
+    }
+    ok(
+        store
+            .add_numbers(&client("bob"), &[number("+14155550199")])
+            .await,
+        "add",
+    );
+    let first = ok(
+        store.list_clients(&PageRequest::first(2)).await,
+        "list_clients",
+    );
+    let ids: Vec<(&str, usize)> = first
+        .items
+        .iter()
+        .map(|s| (s.client.as_str(), s.count))
+        .collect();
+    assert_eq!(ids, [("alice", 1), ("bob", 2)]);
+    let next = PageRequest::first(2)
+        .next(&first)
+        .unwrap_or_else(|| panic!("more clients follow"));
+    let second = ok(store.list_clients(&next).await, "list_clients");
+    let ids: Vec<&str> = second.items.iter().map(|s| s.client.as_str()).collect();
+    assert_eq!(ids, ["carol", "dave"]);
+}
+
+/// Unknown clients and numbers read as empty, and the store answers a ping.
+pub async fn unknowns_read_as_empty<S: ReplyStore>(store: S) {
+    ok(store.ping().await, "ping");
+    assert!(ok(store.numbers_of(&client("nobody")).await, "numbers_of").is_empty());
+    assert_eq!(
+        ok(store.owner_of(number("+14155550100")).await, "owner_of"),
+        None
+    );
+    let change = ok(
+        store
+            .remove_numbers(&client("nobody"), &[number("+14155550100")])
+            .await,
+        "remove",
+    );
+    assert!(change.removed.is_empty() && change.numbers.is_empty());
+}
+
+/// The race of the contract: replies received while their numbers are being
+/// assigned all end in the owner's inbox, none in the held area.
+pub async fn receive_racing_assignment_ends_in_the_inbox<S: ReplyStore>(store: S) {
+    let store = Arc::new(store);
+    let acme = client("acme");
+    let numbers: Vec<PhoneNumber> = (0..40)
+        .map(|i| number(&format!("+1415555{i:04}")))
+        .collect();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, n) in numbers.iter().copied().enumerate() {
+        let (assigner, acme) = (Arc::clone(&store), acme.clone());
+        tasks.spawn(async move {
+            ok(assigner.add_numbers(&acme, &[n]).await, "add");
+        });
+        let store = Arc::clone(&store);
+        tasks.spawn(async move {
+            let sent = reply(
+                Some(&format!("SM{i}")),
+                &n.to_string(),
+                &format!("r{i}"),
+                i as i64,
+            );
+            let receipt = ok(store.receive(sent).await, "receive");
+            assert_ne!(receipt, Receipt::Duplicate);
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        joined.unwrap_or_else(|e| panic!("task: {e}"));
+    }
+    assert!(
+        whole_held(&*store).await.is_empty(),
+        "no reply stuck in the held area"
+    );
+    assert_eq!(
+        whole_inbox(&*store, &acme).await.len(),
+        numbers.len(),
+        "every reply delivered once"
+    );
+}
+
+/// Many tasks receive (with retries) while others move numbers between
+/// clients; afterwards every reply is in exactly one place and no held reply
+/// is for an owned number.
+pub async fn concurrent_receives_and_reassignments_lose_nothing<S: ReplyStore>(store: S) {
+    let store = Arc::new(store);
+    let numbers: Vec<PhoneNumber> = (0..8)
+        .map(|i| number(&format!("+4420794609{i:02}")))
+        .collect();
+    let clients: Vec<ClientId> = (0..3).map(|i| client(&format!("c{i}"))).collect();
+    let mut tasks = tokio::task::JoinSet::new();
+    for worker in 0..4 {
+        let store = Arc::clone(&store);
+        let numbers = numbers.clone();
+        tasks.spawn(async move {
+            for i in 0..50usize {
+                let to = numbers[(i * 7 + worker) % numbers.len()].to_string();
+                // Every message id is sent twice, as providers retry.
+                let id = format!("w{worker}-{}", i / 2);
+                let receipt = ok(
+                    store.receive(reply(Some(&id), &to, &id, i as i64)).await,
+                    "receive",
+                );
+                assert_eq!(
+                    receipt == Receipt::Duplicate,
+                    i % 2 == 1,
+                    "the second send of an id is a duplicate"
+                );
+            }
+        });
+    }
+    for worker in 0..2 {
+        let (store, numbers, clients) = (Arc::clone(&store), numbers.clone(), clients.clone());
+        tasks.spawn(async move {
+            for i in 0..30usize {
+                let who = &clients[(i + worker) % clients.len()];
+                let pick: Vec<PhoneNumber> = numbers
+                    .iter()
+                    .copied()
+                    .skip((i + worker) % 3)
+                    .step_by(2 + i % 2)
+                    .collect();
+                // Conflicts are expected: other workers hold some of these numbers.
+                let _ = store.replace_numbers(who, &pick).await;
+                tokio::task::yield_now().await;
+            }
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        joined.unwrap_or_else(|e| panic!("task: {e}"));
+    }
+    let mut everywhere: Vec<String> = Vec::new();
+    for c in &clients {
+        everywhere.extend(whole_inbox(&*store, c).await.into_iter().map(|r| r.body));
+    }
+    let held = whole_held(&*store).await;
+    for r in &held {
+        let n =
+            r.to.number()
+                .unwrap_or_else(|| panic!("all test numbers parse"));
+        assert_eq!(
+            ok(store.owner_of(n).await, "owner_of"),
+            None,
+            "held reply to owned number {n}"
+        );
+    }
+    everywhere.extend(held.into_iter().map(|r| r.body));
+    let total = everywhere.len();
+    everywhere.sort();
+    everywhere.dedup();
+    assert_eq!(everywhere.len(), total, "no reply recorded twice");
+    assert_eq!(total, 4 * 25, "every distinct message recorded");
+}

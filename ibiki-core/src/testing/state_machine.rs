@@ -1,0 +1,181 @@
+//! The state-machine property: random interleavings of assignment changes and
+//! receives (with retried message ids) run against a store and the
+//! [`Model`]; after every step both agree on everything observable, and every
+//! reply is in exactly one place.
+
+use std::future::Future;
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};
+
+use super::conformance::{client, number, reply, whole_held, whole_inbox};
+use super::model::{Change, Model};
+use crate::{ClientId, PhoneNumber, ReplyStore, StoreError};
+
+/// Numbers the operations draw from: few, so that they collide.
+const NUMBERS: [&str; 6] = [
+    "+14155550100",
+    "+14155550101",
+    "+14155550102",
+    "+442079460958",
+    "+4930123456",
+    "+61212345678",
+];
+const CLIENTS: [&str; 3] = ["acme", "globex", "initech"];
+
+/// One step of a run.
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// An assignment change of client `CLIENTS[client]` with `NUMBERS[i]` for each index.
+    Assign {
+        /// Index into the clients.
+        client: usize,
+        /// Replace, add or remove.
+        change: Change,
+        /// Indexes into the numbers.
+        numbers: Vec<usize>,
+    },
+    /// A reply; `to` is an index into the numbers or, past them, unparseable text.
+    Receive {
+        /// Message id `SM{id}`, or none.
+        id: Option<u8>,
+        /// Index into the numbers; `NUMBERS.len()` means an unparseable `to`.
+        to: usize,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let change = prop_oneof![
+        Just(Change::Replace),
+        Just(Change::Add),
+        Just(Change::Remove)
+    ];
+    prop_oneof![
+        2 => (0..CLIENTS.len(), change, prop::collection::vec(0..NUMBERS.len(), 0..4))
+            .prop_map(|(client, change, numbers)| Op::Assign { client, change, numbers }),
+        3 => (prop::option::weighted(0.8, 0u8..12), 0..=NUMBERS.len())
+            .prop_map(|(id, to)| Op::Receive { id, to }),
+    ]
+}
+
+/// Runs the property against stores made by `factory` (one fresh store per
+/// case): `cases` sequences of up to 50 steps; `PROPTEST_CASES` overrides
+/// `cases`. Panics with the smallest failing sequence.
+pub fn state_machine_property<S, F, Fut>(factory: F, cases: u32)
+where
+    S: ReplyStore,
+    F: Fn() -> Fut,
+    Fut: Future<Output = Option<S>>,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("runtime: {e}"));
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(cases);
+    let config = Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    };
+    let mut runner = TestRunner::new(config);
+    let result = runner.run(&prop::collection::vec(op(), 1..50), |ops| {
+        runtime.block_on(async {
+            let Some(store) = factory().await else {
+                return Ok(());
+            };
+            run(&store, &ops).await
+        })
+    });
+    match result {
+        Ok(()) => {}
+        Err(TestError::Fail(reason, ops)) => panic!("{reason}\nminimal failing sequence: {ops:#?}"),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+async fn run<S: ReplyStore>(store: &S, ops: &[Op]) -> Result<(), TestCaseError> {
+    let mut model = Model::default();
+    let numbers: Vec<PhoneNumber> = NUMBERS.iter().map(|n| number(n)).collect();
+    for (step, op) in ops.iter().enumerate() {
+        match op {
+            Op::Assign {
+                client: c,
+                change,
+                numbers: picked,
+            } => {
+                let who = client(CLIENTS[*c]);
+                let picked: Vec<PhoneNumber> = picked.iter().map(|&i| numbers[i]).collect();
+                let expected = model.change(&who, &picked, *change);
+                let got = match change {
+                    Change::Replace => store.replace_numbers(&who, &picked).await,
+                    Change::Add => store.add_numbers(&who, &picked).await,
+                    Change::Remove => store.remove_numbers(&who, &picked).await,
+                };
+                match (got, expected) {
+                    (Ok(got), Ok(expected)) => prop_assert_eq!(got, expected, "step {}", step),
+                    (Err(StoreError::Conflict(got)), Err(expected)) => {
+                        prop_assert_eq!(got, expected, "conflicts at step {}", step)
+                    }
+                    (got, expected) => {
+                        return Err(TestCaseError::fail(format!(
+                            "step {step}: store {got:?}, model {expected:?}"
+                        )));
+                    }
+                }
+            }
+            Op::Receive { id, to } => {
+                let id = id.map(|i| format!("SM{i}"));
+                let to = NUMBERS.get(*to).copied().unwrap_or("not a number");
+                let sent = reply(id.as_deref(), to, &format!("step {step}"), step as i64);
+                let got = store
+                    .receive(sent.clone())
+                    .await
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert_eq!(got, model.receive(sent), "receipt at step {}", step);
+            }
+        }
+        check(store, &model, &numbers)
+            .await
+            .map_err(|e| TestCaseError::fail(format!("after step {step}: {e}")))?;
+    }
+    Ok(())
+}
+
+/// The store shows exactly what the model holds, and each reply is in one place.
+async fn check<S: ReplyStore>(
+    store: &S,
+    model: &Model,
+    numbers: &[PhoneNumber],
+) -> Result<(), TestCaseError> {
+    for &n in numbers {
+        let owner = store
+            .owner_of(n)
+            .await
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(owner.as_ref(), model.owners.get(&n), "owner of {}", n);
+    }
+    let mut places: Vec<String> = Vec::new();
+    let every: Vec<ClientId> = CLIENTS.iter().map(|c| client(c)).collect();
+    for who in &every {
+        let numbers_of = store
+            .numbers_of(who)
+            .await
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(numbers_of, model.numbers_of(who), "numbers of {}", who);
+        let inbox = whole_inbox(store, who).await;
+        let expected = model.inboxes.get(who).cloned().unwrap_or_default();
+        prop_assert_eq!(&inbox, &expected, "inbox of {}", who);
+        places.extend(inbox.into_iter().map(|r| r.body));
+    }
+    let held = whole_held(store).await;
+    prop_assert_eq!(&held, &model.held, "held area");
+    places.extend(held.into_iter().map(|r| r.body));
+    let total = places.len();
+    places.sort();
+    places.dedup();
+    prop_assert_eq!(places.len(), total, "a reply is in two places");
+    Ok(())
+}

@@ -1,0 +1,276 @@
+//! The store's data, changed only under the store's lock.
+
+use std::collections::{BTreeMap, HashMap};
+
+use foldhash::fast::RandomState;
+use ibiki_core::{
+    AssignmentChange, ClientId, ClientSummary, Conflict, Cursor, InboundReply, MessageId, Page,
+    PageRequest, PhoneNumber, Receipt, StoreError, StoredReply,
+};
+
+/// Index of a client in `State::clients`; clients are never removed, so an
+/// index stays valid.
+type ClientIdx = u32;
+/// Index of a reply in `State::replies`.
+type ReplyIdx = u32;
+
+#[derive(Debug)]
+struct Client {
+    id: ClientId,
+    /// Ascending, so listing needs no sort and membership is a binary search.
+    numbers: Vec<PhoneNumber>,
+    /// Delivery order.
+    inbox: Vec<ReplyIdx>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    /// The routing index: one lookup per reply.
+    owners: HashMap<PhoneNumber, ClientIdx, RandomState>,
+    clients: Vec<Client>,
+    by_id: BTreeMap<ClientId, ClientIdx>,
+    replies: Vec<StoredReply>,
+    message_ids: HashMap<MessageId, ReplyIdx, RandomState>,
+    /// Held replies by arrival sequence.
+    held: BTreeMap<u64, ReplyIdx>,
+    /// Arrival sequences of the replies held for each number.
+    held_by_number: HashMap<PhoneNumber, Vec<u64>, RandomState>,
+    next_held: u64,
+}
+
+/// How an assignment change treats the client's current numbers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Mode {
+    Replace,
+    Add,
+    Remove,
+}
+
+impl State {
+    pub(crate) fn owner_of(&self, number: PhoneNumber) -> Option<&ClientId> {
+        let idx = *self.owners.get(&number)?;
+        self.clients.get(idx as usize).map(|c| &c.id)
+    }
+
+    pub(crate) fn numbers_of(&self, client: &ClientId) -> Vec<PhoneNumber> {
+        self.client(client)
+            .map(|c| c.numbers.clone())
+            .unwrap_or_default()
+    }
+
+    fn client(&self, id: &ClientId) -> Option<&Client> {
+        self.by_id
+            .get(id)
+            .and_then(|&idx| self.clients.get(idx as usize))
+    }
+
+    fn client_idx(&mut self, id: &ClientId) -> Result<ClientIdx, StoreError> {
+        if let Some(&idx) = self.by_id.get(id) {
+            return Ok(idx);
+        }
+        let idx = ClientIdx::try_from(self.clients.len())
+            .map_err(|e| StoreError::Backend(Box::new(e)))?;
+        self.clients.push(Client {
+            id: id.clone(),
+            numbers: Vec::new(),
+            inbox: Vec::new(),
+        });
+        self.by_id.insert(id.clone(), idx);
+        Ok(idx)
+    }
+
+    /// Applies one assignment change atomically: checks every number first,
+    /// then changes, then releases the replies held for the new numbers.
+    pub(crate) fn change(
+        &mut self,
+        client: &ClientId,
+        numbers: &[PhoneNumber],
+        mode: Mode,
+    ) -> Result<AssignmentChange, StoreError> {
+        let mut wanted = numbers.to_vec();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let current = self.numbers_of(client);
+        let (added, removed) = match mode {
+            Mode::Replace => (difference(&wanted, &current), difference(&current, &wanted)),
+            Mode::Add => (difference(&wanted, &current), Vec::new()),
+            Mode::Remove => (Vec::new(), intersection(&current, &wanted)),
+        };
+        self.check_conflicts(client, &added)?;
+        if added.is_empty() && removed.is_empty() {
+            return Ok(AssignmentChange {
+                client: client.clone(),
+                added,
+                removed,
+                numbers: current,
+                released: 0,
+            });
+        }
+        let idx = self.client_idx(client)?;
+        for number in &removed {
+            self.owners.remove(number);
+        }
+        for &number in &added {
+            self.owners.insert(number, idx);
+        }
+        let entry = &mut self.clients[idx as usize];
+        entry.numbers.retain(|n| removed.binary_search(n).is_err());
+        entry.numbers.extend_from_slice(&added);
+        entry.numbers.sort_unstable();
+        let numbers = entry.numbers.clone();
+        let released = self.release(idx, &added);
+        Ok(AssignmentChange {
+            client: client.clone(),
+            added,
+            removed,
+            numbers,
+            released,
+        })
+    }
+
+    fn check_conflicts(&self, client: &ClientId, added: &[PhoneNumber]) -> Result<(), StoreError> {
+        let conflicts: Vec<Conflict> = added
+            .iter()
+            .filter_map(|&n| {
+                let owner = self.owner_of(n)?;
+                (owner != client).then(|| Conflict {
+                    phone_number: n,
+                    owner: owner.clone(),
+                })
+            })
+            .collect();
+        if conflicts.is_empty() {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict(conflicts))
+        }
+    }
+
+    /// Moves the replies held for `numbers` to the client's inbox, oldest first.
+    fn release(&mut self, idx: ClientIdx, numbers: &[PhoneNumber]) -> u64 {
+        let mut seqs: Vec<u64> = numbers
+            .iter()
+            .filter_map(|n| self.held_by_number.remove(n))
+            .flatten()
+            .collect();
+        seqs.sort_unstable();
+        let inbox = &mut self.clients[idx as usize].inbox;
+        for seq in &seqs {
+            if let Some(reply) = self.held.remove(seq) {
+                inbox.push(reply);
+            }
+        }
+        seqs.len() as u64
+    }
+
+    pub(crate) fn receive(&mut self, reply: InboundReply) -> Result<Receipt, StoreError> {
+        if let Some(id) = &reply.message_id {
+            if self.message_ids.contains_key(id) {
+                return Ok(Receipt::Duplicate);
+            }
+        }
+        let idx =
+            ReplyIdx::try_from(self.replies.len()).map_err(|e| StoreError::Backend(Box::new(e)))?;
+        if let Some(id) = &reply.message_id {
+            self.message_ids.insert(id.clone(), idx);
+        }
+        let number = reply.to.number();
+        self.replies.push(reply.into());
+        let owner = number.and_then(|n| self.owners.get(&n).copied());
+        if let Some(client) = owner {
+            let entry = &mut self.clients[client as usize];
+            entry.inbox.push(idx);
+            return Ok(Receipt::Routed(entry.id.clone()));
+        }
+        let seq = self.next_held;
+        self.next_held += 1;
+        self.held.insert(seq, idx);
+        if let Some(n) = number {
+            self.held_by_number.entry(n).or_default().push(seq);
+        }
+        Ok(Receipt::Held)
+    }
+
+    pub(crate) fn inbox(
+        &self,
+        client: &ClientId,
+        page: &PageRequest,
+    ) -> Result<Page<StoredReply>, StoreError> {
+        let inbox = self
+            .client(client)
+            .map(|c| c.inbox.as_slice())
+            .unwrap_or_default();
+        let start = match page.after() {
+            None => 0,
+            Some(cursor) => position(cursor)
+                .filter(|&p| p <= inbox.len())
+                .ok_or(StoreError::InvalidCursor)?,
+        };
+        let end = (start + page.limit()).min(inbox.len());
+        let items = inbox[start..end]
+            .iter()
+            .map(|&i| self.replies[i as usize].clone())
+            .collect();
+        Ok(Page {
+            items,
+            next: (end > start).then(|| Cursor::from_position(end as u64)),
+        })
+    }
+
+    pub(crate) fn held(&self, page: &PageRequest) -> Result<Page<StoredReply>, StoreError> {
+        let start = match page.after() {
+            None => 0,
+            Some(cursor) => cursor.position().ok_or(StoreError::InvalidCursor)?,
+        };
+        let slice: Vec<(u64, ReplyIdx)> = self
+            .held
+            .range(start..)
+            .take(page.limit())
+            .map(|(&s, &r)| (s, r))
+            .collect();
+        let next = slice.last().map(|&(seq, _)| Cursor::from_position(seq + 1));
+        let items = slice
+            .into_iter()
+            .map(|(_, r)| self.replies[r as usize].clone())
+            .collect();
+        Ok(Page { items, next })
+    }
+
+    pub(crate) fn list_clients(&self, page: &PageRequest) -> Page<ClientSummary> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let start = page.after().and_then(|c| ClientId::new(c.as_str()).ok());
+        let lower = start.as_ref().map_or(Unbounded, Excluded);
+        let items: Vec<ClientSummary> = self
+            .by_id
+            .range::<ClientId, _>((lower, Unbounded))
+            .map(|(id, &idx)| ClientSummary {
+                client: id.clone(),
+                count: self.clients[idx as usize].numbers.len(),
+            })
+            .filter(|s| s.count > 0)
+            .take(page.limit())
+            .collect();
+        let next = items.last().and_then(|s| Cursor::new(s.client.as_str()));
+        Page { items, next }
+    }
+}
+
+fn position(cursor: &Cursor) -> Option<usize> {
+    cursor.position().and_then(|p| usize::try_from(p).ok())
+}
+
+/// Items of sorted `a` not in sorted `b`.
+fn difference(a: &[PhoneNumber], b: &[PhoneNumber]) -> Vec<PhoneNumber> {
+    a.iter()
+        .copied()
+        .filter(|n| b.binary_search(n).is_err())
+        .collect()
+}
+
+/// Items of sorted `a` also in sorted `b`.
+fn intersection(a: &[PhoneNumber], b: &[PhoneNumber]) -> Vec<PhoneNumber> {
+    a.iter()
+        .copied()
+        .filter(|n| b.binary_search(n).is_ok())
+        .collect()
+}

@@ -1,0 +1,120 @@
+//! [`MemoryStore`]: the traits over a lock around [`State`].
+
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use ibiki_core::{
+    AssignmentChange, AssignmentStore, ClientId, ClientSummary, InboundReply, Page, PageRequest,
+    PhoneNumber, Receipt, ReplyStore, StoreError, StoredReply, async_trait,
+};
+
+use crate::state::{Mode, State};
+
+/// Assignments and replies in memory, behind one reader-writer lock.
+///
+/// Routing lookups share the lock; receives and assignment changes take it
+/// alone, which makes each of them atomic and serializes a receive with an
+/// assignment of its number, as the [`ReplyStore`] contract requires.
+///
+/// ```
+/// use ibiki_core::{AssignmentStore, ClientId, PhoneNumber};
+/// use ibiki_memory::MemoryStore;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = MemoryStore::new();
+/// let client = ClientId::new("42")?;
+/// let number: PhoneNumber = "+14155550100".parse()?;
+/// store.add_numbers(&client, &[number]).await?;
+/// assert_eq!(store.owner_of(number).await?, Some(client));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    state: RwLock<State>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The lock is only poisoned by a panic inside `State`, whose every change
+    /// is checked before it is made; the data stays consistent, so go on.
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The owner of `number`, without the async machinery: the routing hot path
+    /// for code that holds a `MemoryStore` directly.
+    pub fn owner_of_now(&self, number: PhoneNumber) -> Option<ClientId> {
+        self.read().owner_of(number).cloned()
+    }
+}
+
+#[async_trait]
+impl AssignmentStore for MemoryStore {
+    async fn replace_numbers(
+        &self,
+        client: &ClientId,
+        numbers: &[PhoneNumber],
+    ) -> Result<AssignmentChange, StoreError> {
+        self.write().change(client, numbers, Mode::Replace)
+    }
+
+    async fn add_numbers(
+        &self,
+        client: &ClientId,
+        numbers: &[PhoneNumber],
+    ) -> Result<AssignmentChange, StoreError> {
+        self.write().change(client, numbers, Mode::Add)
+    }
+
+    async fn remove_numbers(
+        &self,
+        client: &ClientId,
+        numbers: &[PhoneNumber],
+    ) -> Result<AssignmentChange, StoreError> {
+        self.write().change(client, numbers, Mode::Remove)
+    }
+
+    async fn numbers_of(&self, client: &ClientId) -> Result<Vec<PhoneNumber>, StoreError> {
+        Ok(self.read().numbers_of(client))
+    }
+
+    async fn owner_of(&self, number: PhoneNumber) -> Result<Option<ClientId>, StoreError> {
+        Ok(self.owner_of_now(number))
+    }
+
+    async fn list_clients(&self, page: &PageRequest) -> Result<Page<ClientSummary>, StoreError> {
+        Ok(self.read().list_clients(page))
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ReplyStore for MemoryStore {
+    async fn receive(&self, reply: InboundReply) -> Result<Receipt, StoreError> {
+        self.write().receive(reply)
+    }
+
+    async fn inbox(
+        &self,
+        client: &ClientId,
+        page: &PageRequest,
+    ) -> Result<Page<StoredReply>, StoreError> {
+        self.read().inbox(client, page)
+    }
+
+    async fn held(&self, page: &PageRequest) -> Result<Page<StoredReply>, StoreError> {
+        self.read().held(page)
+    }
+}
