@@ -1,0 +1,133 @@
+//! The admin routes: assign numbers, read a client's numbers, look up a
+//! number's owner.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use ibiki_core::{ClientId, PhoneNumber, PhoneNumbersInput};
+use serde::{Deserialize, Serialize};
+
+use crate::app::{ADMIN_BODY_LIMIT, App};
+use crate::error::ApiError;
+use crate::request::{BodyFormat, body_bytes, body_format, parse_json};
+
+/// The body of `POST /api/admin/update-phone-numbers`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UpdateRequest {
+    user_id: String,
+    // Read as any JSON value so a wrong shape gets a message naming both
+    // accepted shapes, not serde's "did not match any variant".
+    phone_numbers: serde_json::Value,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct UpdateAnswer {
+    user_id: ClientId,
+    phone_numbers: Vec<PhoneNumber>,
+    count: usize,
+    released: u64,
+}
+
+/// `POST /api/admin/update-phone-numbers`: makes the list the client's whole
+/// set. All or nothing: a bad entry (422) or another client's number (409)
+/// changes nothing.
+pub(crate) async fn update_phone_numbers(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<UpdateAnswer>, ApiError> {
+    if body_format(&headers) != Some(BodyFormat::Json) {
+        return Err(ApiError::unsupported_media_type("application/json"));
+    }
+    let body = body_bytes(body, ADMIN_BODY_LIMIT)?;
+    let request: UpdateRequest = parse_json(&body, "invalid_json")?;
+    let client = client_id(&request.user_id)?;
+    let input = phone_numbers_input(request.phone_numbers)?;
+    let numbers = app.normalizer().normalize_list(&input)?;
+    let change = app.store().replace_numbers(&client, &numbers).await?;
+    tracing::info!(
+        client = %client,
+        count = change.count(),
+        added = change.added.len(),
+        removed = change.removed.len(),
+        released = change.released,
+        "phone numbers updated"
+    );
+    Ok(Json(UpdateAnswer {
+        count: change.count(),
+        released: change.released,
+        user_id: change.client,
+        phone_numbers: change.numbers,
+    }))
+}
+
+fn phone_numbers_input(value: serde_json::Value) -> Result<PhoneNumbersInput, ApiError> {
+    serde_json::from_value(value).map_err(|_| {
+        ApiError::bad_request(
+            "invalid_json",
+            "phoneNumbers must be a comma-separated string or an array of strings",
+        )
+    })
+}
+
+/// A `userId` from a body or a path: 400 when it is not a valid id.
+pub(crate) fn client_id(text: &str) -> Result<ClientId, ApiError> {
+    ClientId::new(text)
+        .map_err(|e| ApiError::bad_request("invalid_user_id", format!("userId: {e}")))
+}
+
+/// A path segment, percent-decoded; 400 when it is not UTF-8.
+pub(crate) fn path_segment(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    path.map(|Path(segment)| segment)
+        .map_err(|rejection| ApiError::bad_request("invalid_path", rejection.body_text()))
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct NumbersAnswer {
+    user_id: ClientId,
+    phone_numbers: Vec<PhoneNumber>,
+}
+
+/// `GET /api/admin/clients/{userId}/phone-numbers`: empty for an unknown client.
+pub(crate) async fn phone_numbers(
+    State(app): State<Arc<App>>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<NumbersAnswer>, ApiError> {
+    let client = client_id(&path_segment(path)?)?;
+    let phone_numbers = app.store().numbers_of(&client).await?;
+    Ok(Json(NumbersAnswer {
+        user_id: client,
+        phone_numbers,
+    }))
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RouteAnswer {
+    phone_number: PhoneNumber,
+    user_id: Option<ClientId>,
+}
+
+/// `GET /api/admin/routes/{phoneNumber}`: who owns the number, normalized
+/// like admin input (`%2B14155550100`, `+1 415 555 0100`, …).
+pub(crate) async fn route(
+    State(app): State<Arc<App>>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<RouteAnswer>, ApiError> {
+    let raw = path_segment(path)?;
+    let number = app.normalizer().normalize(&raw).map_err(|reason| {
+        ApiError::bad_request("invalid_phone_number", format!("phone number: {reason}"))
+    })?;
+    let owner = app.store().owner_of(number).await?;
+    Ok(Json(RouteAnswer {
+        phone_number: number,
+        user_id: owner,
+    }))
+}

@@ -1,0 +1,144 @@
+//! The application: its state and its router.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use ibiki_core::{DynReplyStore, Normalizer};
+
+use crate::auth::{AdminToken, require_admin_token};
+use crate::error::ApiError;
+use crate::signature::WebhookSecret;
+use crate::{admin, inbox, webhook};
+
+/// Largest webhook body, in bytes: a reply is at most a few KiB.
+pub const WEBHOOK_BODY_LIMIT: usize = 64 * 1024;
+
+/// Largest admin body, in bytes: room for a list at the normalizer's own
+/// 64 KiB limit plus its JSON quoting, so that limit answers with its own
+/// error code.
+pub const ADMIN_BODY_LIMIT: usize = 256 * 1024;
+
+/// Everything a request needs: the store, the normalizer and the secrets.
+#[derive(Debug)]
+pub struct App {
+    store: Arc<DynReplyStore>,
+    normalizer: Normalizer,
+    admin_token: AdminToken,
+    webhook_secret: Option<WebhookSecret>,
+}
+
+impl App {
+    /// An app over `store`, guarded by `admin_token`, with the default
+    /// normalizer and unsigned webhooks.
+    pub fn new(store: Arc<DynReplyStore>, admin_token: AdminToken) -> Self {
+        Self {
+            store,
+            normalizer: Normalizer::new(),
+            admin_token,
+            webhook_secret: None,
+        }
+    }
+
+    /// Uses `normalizer` for admin input and inbound numbers.
+    pub fn with_normalizer(mut self, normalizer: Normalizer) -> Self {
+        self.normalizer = normalizer;
+        self
+    }
+
+    /// Requires webhooks signed with `secret`.
+    pub fn with_webhook_secret(mut self, secret: WebhookSecret) -> Self {
+        self.webhook_secret = Some(secret);
+        self
+    }
+
+    pub(crate) fn store(&self) -> &DynReplyStore {
+        &*self.store
+    }
+
+    pub(crate) fn normalizer(&self) -> &Normalizer {
+        &self.normalizer
+    }
+
+    pub(crate) fn admin_token(&self) -> &AdminToken {
+        &self.admin_token
+    }
+
+    pub(crate) fn webhook_secret(&self) -> Option<&WebhookSecret> {
+        self.webhook_secret.as_ref()
+    }
+
+    /// The HTTP routes, ready for [`serve`](crate::serve).
+    pub fn router(self) -> Router {
+        let app = Arc::new(self);
+        let api = Router::new()
+            .route(
+                "/api/admin/update-phone-numbers",
+                post(admin::update_phone_numbers),
+            )
+            .route(
+                "/api/admin/clients/{user_id}/phone-numbers",
+                get(admin::phone_numbers),
+            )
+            .route("/api/admin/routes/{phone_number}", get(admin::route))
+            .route("/api/admin/held", get(inbox::held))
+            .route("/api/clients/{user_id}/messages", get(inbox::messages))
+            .route_layer(middleware::from_fn_with_state(
+                app.clone(),
+                require_admin_token,
+            ))
+            .layer(DefaultBodyLimit::max(ADMIN_BODY_LIMIT));
+        let public = Router::new()
+            .route("/webhooks/sms", post(webhook::receive))
+            .route("/healthz", get(healthz))
+            .layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT));
+        api.merge(public)
+            .fallback(not_found)
+            .method_not_allowed_fallback(method_not_allowed)
+            .layer(middleware::from_fn(log_request))
+            .with_state(app)
+    }
+}
+
+/// 200 when the store answers, 503 otherwise.
+async fn healthz(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
+    app.store().ping().await?;
+    Ok((
+        StatusCode::OK,
+        axum::Json(serde_json::json!({"status": "ok"})),
+    )
+        .into_response())
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not accept that method",
+    )
+}
+
+/// Logs every request at debug, with its status and duration.
+async fn log_request(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    tracing::debug!(
+        %method,
+        path,
+        status = response.status().as_u16(),
+        micros = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    response
+}

@@ -1,0 +1,26 @@
+//! `ibiki-server`: the example webhook server. `--help` lists the settings.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use ibiki_examples::{Config, run};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = Config::parse();
+    // RUST_LOG=debug shows every request.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "ibiki-server failed");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! The one error type every handler returns, rendered as
+//! `{"error": "<code>", "message": "..."}` plus the fields specific to it.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use ibiki_core::{Conflict, InvalidEntry, NormalizeError, StoreError};
+use serde::Serialize;
+
+/// An error answer: a status, a stable machine-readable code and a message
+/// for people.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    details: Option<Details>,
+}
+
+/// The extra fields some errors carry next to `error` and `message`.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum Details {
+    Invalid { invalid: Vec<InvalidEntry> },
+    Conflicts { conflicts: Vec<Conflict> },
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: &'static str,
+    message: &'a str,
+    #[serde(flatten)]
+    details: Option<&'a Details>,
+}
+
+impl ApiError {
+    /// An error with `status`, `code` and `message`.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    /// 400: the request itself is malformed.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// 401: missing or wrong credentials.
+    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, code, message)
+    }
+
+    /// 413: the body is larger than the route accepts.
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("request body is larger than {limit} bytes"),
+        )
+    }
+
+    /// 415: a body in a format the route does not read.
+    pub fn unsupported_media_type(expected: &str) -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("Content-Type must be {expected}"),
+        )
+    }
+
+    /// The status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The machine-readable code.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Conflict(conflicts) => Self {
+                details: Some(Details::Conflicts { conflicts }),
+                ..Self::new(
+                    StatusCode::CONFLICT,
+                    "phone_number_conflict",
+                    "some phone numbers belong to other clients; nothing was changed",
+                )
+            },
+            StoreError::InvalidCursor => Self::bad_request(
+                "invalid_cursor",
+                "`after` is not a cursor this server issued",
+            ),
+            // The store's own failure: log it here, where every path meets, and
+            // answer "retry later" without leaking backend details.
+            failure => {
+                log_store_failure(&failure);
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    "the store is unavailable; retry later",
+                )
+            }
+        }
+    }
+}
+
+/// `Unavailable` may heal by itself (warn); `Backend` needs a person (error).
+fn log_store_failure(failure: &StoreError) {
+    match failure {
+        StoreError::Unavailable(_) => tracing::warn!(error = %failure, "store unavailable"),
+        _ => tracing::error!(error = %failure, "store failure"),
+    }
+}
+
+impl From<NormalizeError> for ApiError {
+    fn from(error: NormalizeError) -> Self {
+        let message = error.to_string();
+        match error {
+            NormalizeError::Invalid(invalid) => Self {
+                details: Some(Details::Invalid { invalid }),
+                ..Self::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_phone_numbers",
+                    format!("{message}; nothing was changed"),
+                )
+            },
+            NormalizeError::TooManyNumbers { .. } => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "too_many_phone_numbers",
+                message,
+            ),
+            NormalizeError::InputTooLarge { .. } => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "phone_numbers_too_large",
+                message,
+            ),
+            // `NormalizeError` is non-exhaustive: a future reason is still the
+            // input's fault.
+            _ => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_phone_numbers",
+                message,
+            ),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Body {
+            error: self.code,
+            message: &self.message,
+            details: self.details.as_ref(),
+        };
+        (self.status, Json(body)).into_response()
+    }
+}

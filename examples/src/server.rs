@@ -1,0 +1,107 @@
+//! Starting, serving and stopping.
+
+use std::future::Future;
+use std::io;
+
+use axum::Router;
+use ibiki_core::Normalizer;
+use tokio::net::TcpListener;
+
+use crate::app::App;
+use crate::auth::AdminToken;
+use crate::config::Config;
+use crate::signature::WebhookSecret;
+use crate::store::open_store;
+
+/// Why the server could not start or stopped with an error.
+pub type StartError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Runs the server the configuration describes until SIGINT or SIGTERM.
+pub async fn run(config: Config) -> Result<(), StartError> {
+    let store = open_store(config.database_url.as_ref()).await?;
+    let admin_token = match config.admin_token {
+        Some(token) => AdminToken::new(token),
+        None => generated_token()?,
+    };
+    let mut normalizer = Normalizer::new();
+    if let Some(region) = config.default_region {
+        normalizer = normalizer.with_default_region(region);
+    }
+    warm_up_in_background(&normalizer);
+    let mut app = App::new(store, admin_token).with_normalizer(normalizer);
+    match config.webhook_secret {
+        Some(secret) => app = app.with_webhook_secret(WebhookSecret::new(secret)),
+        None => tracing::warn!("no webhook secret: unsigned webhooks are accepted"),
+    }
+    let listener = TcpListener::bind(config.listen).await?;
+    tracing::info!(address = %listener.local_addr()?, "listening");
+    serve(listener, app.router(), shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Compiles the numbering metadata while the server already listens, so no
+/// request pays for all of it (it takes seconds in a debug build).
+fn warm_up_in_background(normalizer: &Normalizer) {
+    let normalizer = normalizer.clone();
+    tokio::task::spawn_blocking(move || {
+        normalizer.warm_up();
+        tracing::debug!("numbering metadata compiled");
+    });
+}
+
+/// Generates the admin token and prints it once, on stdout (logs go to stderr).
+fn generated_token() -> Result<AdminToken, StartError> {
+    let token = AdminToken::generate()?;
+    println!(
+        "admin token (generated; set IBIKI_ADMIN_TOKEN to choose one): {}",
+        token.expose()
+    );
+    Ok(token)
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then lets the
+/// requests in flight finish.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate() => {}
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+#[cfg(unix)]
+async fn terminate() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut sigterm) => {
+            sigterm.recv().await;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGTERM");
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn terminate() {
+    std::future::pending::<()>().await;
+}

@@ -1,0 +1,192 @@
+//! `POST /webhooks/sms`: the provider's inbound-reply webhook.
+//!
+//! The answer is 2xx only once the store has durably recorded the reply;
+//! a store failure answers 503 so the provider retries, and the retry is
+//! recognized by its message id.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request, State};
+use axum::http::HeaderMap;
+use ibiki_core::{ClientId, InboundReply, MessageId, Normalizer, Receipt, ReplyError};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::app::{App, WEBHOOK_BODY_LIMIT};
+use crate::error::ApiError;
+use crate::request::{BodyFormat, body_bytes, body_format, parse_form, parse_json};
+use crate::signature::{self, SignatureError, SignatureHeader};
+
+/// A JSON reply: `{"messageId", "from", "to", "body"}`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonPayload {
+    message_id: Option<String>,
+    from: String,
+    to: String,
+    // An MMS may carry no text.
+    #[serde(default)]
+    body: String,
+}
+
+/// A Twilio-style form reply: `MessageSid`, `From`, `To`, `Body`; the other
+/// fields Twilio sends are ignored.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct FormPayload {
+    message_sid: Option<String>,
+    from: String,
+    to: String,
+    #[serde(default)]
+    body: String,
+}
+
+/// Both formats, read.
+#[derive(Debug)]
+struct Payload {
+    message_id: Option<String>,
+    from: String,
+    to: String,
+    body: String,
+}
+
+impl From<JsonPayload> for Payload {
+    fn from(p: JsonPayload) -> Self {
+        let JsonPayload {
+            message_id,
+            from,
+            to,
+            body,
+        } = p;
+        Self {
+            message_id,
+            from,
+            to,
+            body,
+        }
+    }
+}
+
+impl From<FormPayload> for Payload {
+    fn from(p: FormPayload) -> Self {
+        let FormPayload {
+            message_sid,
+            from,
+            to,
+            body,
+        } = p;
+        Self {
+            message_id: message_sid,
+            from,
+            to,
+            body,
+        }
+    }
+}
+
+impl Payload {
+    fn parse(format: BodyFormat, body: &[u8]) -> Result<Self, ApiError> {
+        match format {
+            BodyFormat::Json => parse_json::<JsonPayload>(body, "invalid_payload").map(Self::from),
+            BodyFormat::Form => parse_form::<FormPayload>(body, "invalid_payload").map(Self::from),
+        }
+    }
+
+    /// Checks the field limits and canonicalizes `to`.
+    fn into_reply(self, normalizer: &Normalizer) -> Result<InboundReply, ApiError> {
+        let message_id = self
+            .message_id
+            .map(MessageId::new)
+            .transpose()
+            .map_err(reply_error)?;
+        let now = OffsetDateTime::now_utc();
+        InboundReply::new(normalizer, message_id, self.from, &self.to, self.body, now)
+            .map_err(reply_error)
+    }
+}
+
+fn reply_error(error: ReplyError) -> ApiError {
+    let code = match error {
+        ReplyError::MessageId { .. } => "invalid_message_id",
+        ReplyError::TooLong { .. } => "field_too_long",
+        _ => "invalid_payload",
+    };
+    ApiError::bad_request(code, error.to_string())
+}
+
+/// What happened to the reply.
+#[derive(Debug, Serialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub(crate) enum WebhookAnswer {
+    /// In this client's inbox.
+    Routed {
+        #[serde(rename = "userId")]
+        user_id: ClientId,
+    },
+    /// Held until someone owns the number.
+    Held,
+    /// Recorded before: a provider retry.
+    Duplicate,
+}
+
+impl From<Receipt> for WebhookAnswer {
+    fn from(receipt: Receipt) -> Self {
+        match receipt {
+            Receipt::Routed(user_id) => Self::Routed { user_id },
+            Receipt::Held => Self::Held,
+            Receipt::Duplicate => Self::Duplicate,
+        }
+    }
+}
+
+/// The handler. Order matters: the signature header is checked before the
+/// body is read, and the signature over the raw bytes before they are parsed.
+pub(crate) async fn receive(
+    State(app): State<Arc<App>>,
+    request: Request,
+) -> Result<Json<WebhookAnswer>, ApiError> {
+    let signed = match app.webhook_secret() {
+        Some(secret) => Some((secret, fresh_signature(request.headers())?)),
+        None => None,
+    };
+    let format = body_format(request.headers());
+    let body = body_bytes(Bytes::from_request(request, &()).await, WEBHOOK_BODY_LIMIT)?;
+    if let Some((secret, header)) = signed {
+        secret.verify(&header, &body).map_err(signature_rejected)?;
+    }
+    let format = format.ok_or_else(|| {
+        ApiError::unsupported_media_type("application/json or application/x-www-form-urlencoded")
+    })?;
+    let reply = Payload::parse(format, &body)?.into_reply(app.normalizer())?;
+    let message_id = reply.message_id.clone();
+    let receipt = app.store().receive(reply).await?;
+    tracing::debug!(?message_id, ?receipt, "reply recorded");
+    Ok(Json(receipt.into()))
+}
+
+/// The signature header, parsed and within the time tolerance.
+fn fresh_signature(headers: &HeaderMap) -> Result<SignatureHeader, ApiError> {
+    let value = headers
+        .get(signature::HEADER)
+        .ok_or(SignatureError::Missing)
+        .and_then(|v| v.to_str().map_err(|_| SignatureError::Malformed))
+        .map_err(signature_rejected)?;
+    let header = SignatureHeader::parse(value).map_err(signature_rejected)?;
+    header.check_fresh(unix_now()).map_err(signature_rejected)?;
+    Ok(header)
+}
+
+fn signature_rejected(error: SignatureError) -> ApiError {
+    tracing::debug!(?error, "webhook signature rejected");
+    ApiError::unauthorized(error.code(), error.message())
+}
+
+fn unix_now() -> u64 {
+    // A clock before 1970 makes every signature stale, which is the safe side.
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
