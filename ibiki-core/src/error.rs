@@ -190,7 +190,7 @@ pub struct Conflict {
 #[non_exhaustive]
 pub enum StoreError {
     /// Some numbers belong to other clients; every one is listed. Nothing changed.
-    #[error("{} phone number(s) already belong to other clients", .0.len())]
+    #[error("phone numbers owned by other clients: {}", list_conflicts(.0))]
     Conflict(Vec<Conflict>),
     /// A page cursor that this store did not issue.
     #[error("invalid page cursor")]
@@ -201,6 +201,14 @@ pub enum StoreError {
     /// The backend failed in a way a retry is not expected to fix.
     #[error("store failure: {0}")]
     Backend(#[source] BoxError),
+}
+
+fn list_conflicts(conflicts: &[Conflict]) -> String {
+    let parts: Vec<String> = conflicts
+        .iter()
+        .map(|c| format!("{} ({})", c.phone_number, c.owner))
+        .collect();
+    parts.join(", ")
 }
 
 impl StoreError {

@@ -35,7 +35,11 @@
 //! let change = store.replace_numbers(&client, &numbers).await?;
 //! assert_eq!(change.count(), 2);
 //!
-//! // A provider posts a reply to the second number.
+//! // A provider posts a reply to the second number: route finds its owner...
+//! let route = ibiki_core::route(&store, &normalizer, "+1 (415) 555-0101").await?;
+//! assert_eq!(route.owner(), Some(&client));
+//!
+//! // ...and receive routes and records it in one atomic step.
 //! let now = time::OffsetDateTime::now_utc();
 //! let reply = InboundReply::new(&normalizer, None, "+15005550006", "+14155550101", "STOP", now)?;
 //! assert_eq!(store.receive(reply).await?, Receipt::Routed(client.clone()));

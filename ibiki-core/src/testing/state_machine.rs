@@ -81,7 +81,7 @@ where
         ..Config::default()
     };
     let mut runner = TestRunner::new(config);
-    let result = runner.run(&prop::collection::vec(op(), 1..50), |ops| {
+    let result = runner.run(&prop::collection::vec(op(), 1..=50), |ops| {
         runtime.block_on(async {
             let Some(store) = factory().await else {
                 return Ok(());
