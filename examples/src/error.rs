@@ -85,13 +85,14 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
+        let message = error.to_string();
         match error {
             StoreError::Conflict(conflicts) => Self {
                 details: Some(Details::Conflicts { conflicts }),
                 ..Self::new(
                     StatusCode::CONFLICT,
                     "phone_number_conflict",
-                    "some phone numbers belong to other clients; nothing was changed",
+                    format!("{message}; nothing was changed"),
                 )
             },
             StoreError::InvalidCursor => Self::bad_request(

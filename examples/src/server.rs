@@ -41,13 +41,19 @@ pub async fn run(config: Config) -> Result<(), StartError> {
 }
 
 /// Compiles the numbering metadata while the server already listens, so no
-/// request pays for all of it (it takes seconds in a debug build).
+/// request pays for all of it (it takes seconds in a debug build). A detached
+/// thread, not a runtime task: shutdown does not wait for it.
 fn warm_up_in_background(normalizer: &Normalizer) {
     let normalizer = normalizer.clone();
-    tokio::task::spawn_blocking(move || {
-        normalizer.warm_up();
-        tracing::debug!("numbering metadata compiled");
-    });
+    let spawned = std::thread::Builder::new()
+        .name("warm-up".into())
+        .spawn(move || {
+            normalizer.warm_up();
+            tracing::debug!("numbering metadata compiled");
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "no warm-up thread: the first requests compile the metadata");
+    }
 }
 
 /// Generates the admin token and prints it once, on stdout (logs go to stderr).
