@@ -4,5 +4,6 @@
 mod cleanup;
 mod conformance;
 mod errors;
+mod races;
 mod schema;
 mod support;
