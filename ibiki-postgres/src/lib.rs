@@ -1,0 +1,78 @@
+//! The PostgreSQL store for [ibiki](ibiki_core).
+//!
+//! This crate is a store for `ibiki-core` and is not meant to be used without
+//! it: [`PostgresStore`] implements `ibiki-core`'s
+//! [`AssignmentStore`](ibiki_core::AssignmentStore) and
+//! [`ReplyStore`](ibiki_core::ReplyStore) contracts and passes their whole
+//! conformance suite; the application talks to it through those traits.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use ibiki_core::DynReplyStore;
+//! use ibiki_postgres::PostgresStore;
+//!
+//! let store = PostgresStore::connect("postgres://ibiki@db.internal/app").await?;
+//! store.migrate().await?;
+//! let store: Arc<DynReplyStore> = Arc::new(store);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Schema
+//!
+//! The tables live in a schema of their own, `ibiki` unless
+//! [`PostgresStoreBuilder::schema`] says otherwise, beside the application's
+//! tables. Every statement names the schema explicitly (no `search_path`
+//! change on the pool's connections); [`PostgresStore::migrate`] creates the
+//! schema and applies the embedded migrations, keeping their history in the
+//! schema's own `_sqlx_migrations` table.
+//!
+//! - `assignments`: one row per assigned number, the number as primary key
+//!   (one owner per number, enforced by the database), checked to be
+//!   canonical E.164; indexed by client.
+//! - `replies`: every reply, with a unique provider message id (NULL allowed,
+//!   never deduplicated), the canonical `to` or the raw text that did not
+//!   parse, the owner (NULL while held) and its position in that owner's
+//!   inbox; indexed for held replies by number and for inbox pages.
+//!
+//! # Receive racing an assignment
+//!
+//! A receive and an assignment change of the same number both take a
+//! transaction-scoped advisory lock on the number (its digits as a `bigint`;
+//! numbers in ascending order). Whichever comes second waits for the first to
+//! commit, and then reads with a fresh snapshot (READ COMMITTED): a receive
+//! that waited sees the new owner; an assignment that waited sees the held
+//! reply and releases it. A lookup-then-insert without the lock, or one
+//! statement whose snapshot predates the lock, would let a reply be held for
+//! a number that was just assigned.
+//!
+//! Deliveries to one inbox also take the client's delivery lock, after the
+//! number locks, and number the reply 1, 2, 3… under it: positions commit in
+//! order, so a reader paging an inbox with a cursor never skips a reply. The
+//! locks, their order and why they cannot deadlock are described in the
+//! migration, `migrations/0001_assignments_and_replies.sql`.
+//!
+//! # Errors
+//!
+//! Connection failures, pool timeouts, server shutdowns, resource exhaustion,
+//! serialization failures, deadlocks and statement timeouts are
+//! [`StoreError::Unavailable`](ibiki_core::StoreError::Unavailable): a webhook
+//! answers "retry later". Everything else is
+//! [`StoreError::Backend`](ibiki_core::StoreError::Backend). The sqlx error is
+//! kept as the source.
+#![forbid(unsafe_code)]
+
+mod assign;
+mod config;
+mod error;
+mod migrate;
+mod read;
+mod receive;
+mod schema;
+mod sql;
+mod store;
+
+pub use crate::config::PostgresStoreBuilder;
+pub use crate::schema::InvalidSchemaName;
+pub use crate::store::PostgresStore;

@@ -1,0 +1,166 @@
+//! Reads: owners, a client's numbers, and the cursor-paged listings.
+//!
+//! Cursors are positions: an inbox's delivery position, the held area's
+//! arrival id, a client id for the client list. Each page's cursor is its
+//! last item's.
+
+use ibiki_core::{
+    ClientId, ClientSummary, Cursor, Destination, MessageId, Page, PageRequest, PhoneNumber,
+    StoreError, StoredReply,
+};
+use sqlx::PgPool;
+use time::OffsetDateTime;
+
+use crate::error::{backend, store_error};
+
+pub(crate) async fn owner_of(
+    pool: &PgPool,
+    statement: &str,
+    number: PhoneNumber,
+) -> Result<Option<ClientId>, StoreError> {
+    sqlx::query_scalar(statement)
+        .bind(number)
+        .fetch_optional(pool)
+        .await
+        .map_err(store_error)
+}
+
+pub(crate) async fn numbers_of(
+    pool: &PgPool,
+    statement: &str,
+    client: &ClientId,
+) -> Result<Vec<PhoneNumber>, StoreError> {
+    let mut numbers: Vec<PhoneNumber> = sqlx::query_scalar(statement)
+        .bind(client)
+        .fetch_all(pool)
+        .await
+        .map_err(store_error)?;
+    // SQL sorts the text; the contract wants PhoneNumber's numeric order.
+    numbers.sort_unstable();
+    Ok(numbers)
+}
+
+pub(crate) async fn list_clients(
+    pool: &PgPool,
+    statement: &str,
+    page: &PageRequest,
+) -> Result<Page<ClientSummary>, StoreError> {
+    let after = match page.after() {
+        None => String::new(),
+        Some(cursor) => ClientId::new(cursor.as_str())
+            .map_err(|_| StoreError::InvalidCursor)?
+            .as_str()
+            .to_owned(),
+    };
+    let rows: Vec<(ClientId, i64)> = sqlx::query_as(statement)
+        .bind(after)
+        .bind(limit(page))
+        .fetch_all(pool)
+        .await
+        .map_err(store_error)?;
+    let items = rows
+        .into_iter()
+        .map(|(client, count)| {
+            let count = usize::try_from(count).map_err(backend)?;
+            Ok(ClientSummary { client, count })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let next = items.last().and_then(|s| Cursor::new(s.client.as_str()));
+    Ok(Page { items, next })
+}
+
+/// A client's inbox page: `statement` binds the client, the position to
+/// start after, and the limit.
+pub(crate) async fn inbox(
+    pool: &PgPool,
+    statement: &str,
+    client: &ClientId,
+    page: &PageRequest,
+) -> Result<Page<StoredReply>, StoreError> {
+    let rows: Vec<ReplyRow> = sqlx::query_as(statement)
+        .bind(client)
+        .bind(after_position(page)?)
+        .bind(limit(page))
+        .fetch_all(pool)
+        .await
+        .map_err(store_error)?;
+    into_page(rows)
+}
+
+/// A held area page: `statement` binds the position to start after and the
+/// limit.
+pub(crate) async fn held(
+    pool: &PgPool,
+    statement: &str,
+    page: &PageRequest,
+) -> Result<Page<StoredReply>, StoreError> {
+    let rows: Vec<ReplyRow> = sqlx::query_as(statement)
+        .bind(after_position(page)?)
+        .bind(limit(page))
+        .fetch_all(pool)
+        .await
+        .map_err(store_error)?;
+    into_page(rows)
+}
+
+/// The position a page starts after: 0 for the first page.
+fn after_position(page: &PageRequest) -> Result<i64, StoreError> {
+    match page.after() {
+        None => Ok(0),
+        Some(cursor) => cursor
+            .position()
+            .and_then(|p| i64::try_from(p).ok())
+            .ok_or(StoreError::InvalidCursor),
+    }
+}
+
+fn limit(page: &PageRequest) -> i64 {
+    // At most MAX_PAGE_LIMIT.
+    i64::try_from(page.limit()).unwrap_or(i64::MAX)
+}
+
+#[derive(sqlx::FromRow)]
+struct ReplyRow {
+    message_id: Option<String>,
+    to_number: Option<PhoneNumber>,
+    to_unparsed: Option<String>,
+    from_address: String,
+    body: String,
+    received_at: OffsetDateTime,
+    position: i64,
+}
+
+fn into_page(rows: Vec<ReplyRow>) -> Result<Page<StoredReply>, StoreError> {
+    let next = match rows.last() {
+        Some(last) => Some(Cursor::from_position(
+            u64::try_from(last.position).map_err(backend)?,
+        )),
+        None => None,
+    };
+    let items = rows
+        .into_iter()
+        .map(ReplyRow::into_stored)
+        .collect::<Result<_, _>>()?;
+    Ok(Page { items, next })
+}
+
+impl ReplyRow {
+    fn into_stored(self) -> Result<StoredReply, StoreError> {
+        let to = match (self.to_number, self.to_unparsed) {
+            (Some(number), _) => Destination::Number(number),
+            (None, Some(raw)) => Destination::Unparsed(raw),
+            (None, None) => return Err(backend("a stored reply has no destination")),
+        };
+        Ok(StoredReply {
+            message_id: self
+                .message_id
+                .map(MessageId::new)
+                .transpose()
+                .map_err(backend)?,
+            from: self.from_address,
+            to,
+            body: self.body,
+            received_at: self.received_at,
+        })
+    }
+}

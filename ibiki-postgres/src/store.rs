@@ -1,0 +1,157 @@
+//! [`PostgresStore`]: the store traits over a connection pool.
+
+use std::fmt;
+use std::sync::Arc;
+
+use ibiki_core::{
+    AssignmentChange, AssignmentStore, ClientId, ClientSummary, InboundReply, Page, PageRequest,
+    PhoneNumber, Receipt, ReplyStore, StoreError, StoredReply, async_trait,
+};
+use sqlx::PgPool;
+
+use crate::assign::{self, Mode};
+use crate::config::PostgresStoreBuilder;
+use crate::error::{backend, store_error};
+use crate::schema::Schema;
+use crate::sql::Statements;
+use crate::{migrate, read, receive};
+
+/// Assignments and replies in PostgreSQL, in a schema of their own.
+///
+/// Every operation is one statement: receives and assignment changes call
+/// functions the migration creates, which take per-number advisory locks so
+/// that a reply received while its number is being assigned ends in the new
+/// owner's inbox (see the crate docs). Cloning is cheap and shares the pool.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+    schema: Schema,
+    sql: Arc<Statements>,
+}
+
+impl PostgresStore {
+    /// The schema used unless another is chosen.
+    pub const DEFAULT_SCHEMA: &'static str = "ibiki";
+
+    /// Connects to `url` with the default settings and the `ibiki` schema.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::builder(url).connect().await
+    }
+
+    /// Settings for a store on `url`, a `postgres://` URL.
+    pub fn builder(url: impl Into<String>) -> PostgresStoreBuilder {
+        PostgresStoreBuilder::new(url.into())
+    }
+
+    /// A store on an existing pool, its tables in `schema`.
+    ///
+    /// The pool's connections must run READ COMMITTED transactions
+    /// (PostgreSQL's default); the store's functions refuse to run otherwise,
+    /// since their locking relies on it.
+    pub fn from_pool(pool: PgPool, schema: &str) -> Result<Self, StoreError> {
+        Ok(Self::new(pool, Schema::new(schema).map_err(backend)?))
+    }
+
+    pub(crate) fn new(pool: PgPool, schema: Schema) -> Self {
+        let sql = Arc::new(Statements::new(&schema));
+        Self { pool, schema, sql }
+    }
+
+    /// Creates the schema if needed and applies the embedded migrations
+    /// (`migrations/`), on a connection of its own. Idempotent; concurrent
+    /// calls for one schema wait for each other.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        migrate::migrate_with(&self.pool.connect_options(), &self.schema).await
+    }
+
+    /// The pool, for the application's own queries.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The schema holding the store's tables.
+    pub fn schema(&self) -> &str {
+        self.schema.as_str()
+    }
+}
+
+/// Shows the schema and the pool's state, never the connection settings
+/// (they may hold a password).
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("schema", &self.schema)
+            .field("connections", &self.pool.size())
+            .field("idle", &self.pool.num_idle())
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl AssignmentStore for PostgresStore {
+    async fn replace_numbers(
+        &self,
+        client: &ClientId,
+        numbers: &[PhoneNumber],
+    ) -> Result<AssignmentChange, StoreError> {
+        let statement = &self.sql.change_numbers;
+        assign::change(&self.pool, statement, client, numbers, Mode::Replace).await
+    }
+
+    async fn add_numbers(
+        &self,
+        client: &ClientId,
+        numbers: &[PhoneNumber],
+    ) -> Result<AssignmentChange, StoreError> {
+        let statement = &self.sql.change_numbers;
+        assign::change(&self.pool, statement, client, numbers, Mode::Add).await
+    }
+
+    async fn remove_numbers(
+        &self,
+        client: &ClientId,
+        numbers: &[PhoneNumber],
+    ) -> Result<AssignmentChange, StoreError> {
+        let statement = &self.sql.change_numbers;
+        assign::change(&self.pool, statement, client, numbers, Mode::Remove).await
+    }
+
+    async fn numbers_of(&self, client: &ClientId) -> Result<Vec<PhoneNumber>, StoreError> {
+        read::numbers_of(&self.pool, &self.sql.numbers_of, client).await
+    }
+
+    async fn owner_of(&self, number: PhoneNumber) -> Result<Option<ClientId>, StoreError> {
+        read::owner_of(&self.pool, &self.sql.owner_of, number).await
+    }
+
+    async fn list_clients(&self, page: &PageRequest) -> Result<Page<ClientSummary>, StoreError> {
+        read::list_clients(&self.pool, &self.sql.list_clients, page).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(store_error)
+    }
+}
+
+#[async_trait]
+impl ReplyStore for PostgresStore {
+    async fn receive(&self, reply: InboundReply) -> Result<Receipt, StoreError> {
+        receive::receive(&self.pool, &self.sql.receive, reply).await
+    }
+
+    async fn inbox(
+        &self,
+        client: &ClientId,
+        page: &PageRequest,
+    ) -> Result<Page<StoredReply>, StoreError> {
+        read::inbox(&self.pool, &self.sql.inbox, client, page).await
+    }
+
+    async fn held(&self, page: &PageRequest) -> Result<Page<StoredReply>, StoreError> {
+        read::held(&self.pool, &self.sql.held, page).await
+    }
+}

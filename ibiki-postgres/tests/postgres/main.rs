@@ -1,0 +1,9 @@
+//! The PostgreSQL store against a real server (`DATABASE_URL`), in one binary
+//! so the suites share the server check and the schema janitor.
+
+mod cleanup;
+mod conformance;
+mod errors;
+mod races;
+mod schema;
+mod support;
