@@ -22,6 +22,11 @@ pub struct Config {
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<Secret>,
 
+    /// PostgreSQL schema holding the tables (lowercase letters, digits and
+    /// '_'); created by the migrations if needed.
+    #[arg(long, env = "IBIKI_DATABASE_SCHEMA", default_value = "ibiki")]
+    pub database_schema: String,
+
     /// Region for admin numbers written without a country code (ISO 3166
     /// code, e.g. US). Without one, admin numbers need '+' and a country code.
     #[arg(long, env = "IBIKI_DEFAULT_REGION")]

@@ -6,6 +6,10 @@
 //! - `/api/admin/*` assigns numbers and inspects routing and held replies;
 //! - `/api/clients/{userId}/messages` reads a client's inbox.
 //!
+//! The store is chosen at start ([`open_store`]): in memory, or PostgreSQL
+//! (`ibiki-postgres`, the default `postgres` feature) when a database URL is
+//! given. The application only sees `Arc<DynReplyStore>`.
+//!
 //! Every `/api` route takes one admin bearer token. An embedding application
 //! puts its own per-client authentication in front of the `/api` routes: this
 //! server trusts whoever holds the token to read every inbox.
