@@ -1,0 +1,238 @@
+//! The `ibiki-server` binary itself: configuration from flags and the
+//! environment, the printed token, start-up failures, SIGTERM, and (with
+//! `DATABASE_URL`) PostgreSQL across a restart.
+#![cfg(unix)]
+
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStderr, Command};
+use tokio::time::timeout;
+
+use crate::harness::{assert_error, reply, send};
+
+/// Every variable the server reads, so the tests' environment cannot leak in.
+const SETTINGS: [&str; 7] = [
+    "IBIKI_LISTEN",
+    "DATABASE_URL",
+    "IBIKI_DATABASE_SCHEMA",
+    "IBIKI_DEFAULT_REGION",
+    "IBIKI_ADMIN_TOKEN",
+    "IBIKI_WEBHOOK_SECRET",
+    "RUST_LOG",
+];
+
+fn server_command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ibiki-server"));
+    for name in SETTINGS {
+        command.env_remove(name);
+    }
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+/// A running `ibiki-server` process.
+struct Process {
+    child: Child,
+    stderr: Lines<BufReader<ChildStderr>>,
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Process {
+    /// Starts the binary on a free port and waits until it listens.
+    async fn start(mut command: Command) -> Self {
+        command.args(["--listen", "127.0.0.1:0"]);
+        let mut child = command.spawn().expect("spawn ibiki-server");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let mut stderr = BufReader::new(stderr).lines();
+        let address = timeout(Duration::from_secs(60), async {
+            while let Some(line) = stderr.next_line().await.expect("read stderr") {
+                if let Some((_, address)) = line.split_once("listening address=") {
+                    return address.trim().to_owned();
+                }
+            }
+            panic!("ibiki-server exited before listening");
+        })
+        .await
+        .expect("listening within 60 s");
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client");
+        Self {
+            child,
+            stderr,
+            base: format!("http://{address}"),
+            http,
+        }
+    }
+
+    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, format!("{}{path}", self.base))
+    }
+
+    /// The first stdout line: the generated token.
+    async fn printed_token(&mut self) -> String {
+        let stdout = self.child.stdout.take().expect("piped stdout");
+        let line = BufReader::new(stdout)
+            .lines()
+            .next_line()
+            .await
+            .expect("read stdout")
+            .expect("a line on stdout");
+        let (label, token) = line.rsplit_once(": ").expect("label: token");
+        assert!(label.starts_with("admin token (generated"), "{line}");
+        token.to_owned()
+    }
+
+    /// Sends SIGTERM and returns the exit status and the rest of stderr.
+    async fn terminate(mut self) -> (ExitStatus, String) {
+        let pid = self.child.id().expect("running").to_string();
+        let killed = Command::new("kill").args(["-TERM", &pid]).status().await;
+        assert!(killed.expect("kill").success());
+        let mut rest = String::new();
+        while let Ok(Some(line)) = self.stderr.next_line().await {
+            rest.push_str(&line);
+            rest.push('\n');
+        }
+        let status = timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("exits within 30 s")
+            .expect("exit status");
+        (status, rest)
+    }
+}
+
+#[tokio::test]
+async fn a_generated_token_is_printed_and_sigterm_stops_cleanly() {
+    let mut server = Process::start(server_command()).await;
+    let token = server.printed_token().await;
+    assert_eq!(token.len(), 64, "{token}");
+
+    let (status, body) = send(server.request(Method::GET, "/healthz")).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"status": "ok"})));
+    let held = server.request(Method::GET, "/api/admin/held");
+    assert_error(&send(held).await, StatusCode::UNAUTHORIZED, "unauthorized");
+    let held = server
+        .request(Method::GET, "/api/admin/held")
+        .bearer_auth(&token);
+    assert_eq!(send(held).await.0, StatusCode::OK);
+
+    let (status, stderr) = server.terminate().await;
+    assert!(status.success(), "{status}: {stderr}");
+    assert!(stderr.contains("stopped"), "{stderr}");
+}
+
+#[tokio::test]
+async fn settings_come_from_flags_or_the_environment() {
+    let mut command = server_command();
+    command
+        .env("IBIKI_ADMIN_TOKEN", "from-env")
+        .env("IBIKI_WEBHOOK_SECRET", "secret")
+        .args(["--default-region", "gb"]);
+    let server = Process::start(command).await;
+    let assign = json!({"userId": "uk", "phoneNumbers": "020 7946 0958"});
+    let request = server
+        .request(Method::POST, "/api/admin/update-phone-numbers")
+        .bearer_auth("from-env")
+        .json(&assign);
+    let (status, body) = send(request).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["phoneNumbers"], json!(["+442079460958"]));
+    let unsigned =
+        server
+            .request(Method::POST, "/webhooks/sms")
+            .json(&reply("SM1", "+442079460958", "hi"));
+    assert_error(
+        &send(unsigned).await,
+        StatusCode::UNAUTHORIZED,
+        "missing_signature",
+    );
+    let (status, _) = server.terminate().await;
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn bad_settings_stop_it_at_start() {
+    for args in [
+        vec!["--default-region", "XX"],
+        vec!["--admin-token", ""],
+        vec!["--listen", "nowhere"],
+        vec!["--database-url", "postgres://127.0.0.1:1/none"],
+        vec![
+            "--database-url",
+            "postgres://127.0.0.1:1/none",
+            "--database-schema",
+            "Bad-Name",
+        ],
+    ] {
+        let mut command = server_command();
+        command.args(&args);
+        let output = timeout(Duration::from_secs(60), command.output())
+            .await
+            .expect("exits within 60 s")
+            .expect("run ibiki-server");
+        assert!(!output.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("listening"), "{args:?}: {stderr}");
+        assert!(!stderr.is_empty(), "{args:?}: says why");
+    }
+}
+
+/// The PostgreSQL mode of the real binary: a URL is all it takes, and what it
+/// recorded is still there after a restart.
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn postgres_mode_keeps_replies_across_a_restart() {
+    let Some(database) = crate::database::TestDatabase::create().await else {
+        return;
+    };
+    let start = || {
+        let mut command = server_command();
+        command
+            .env("DATABASE_URL", database.url())
+            .env("IBIKI_DATABASE_SCHEMA", database.schema())
+            .env("IBIKI_ADMIN_TOKEN", "pg-token");
+        Process::start(command)
+    };
+    let server = start().await;
+    let assign = json!({"userId": "123", "phoneNumbers": "+14155550100"});
+    let request = server
+        .request(Method::POST, "/api/admin/update-phone-numbers")
+        .bearer_auth("pg-token")
+        .json(&assign);
+    assert_eq!(send(request).await.0, StatusCode::OK);
+    let webhook =
+        server
+            .request(Method::POST, "/webhooks/sms")
+            .json(&reply("SM1", "+14155550100", "kept"));
+    assert_eq!(
+        send(webhook).await.1,
+        json!({"status": "routed", "userId": "123"})
+    );
+    let (status, stderr) = server.terminate().await;
+    assert!(status.success(), "{stderr}");
+
+    let server = start().await;
+    let inbox = server
+        .request(Method::GET, "/api/clients/123/messages")
+        .bearer_auth("pg-token");
+    let (status, body) = send(inbox).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["messages"][0]["body"], "kept");
+    let retry =
+        server
+            .request(Method::POST, "/webhooks/sms")
+            .json(&reply("SM1", "+14155550100", "kept"));
+    assert_eq!(send(retry).await.1, json!({"status": "duplicate"}));
+    let (status, _) = server.terminate().await;
+    assert!(status.success());
+}
