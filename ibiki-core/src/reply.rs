@@ -142,6 +142,11 @@ impl InboundReply {
     pub const MAX_BODY_LEN: usize = 32 * 1024;
 
     /// Checks the limits and canonicalizes `to` with `normalizer`.
+    ///
+    /// So that every store can keep a reply exactly as it gives it back, NUL
+    /// characters (which PostgreSQL `text` cannot hold, and which mean nothing
+    /// in an SMS) become U+FFFD, and `received_at` is truncated to whole
+    /// microseconds.
     pub fn new(
         normalizer: &Normalizer,
         message_id: Option<MessageId>,
@@ -154,13 +159,24 @@ impl InboundReply {
         check_len("from", &from, Self::MAX_ADDRESS_LEN)?;
         check_len("to", to, Self::MAX_ADDRESS_LEN)?;
         check_len("body", &body, Self::MAX_BODY_LEN)?;
+        let micros = received_at.nanosecond() / 1_000 * 1_000;
         Ok(Self {
             message_id,
-            from,
-            to: Destination::from_raw(normalizer, to),
-            body,
-            received_at,
+            from: without_nul(from),
+            to: Destination::from_raw(normalizer, &without_nul(to.to_owned())),
+            body: without_nul(body),
+            received_at: received_at
+                .replace_nanosecond(micros)
+                .unwrap_or(received_at),
         })
+    }
+}
+
+fn without_nul(text: String) -> String {
+    if text.contains('\0') {
+        text.replace('\0', "\u{fffd}")
+    } else {
+        text
     }
 }
 
@@ -236,8 +252,11 @@ pub enum Receipt {
 ///   them;
 /// - an inbox lists replies in the order they were delivered to it, oldest
 ///   first; a released reply is delivered after everything already there, so
-///   a reader paging with a cursor never skips one. The held area lists replies
-///   in the order received.
+///   a reader paging with a cursor never skips one. A cursor past the end
+///   gives an empty page;
+/// - the held area lists replies in the order received. It is an operator's
+///   view, not a queue: a reply received while a page is read may appear
+///   before that page's cursor.
 #[async_trait]
 pub trait ReplyStore: AssignmentStore {
     /// Routes and records one reply.

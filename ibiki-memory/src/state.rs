@@ -237,8 +237,8 @@ impl State {
         let start = match page.after() {
             None => 0,
             Some(cursor) => position(cursor)
-                .filter(|&p| p <= inbox.len())
-                .ok_or(StoreError::InvalidCursor)?,
+                .ok_or(StoreError::InvalidCursor)?
+                .min(inbox.len()),
         };
         let end = (start + page.limit()).min(inbox.len());
         let items = inbox[start..end]
@@ -270,9 +270,17 @@ impl State {
         Ok(Page { items, next })
     }
 
-    pub(crate) fn list_clients(&self, page: &PageRequest) -> Page<ClientSummary> {
+    pub(crate) fn list_clients(
+        &self,
+        page: &PageRequest,
+    ) -> Result<Page<ClientSummary>, StoreError> {
         use std::ops::Bound::{Excluded, Unbounded};
-        let start = page.after().and_then(|c| ClientId::new(c.as_str()).ok());
+        let start = match page.after() {
+            None => None,
+            Some(cursor) => {
+                Some(ClientId::new(cursor.as_str()).map_err(|_| StoreError::InvalidCursor)?)
+            }
+        };
         let lower = start.as_ref().map_or(Unbounded, Excluded);
         let items: Vec<ClientSummary> = self
             .by_id
@@ -285,7 +293,7 @@ impl State {
             .take(page.limit())
             .collect();
         let next = items.last().and_then(|s| Cursor::new(s.client.as_str()));
-        Page { items, next }
+        Ok(Page { items, next })
     }
 }
 

@@ -92,7 +92,7 @@ impl AssignmentStore for MemoryStore {
     }
 
     async fn list_clients(&self, page: &PageRequest) -> Result<Page<ClientSummary>, StoreError> {
-        Ok(self.read().list_clients(page))
+        self.read().list_clients(page)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -237,10 +237,24 @@ pub async fn receive_routes_to_the_owner<S: ReplyStore>(store: S) {
         ok(store.receive(sent.clone()).await, "receive"),
         Receipt::Routed(acme.clone())
     );
-    assert_eq!(
-        whole_inbox(&store, &acme).await,
-        vec![StoredReply::from(sent)]
-    );
+    // Sub-microsecond times and NUL characters are normalized by
+    // `InboundReply::new`; what it built comes back unchanged.
+    let odd = InboundReply::new(
+        &Normalizer::new(),
+        None,
+        "+1500\u{0}5550006",
+        "+14155550100",
+        "a\u{0}b 🙂\n",
+        OffsetDateTime::from_unix_timestamp_nanos(1_704_067_200_123_456_789)
+            .unwrap_or_else(|e| panic!("{e}")),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(odd.body, "a\u{fffd}b 🙂\n");
+    assert_eq!(odd.received_at.nanosecond(), 123_456_000);
+    let receipt = ok(store.receive(odd.clone()).await, "receive");
+    assert_eq!(receipt, Receipt::Routed(acme.clone()));
+    let expected = vec![StoredReply::from(sent), StoredReply::from(odd)];
+    assert_eq!(whole_inbox(&store, &acme).await, expected);
     assert!(whole_held(&store).await.is_empty());
 }
 
@@ -460,6 +474,22 @@ pub async fn pages_follow_cursors<S: ReplyStore>(store: S) {
     assert!(
         empty.items.is_empty() && empty.next.is_none(),
         "an unknown client has an empty inbox"
+    );
+    let past_end = PageRequest::new(3, Some(Cursor::from_position(1_000)));
+    let past_end = past_end.unwrap_or_else(|e| panic!("{e}"));
+    let page = ok(store.inbox(&acme, &past_end).await, "inbox");
+    assert!(
+        page.items.is_empty(),
+        "a cursor past the end gives an empty page"
+    );
+    let not_a_client = PageRequest::new(3, Cursor::new("\u{1}".repeat(3)));
+    let not_a_client = not_a_client.unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        matches!(
+            store.list_clients(&not_a_client).await,
+            Err(StoreError::InvalidCursor)
+        ),
+        "a client cursor that is no client id is refused"
     );
     for bad in ["not-a-cursor", "-1", "99999999999999999999999"] {
         let page = PageRequest::new(3, Cursor::new(bad)).unwrap_or_else(|e| panic!("{e}"));
