@@ -18,6 +18,7 @@ store_tests!(
     replies_without_a_message_id_are_always_recorded,
     held_replies_are_released_on_assignment,
     bad_payloads_are_400_and_record_nothing,
+    nul_characters_are_kept_as_replacement_characters,
 );
 
 async fn json_replies_are_routed_to_the_owner(store: Arc<DynReplyStore>) {
@@ -265,4 +266,21 @@ async fn bad_payloads_are_400_and_record_nothing(store: Arc<DynReplyStore>) {
     // SM1 was never recorded, so it is not a duplicate now.
     let answer = server.webhook(&reply("SM1", "+14155550100", "hi")).await;
     assert_eq!(answer.1["status"], "routed");
+}
+
+/// PostgreSQL text cannot hold NUL; a reply carrying one is still recorded
+/// (never a 503 the provider would retry forever), with U+FFFD in its place.
+async fn nul_characters_are_kept_as_replacement_characters(store: Arc<DynReplyStore>) {
+    let server = TestServer::start(store).await;
+    server.assign_ok("123", json!("+14155550100")).await;
+    let payload =
+        json!({"messageId": "SM1", "from": "+1500\u{0}", "to": "+14155550100", "body": "a\u{0}b"});
+    let answer = server.webhook(&payload).await;
+    assert_eq!(
+        answer,
+        (StatusCode::OK, json!({"status": "routed", "userId": "123"}))
+    );
+    let inbox = server.inbox("123").await;
+    assert_eq!(inbox[0]["body"], "a\u{fffd}b");
+    assert_eq!(inbox[0]["from"], "+1500\u{fffd}");
 }
