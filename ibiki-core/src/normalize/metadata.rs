@@ -256,21 +256,41 @@ where
     Some(Arc::clone(map.entry(key).or_insert(built)))
 }
 
-/// The rules of a region by its id (`"US"`, case-sensitive).
+/// The id every non-geographic entity (`+800`, `+882`, …) shares.
+const NON_GEOGRAPHIC: &str = "001";
+
+/// The rules of a region by its id (`"US"`, case-sensitive). Not for
+/// [`NON_GEOGRAPHIC`], which names several entities: see [`country`].
 pub(crate) fn region(id: &str) -> Option<Arc<RegionRules>> {
+    if id == NON_GEOGRAPHIC {
+        return None;
+    }
     cached(regions(), id.to_owned(), || {
         DATABASE.by_id(id).map(RegionRules::compile)
     })
 }
 
 /// The rules of a country calling code; `None` if it is not assigned.
+///
+/// Built from the code's own metadata entries: `DATABASE.by_id("001")` holds
+/// only the last non-geographic entity loaded (`+979`), so looking the
+/// regions up by id would judge `+800` numbers by `+979`'s patterns.
 pub(crate) fn country(code: u16) -> Option<Arc<CountryRules>> {
     cached(countries(), code, || {
-        let ids = DATABASE.region(&code)?;
-        let regions: Option<Vec<_>> = ids.iter().map(|id| region(id)).collect();
+        let entries = DATABASE.by_code(&code)?;
+        let regions: Option<Vec<_>> = entries.into_iter().map(region_of).collect();
         let regions = regions?;
         (!regions.is_empty()).then_some(CountryRules { regions })
     })
+}
+
+/// The rules of one metadata entry of a country code.
+fn region_of(meta: &Metadata) -> Option<Arc<RegionRules>> {
+    if meta.id() == NON_GEOGRAPHIC {
+        // One entity per code: cached with its country.
+        return Some(Arc::new(RegionRules::compile(meta)));
+    }
+    region(meta.id())
 }
 
 /// Splits E.164 digits into a known country code and the national number.
@@ -286,7 +306,7 @@ pub(crate) fn split_country_code(digits: &str) -> Option<(u16, Arc<CountryRules>
 /// needs a new region does not pay for it.
 pub(crate) fn warm_up() {
     for code in 1..1000 {
-        if DATABASE.region(&code).is_some() {
+        if DATABASE.by_code(&code).is_some() {
             let _ = country(code);
         }
     }

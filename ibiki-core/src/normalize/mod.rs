@@ -261,13 +261,17 @@ impl Normalizer {
     /// Rewrites digits written without `+` as E.164 digits, using the default
     /// region's international prefix (`011 44 …`) or national format.
     fn national_to_international(&self, digits: &str) -> Result<String, NumberError> {
-        if (3..=6).contains(&digits.len()) {
-            return Err(NumberError::ShortCode);
+        let short = (3..=6).contains(&digits.len());
+        let Some(region) = self.region.as_ref() else {
+            return Err(if short {
+                NumberError::ShortCode
+            } else {
+                NumberError::MissingCountryCode
+            });
+        };
+        if short {
+            return region_number(region, digits).ok_or(NumberError::ShortCode);
         }
-        let region = self
-            .region
-            .as_ref()
-            .ok_or(NumberError::MissingCountryCode)?;
         if let Some(international) = region.0.strip_international_prefix(digits) {
             return Ok(international.to_owned());
         }
@@ -293,6 +297,16 @@ impl Normalizer {
             (false, _) => Err(NumberError::NotPossible),
         }
     }
+}
+
+/// 3 to 6 digits are a short code unless the region's metadata knows them as
+/// a whole number: the Falklands' `31234`, the Netherlands' `14 020`.
+fn region_number(region: &Region, digits: &str) -> Option<String> {
+    let national = region.0.strip_national_prefix(digits);
+    let country = metadata::country(region.calling_code())?;
+    country
+        .is_valid(&national)
+        .then(|| format!("{}{}", region.calling_code(), national))
 }
 
 /// `+44 020 …`: the national number is only acceptable without its trunk prefix.
