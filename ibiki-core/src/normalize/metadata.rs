@@ -22,6 +22,7 @@ pub(crate) struct RegionRules {
     leading_digits: Option<Regex>,
     general: Pattern,
     kinds: Vec<Pattern>,
+    national_prefix: Option<String>,
     national_prefix_for_parsing: Option<Regex>,
     transform_rule: Option<String>,
     international_prefix: Option<Regex>,
@@ -121,6 +122,7 @@ impl RegionRules {
             leading_digits: meta.leading_digits().and_then(|r| prefix_match(r.as_str())),
             general,
             kinds,
+            national_prefix: meta.national_prefix().map(str::to_owned),
             national_prefix_for_parsing: meta
                 .national_prefix_for_parsing()
                 .and_then(|r| prefix_match(r.as_str()))
@@ -299,6 +301,18 @@ pub(crate) fn split_country_code(digits: &str) -> Option<(u16, Arc<CountryRules>
     (1..=3.min(digits.len())).find_map(|len| {
         let code: u16 = digits[..len].parse().ok()?;
         country(code).map(|rules| (code, rules, &digits[len..]))
+    })
+}
+
+/// Whether the `0` at `at` in E.164 `digits` directly follows the country
+/// code of a country whose trunk prefix is `0`: `+44 (0)20 …` but not
+/// `+39 (0)6 …`, where Italy's `0` is part of the number.
+pub(crate) fn is_trunk_zero(digits: &str, at: usize) -> bool {
+    split_country_code(digits).is_some_and(|(_, country, national)| {
+        digits.len() - national.len() == at
+            && country
+                .main_region()
+                .is_some_and(|r| r.national_prefix.as_deref() == Some("0"))
     })
 }
 

@@ -184,7 +184,7 @@ impl Normalizer {
     pub fn normalize(&self, entry: &str) -> Result<PhoneNumber, NumberError> {
         let scanned = scan(entry.trim())?;
         let digits = if scanned.plus {
-            scanned.digits
+            international(scanned)
         } else {
             self.national_to_international(&scanned.digits)?
         };
@@ -250,10 +250,11 @@ impl Normalizer {
     /// gives the same result, faster.
     #[doc(hidden)]
     pub fn canonicalize_inbound_slow(&self, raw: &str) -> Result<PhoneNumber, NumberError> {
-        let Scanned { plus, digits } = scan(raw.trim())?;
-        let digits = match (plus, self.bare_digits) {
-            (true, _) | (false, BareDigits::International) => digits,
-            (false, BareDigits::National) => self.national_to_international(&digits)?,
+        let scanned = scan(raw.trim())?;
+        let digits = match (scanned.plus, self.bare_digits) {
+            (true, _) => international(scanned),
+            (false, BareDigits::International) => scanned.digits,
+            (false, BareDigits::National) => self.national_to_international(&scanned.digits)?,
         };
         syntax(&digits)
     }
@@ -297,6 +298,19 @@ impl Normalizer {
             (false, _) => Err(NumberError::NotPossible),
         }
     }
+}
+
+/// The E.164 digits of a `+` entry: a bracketed `(0)` after the country code
+/// is dropped where it is the country's trunk prefix (`+44 (0)20 …`) and kept
+/// where it is a digit (`+39 (0)6 …`), as libphonenumber reads them.
+fn international(scanned: Scanned) -> String {
+    let mut digits = scanned.digits;
+    if let Some(at) = scanned.bracketed_zero {
+        if metadata::is_trunk_zero(&digits, at) {
+            digits.remove(at);
+        }
+    }
+    digits
 }
 
 /// 3 to 6 digits are a short code unless the region's metadata knows them as

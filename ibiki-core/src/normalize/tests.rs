@@ -136,6 +136,27 @@ fn phonenumber_by_id_001_keeps_one_non_geographic_entity() {
 }
 
 #[test]
+fn a_bracketed_zero_is_a_trunk_prefix_only_where_the_country_has_one() {
+    let n = Normalizer::new();
+    let cases = [
+        ("+44 (0)20 7946 0958", "+442079460958"),
+        ("+49 (0)30 123456", "+4930123456"),
+        ("+54 (0)11 2345-6789", "+541123456789"),
+        // Italy has no trunk prefix: its 0 is part of the number.
+        ("+39 (0)6 1234 5678", "+390612345678"),
+    ];
+    for (input, expected) in cases {
+        assert_eq!(n.normalize(input), Ok(e164(expected)), "{input}");
+        assert_eq!(n.canonicalize_inbound(input), Ok(e164(expected)), "{input}");
+    }
+    // Not after the country code: an ordinary 0, as libphonenumber reads it.
+    assert_eq!(
+        n.canonicalize_inbound("+44 20 (0)7946 0958"),
+        Ok(e164("+4420079460958"))
+    );
+}
+
+#[test]
 fn letters_are_not_digits() {
     let n = region("US");
     assert_eq!(
