@@ -325,3 +325,31 @@ pub(crate) fn warm_up() {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_stay_compiled_past_phonenumbers_100_regex_cache() {
+        // phonenumber compiles patterns through one 100-entry cache shared
+        // by every region: a list spanning a few dozen regions recompiles
+        // them over and over. ibiki keeps every region's rules for good.
+        let first = country(1).expect("+1");
+        warm_up();
+        let codes = (1..1000u16).filter(|c| DATABASE.by_code(c).is_some());
+        assert!(codes.count() > 200);
+        let again = country(1).expect("+1");
+        assert!(Arc::ptr_eq(&first, &again));
+        assert!(Arc::ptr_eq(&first.regions[0], &again.regions[0]));
+    }
+
+    #[test]
+    fn non_geographic_codes_have_their_own_rules() {
+        let toll_free = country(800).expect("+800");
+        let iridium = country(881).expect("+881");
+        assert!(toll_free.is_valid("12345678"));
+        assert!(!iridium.is_valid("12345678"));
+        assert!(region(NON_GEOGRAPHIC).is_none());
+    }
+}

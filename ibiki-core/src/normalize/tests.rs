@@ -83,6 +83,38 @@ fn national_prefix_is_stripped_once() {
         Normalizer::new().normalize("+7 800 555 35 35"),
         Ok(e164("+78005553535"))
     );
+    // Lithuania's prefix 8 is stripped from international input too:
+    // phonenumber turns +370 800 12345 into the invalid +370 0 12345.
+    assert_eq!(
+        Normalizer::new().normalize("+370 800 12345"),
+        Ok(e164("+37080012345"))
+    );
+    assert_eq!(
+        region("LT").normalize("8 800 12345"),
+        Ok(e164("+37080012345"))
+    );
+}
+
+#[test]
+fn phonenumber_panic_advisories_inputs_are_rejected() {
+    // CVE-2023-42444 (an out-of-bounds slice) and CVE-2024-39697 (an assert)
+    // made phonenumber's parser panic; ibiki's scanner refuses both.
+    for input in [".;phone-context=", "+dwPAA;phone-context=AA"] {
+        for n in [Normalizer::new(), region("US")] {
+            assert_eq!(n.normalize(input), Err(NumberError::UriParameters));
+            assert_eq!(
+                n.canonicalize_inbound(input),
+                Err(NumberError::UriParameters)
+            );
+        }
+    }
+    assert_eq!(
+        Normalizer::new().normalize("+dwPAA"),
+        Err(NumberError::Letter {
+            letter: 'd',
+            position: 1
+        })
+    );
 }
 
 #[test]
@@ -158,6 +190,8 @@ fn a_bracketed_zero_is_a_trunk_prefix_only_where_the_country_has_one() {
 
 #[test]
 fn letters_are_not_digits() {
+    // phonenumber reads letters through the keypad: 1-800-FLOWERS is
+    // +18003569377 there, a mistake here.
     let n = region("US");
     assert_eq!(
         n.normalize("INFO-4155550100"),
