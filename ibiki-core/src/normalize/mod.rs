@@ -174,6 +174,11 @@ impl Normalizer {
         self.region.as_ref()
     }
 
+    /// What inbound digits without `+` mean.
+    pub fn bare_digits(&self) -> BareDigits {
+        self.bare_digits
+    }
+
     /// Compiles the numbering rules of every country now instead of on first
     /// use (a few tens of milliseconds), so no request pays for it.
     pub fn warm_up(&self) {
