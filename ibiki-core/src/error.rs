@@ -98,8 +98,9 @@ pub enum NumberError {
         "no country code: write the number with '+' and its country code, or set a default region"
     )]
     MissingCountryCode,
-    /// 3 to 6 digits without a country code: a short code, which is only
-    /// meaningful inside one country's network.
+    /// 3 to 6 digits without a country code that the default region does not
+    /// know as a whole number: a short code, which is only meaningful inside
+    /// one country's network.
     #[error("short codes are not supported: use the full international number")]
     ShortCode,
     /// Too few digits to be a phone number.

@@ -22,6 +22,7 @@ pub(crate) struct RegionRules {
     leading_digits: Option<Regex>,
     general: Pattern,
     kinds: Vec<Pattern>,
+    national_prefix: Option<String>,
     national_prefix_for_parsing: Option<Regex>,
     transform_rule: Option<String>,
     international_prefix: Option<Regex>,
@@ -121,6 +122,7 @@ impl RegionRules {
             leading_digits: meta.leading_digits().and_then(|r| prefix_match(r.as_str())),
             general,
             kinds,
+            national_prefix: meta.national_prefix().map(str::to_owned),
             national_prefix_for_parsing: meta
                 .national_prefix_for_parsing()
                 .and_then(|r| prefix_match(r.as_str()))
@@ -256,21 +258,41 @@ where
     Some(Arc::clone(map.entry(key).or_insert(built)))
 }
 
-/// The rules of a region by its id (`"US"`, case-sensitive).
+/// The id every non-geographic entity (`+800`, `+882`, …) shares.
+const NON_GEOGRAPHIC: &str = "001";
+
+/// The rules of a region by its id (`"US"`, case-sensitive). Not for
+/// [`NON_GEOGRAPHIC`], which names several entities: see [`country`].
 pub(crate) fn region(id: &str) -> Option<Arc<RegionRules>> {
+    if id == NON_GEOGRAPHIC {
+        return None;
+    }
     cached(regions(), id.to_owned(), || {
         DATABASE.by_id(id).map(RegionRules::compile)
     })
 }
 
 /// The rules of a country calling code; `None` if it is not assigned.
+///
+/// Built from the code's own metadata entries: `DATABASE.by_id("001")` holds
+/// only the last non-geographic entity loaded (`+979`), so looking the
+/// regions up by id would judge `+800` numbers by `+979`'s patterns.
 pub(crate) fn country(code: u16) -> Option<Arc<CountryRules>> {
     cached(countries(), code, || {
-        let ids = DATABASE.region(&code)?;
-        let regions: Option<Vec<_>> = ids.iter().map(|id| region(id)).collect();
+        let entries = DATABASE.by_code(&code)?;
+        let regions: Option<Vec<_>> = entries.into_iter().map(region_of).collect();
         let regions = regions?;
         (!regions.is_empty()).then_some(CountryRules { regions })
     })
+}
+
+/// The rules of one metadata entry of a country code.
+fn region_of(meta: &Metadata) -> Option<Arc<RegionRules>> {
+    if meta.id() == NON_GEOGRAPHIC {
+        // One entity per code: cached with its country.
+        return Some(Arc::new(RegionRules::compile(meta)));
+    }
+    region(meta.id())
 }
 
 /// Splits E.164 digits into a known country code and the national number.
@@ -282,12 +304,52 @@ pub(crate) fn split_country_code(digits: &str) -> Option<(u16, Arc<CountryRules>
     })
 }
 
+/// Whether the `0` at `at` in E.164 `digits` directly follows the country
+/// code of a country whose trunk prefix is `0`: `+44 (0)20 …` but not
+/// `+39 (0)6 …`, where Italy's `0` is part of the number.
+pub(crate) fn is_trunk_zero(digits: &str, at: usize) -> bool {
+    split_country_code(digits).is_some_and(|(_, country, national)| {
+        digits.len() - national.len() == at
+            && country
+                .main_region()
+                .is_some_and(|r| r.national_prefix.as_deref() == Some("0"))
+    })
+}
+
 /// Compiles the rules of every region now, so that the first request that
 /// needs a new region does not pay for it.
 pub(crate) fn warm_up() {
     for code in 1..1000 {
-        if DATABASE.region(&code).is_some() {
+        if DATABASE.by_code(&code).is_some() {
             let _ = country(code);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_stay_compiled_past_phonenumbers_100_regex_cache() {
+        // phonenumber compiles patterns through one 100-entry cache shared
+        // by every region: a list spanning a few dozen regions recompiles
+        // them over and over. ibiki keeps every region's rules for good.
+        let first = country(1).expect("+1");
+        warm_up();
+        let codes = (1..1000u16).filter(|c| DATABASE.by_code(c).is_some());
+        assert!(codes.count() > 200);
+        let again = country(1).expect("+1");
+        assert!(Arc::ptr_eq(&first, &again));
+        assert!(Arc::ptr_eq(&first.regions[0], &again.regions[0]));
+    }
+
+    #[test]
+    fn non_geographic_codes_have_their_own_rules() {
+        let toll_free = country(800).expect("+800");
+        let iridium = country(881).expect("+881");
+        assert!(toll_free.is_valid("12345678"));
+        assert!(!iridium.is_valid("12345678"));
+        assert!(region(NON_GEOGRAPHIC).is_none());
     }
 }

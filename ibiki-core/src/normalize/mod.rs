@@ -174,6 +174,11 @@ impl Normalizer {
         self.region.as_ref()
     }
 
+    /// What inbound digits without `+` mean.
+    pub fn bare_digits(&self) -> BareDigits {
+        self.bare_digits
+    }
+
     /// Compiles the numbering rules of every country now instead of on first
     /// use (a few tens of milliseconds), so no request pays for it.
     pub fn warm_up(&self) {
@@ -184,7 +189,7 @@ impl Normalizer {
     pub fn normalize(&self, entry: &str) -> Result<PhoneNumber, NumberError> {
         let scanned = scan(entry.trim())?;
         let digits = if scanned.plus {
-            scanned.digits
+            international(scanned)
         } else {
             self.national_to_international(&scanned.digits)?
         };
@@ -250,10 +255,11 @@ impl Normalizer {
     /// gives the same result, faster.
     #[doc(hidden)]
     pub fn canonicalize_inbound_slow(&self, raw: &str) -> Result<PhoneNumber, NumberError> {
-        let Scanned { plus, digits } = scan(raw.trim())?;
-        let digits = match (plus, self.bare_digits) {
-            (true, _) | (false, BareDigits::International) => digits,
-            (false, BareDigits::National) => self.national_to_international(&digits)?,
+        let scanned = scan(raw.trim())?;
+        let digits = match (scanned.plus, self.bare_digits) {
+            (true, _) => international(scanned),
+            (false, BareDigits::International) => scanned.digits,
+            (false, BareDigits::National) => self.national_to_international(&scanned.digits)?,
         };
         syntax(&digits)
     }
@@ -261,13 +267,17 @@ impl Normalizer {
     /// Rewrites digits written without `+` as E.164 digits, using the default
     /// region's international prefix (`011 44 …`) or national format.
     fn national_to_international(&self, digits: &str) -> Result<String, NumberError> {
-        if (3..=6).contains(&digits.len()) {
-            return Err(NumberError::ShortCode);
+        let short = (3..=6).contains(&digits.len());
+        let Some(region) = self.region.as_ref() else {
+            return Err(if short {
+                NumberError::ShortCode
+            } else {
+                NumberError::MissingCountryCode
+            });
+        };
+        if short {
+            return region_number(region, digits).ok_or(NumberError::ShortCode);
         }
-        let region = self
-            .region
-            .as_ref()
-            .ok_or(NumberError::MissingCountryCode)?;
         if let Some(international) = region.0.strip_international_prefix(digits) {
             return Ok(international.to_owned());
         }
@@ -293,6 +303,29 @@ impl Normalizer {
             (false, _) => Err(NumberError::NotPossible),
         }
     }
+}
+
+/// The E.164 digits of a `+` entry: a bracketed `(0)` after the country code
+/// is dropped where it is the country's trunk prefix (`+44 (0)20 …`) and kept
+/// where it is a digit (`+39 (0)6 …`), as libphonenumber reads them.
+fn international(scanned: Scanned) -> String {
+    let mut digits = scanned.digits;
+    if let Some(at) = scanned.bracketed_zero {
+        if metadata::is_trunk_zero(&digits, at) {
+            digits.remove(at);
+        }
+    }
+    digits
+}
+
+/// 3 to 6 digits are a short code unless the region's metadata knows them as
+/// a whole number: the Falklands' `31234`, the Netherlands' `14 020`.
+fn region_number(region: &Region, digits: &str) -> Option<String> {
+    let national = region.0.strip_national_prefix(digits);
+    let country = metadata::country(region.calling_code())?;
+    country
+        .is_valid(&national)
+        .then(|| format!("{}{}", region.calling_code(), national))
 }
 
 /// `+44 020 …`: the national number is only acceptable without its trunk prefix.

@@ -83,10 +83,115 @@ fn national_prefix_is_stripped_once() {
         Normalizer::new().normalize("+7 800 555 35 35"),
         Ok(e164("+78005553535"))
     );
+    // Lithuania's prefix 8 is stripped from international input too:
+    // phonenumber turns +370 800 12345 into the invalid +370 0 12345.
+    assert_eq!(
+        Normalizer::new().normalize("+370 800 12345"),
+        Ok(e164("+37080012345"))
+    );
+    assert_eq!(
+        region("LT").normalize("8 800 12345"),
+        Ok(e164("+37080012345"))
+    );
+}
+
+#[test]
+fn phonenumber_panic_advisories_inputs_are_rejected() {
+    // CVE-2023-42444 (an out-of-bounds slice) and CVE-2024-39697 (an assert)
+    // made phonenumber's parser panic; ibiki's scanner refuses both.
+    for input in [".;phone-context=", "+dwPAA;phone-context=AA"] {
+        for n in [Normalizer::new(), region("US")] {
+            assert_eq!(n.normalize(input), Err(NumberError::UriParameters));
+            assert_eq!(
+                n.canonicalize_inbound(input),
+                Err(NumberError::UriParameters)
+            );
+        }
+    }
+    assert_eq!(
+        Normalizer::new().normalize("+dwPAA"),
+        Err(NumberError::Letter {
+            letter: 'd',
+            position: 1
+        })
+    );
+}
+
+#[test]
+fn whole_numbers_of_five_and_six_digits_are_not_short_codes() {
+    // Small numbering plans: the Falklands, the Faroes and Niue have 4 to 6
+    // digit subscriber numbers, the Netherlands 5-digit municipal numbers.
+    let cases = [
+        ("FK", "31234", "+50031234"),
+        ("FO", "201234", "+298201234"),
+        ("NU", "7012", "+6837012"),
+        ("NL", "14 020", "+3114020"),
+        ("IR", "09601", "+989601"),
+    ];
+    for (code, input, expected) in cases {
+        assert_eq!(region(code).normalize(input), Ok(e164(expected)), "{code}");
+        assert_eq!(
+            region(code).canonicalize_inbound(input),
+            Ok(e164(expected)),
+            "{code}"
+        );
+    }
+    // Still short codes: where the region has no such number, or none is set.
+    assert_eq!(region("NL").normalize("14 02"), Err(NumberError::ShortCode));
+    assert_eq!(region("GB").normalize("61010"), Err(NumberError::ShortCode));
+    assert_eq!(
+        Normalizer::new().normalize("31234"),
+        Err(NumberError::ShortCode)
+    );
+}
+
+#[test]
+fn phonenumber_by_id_001_keeps_one_non_geographic_entity() {
+    // `DATABASE.by_id("001")` holds only the last non-geographic entity, +979:
+    // every non-geographic code must be judged by its own metadata.
+    let n = Normalizer::new();
+    for valid in [
+        "+80012345678",
+        "+80812345678",
+        "+870301234567",
+        "+878101234567890",
+        "+881612345678",
+        "+8823421234",
+        "+883510012345",
+        "+88812345678901",
+        "+979123456789",
+    ] {
+        assert_eq!(n.normalize(valid), Ok(e164(valid)));
+    }
+    // +979's pattern, under +870: no longer accepted.
+    assert_eq!(n.normalize("+870123456789"), Err(NumberError::NotValid));
+}
+
+#[test]
+fn a_bracketed_zero_is_a_trunk_prefix_only_where_the_country_has_one() {
+    let n = Normalizer::new();
+    let cases = [
+        ("+44 (0)20 7946 0958", "+442079460958"),
+        ("+49 (0)30 123456", "+4930123456"),
+        ("+54 (0)11 2345-6789", "+541123456789"),
+        // Italy has no trunk prefix: its 0 is part of the number.
+        ("+39 (0)6 1234 5678", "+390612345678"),
+    ];
+    for (input, expected) in cases {
+        assert_eq!(n.normalize(input), Ok(e164(expected)), "{input}");
+        assert_eq!(n.canonicalize_inbound(input), Ok(e164(expected)), "{input}");
+    }
+    // Not after the country code: an ordinary 0, as libphonenumber reads it.
+    assert_eq!(
+        n.canonicalize_inbound("+44 20 (0)7946 0958"),
+        Ok(e164("+4420079460958"))
+    );
 }
 
 #[test]
 fn letters_are_not_digits() {
+    // phonenumber reads letters through the keypad: 1-800-FLOWERS is
+    // +18003569377 there, a mistake here.
     let n = region("US");
     assert_eq!(
         n.normalize("INFO-4155550100"),
@@ -270,10 +375,9 @@ fn unknown_regions_are_rejected() {
 /// replaced, kept where ibiki's strict check accepts it.
 fn valid_numbers() -> impl Strategy<Value = PhoneNumber> {
     let examples: Vec<String> = (1..1000u16)
-        .filter_map(|code| DATABASE.region(&code).map(|ids| (code, ids)))
-        .flat_map(|(code, ids)| {
-            ids.into_iter().flat_map(move |id| {
-                let meta = DATABASE.by_id(id).expect("listed region");
+        .filter_map(|code| DATABASE.by_code(&code).map(|metas| (code, metas)))
+        .flat_map(|(code, metas)| {
+            metas.into_iter().flat_map(move |meta| {
                 metadata_examples(meta)
                     .map(move |ex| format!("{code}{ex}"))
                     .collect::<Vec<_>>()

@@ -15,11 +15,12 @@
 //! and [`Model`](model::Model) is the reference the property checks against.
 
 mod conformance;
+pub mod fuzz;
 pub mod model;
 mod state_machine;
 
 pub use self::conformance::*;
-pub use self::state_machine::{Op, state_machine_property};
+pub use self::state_machine::{CLIENTS, NUMBERS, Op, run_ops, state_machine_property};
 
 /// Sequences the state-machine property runs by default.
 pub const DEFAULT_CASES: u32 = 256;

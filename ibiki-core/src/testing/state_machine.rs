@@ -3,6 +3,7 @@
 //! [`Model`]; after every step both agree on everything observable, and every
 //! reply is in exactly one place.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 
 use proptest::prelude::*;
@@ -10,10 +11,10 @@ use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};
 
 use super::conformance::{client, number, reply, whole_held, whole_inbox};
 use super::model::{Change, Model};
-use crate::{ClientId, PhoneNumber, ReplyStore, StoreError};
+use crate::{ClientId, PageRequest, PhoneNumber, ReplyStore, StoreError};
 
 /// Numbers the operations draw from: few, so that they collide.
-const NUMBERS: [&str; 6] = [
+pub const NUMBERS: [&str; 6] = [
     "+14155550100",
     "+14155550101",
     "+14155550102",
@@ -21,7 +22,8 @@ const NUMBERS: [&str; 6] = [
     "+4930123456",
     "+61212345678",
 ];
-const CLIENTS: [&str; 3] = ["acme", "globex", "initech"];
+/// Clients the operations draw from.
+pub const CLIENTS: [&str; 3] = ["acme", "globex", "initech"];
 
 /// One step of a run.
 #[derive(Debug, Clone)]
@@ -86,7 +88,7 @@ where
             let Some(store) = factory().await else {
                 return Ok(());
             };
-            run(&store, &ops).await
+            run_ops(&store, &ops).await
         })
     });
     match result {
@@ -96,7 +98,10 @@ where
     }
 }
 
-async fn run<S: ReplyStore>(store: &S, ops: &[Op]) -> Result<(), TestCaseError> {
+/// Applies `ops` in order to `store` (fresh and empty) and to a [`Model`],
+/// and checks after every step that both agree on everything observable.
+/// The property's body, and the fuzz target `store_ops`'.
+pub async fn run_ops<S: ReplyStore>(store: &S, ops: &[Op]) -> Result<(), TestCaseError> {
     let mut model = Model::default();
     let numbers: Vec<PhoneNumber> = NUMBERS.iter().map(|n| number(n)).collect();
     for (step, op) in ops.iter().enumerate() {
@@ -170,6 +175,8 @@ async fn check<S: ReplyStore>(
         prop_assert_eq!(&inbox, &expected, "inbox of {}", who);
         places.extend(inbox.into_iter().map(|r| r.body));
     }
+    let listed = whole_client_list(store).await?;
+    prop_assert_eq!(listed, model_client_list(model), "listed clients");
     let held = whole_held(store).await;
     prop_assert_eq!(&held, &model.held, "held area");
     places.extend(held.into_iter().map(|r| r.body));
@@ -178,4 +185,32 @@ async fn check<S: ReplyStore>(
     places.dedup();
     prop_assert_eq!(places.len(), total, "a reply is in two places");
     Ok(())
+}
+
+/// Every listed client with its count, read page by page.
+async fn whole_client_list<S: ReplyStore>(
+    store: &S,
+) -> Result<Vec<(ClientId, usize)>, TestCaseError> {
+    let mut all = Vec::new();
+    let mut page = PageRequest::first(2);
+    loop {
+        let got = store
+            .list_clients(&page)
+            .await
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        all.extend(got.items.iter().map(|s| (s.client.clone(), s.count)));
+        match page.next(&got) {
+            Some(next) => page = next,
+            None => return Ok(all),
+        }
+    }
+}
+
+/// Clients that own a number, by id, with how many.
+fn model_client_list(model: &Model) -> Vec<(ClientId, usize)> {
+    let mut counts: BTreeMap<ClientId, usize> = BTreeMap::new();
+    for owner in model.owners.values() {
+        *counts.entry(owner.clone()).or_default() += 1;
+    }
+    counts.into_iter().collect()
 }
