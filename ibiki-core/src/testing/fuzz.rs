@@ -19,8 +19,9 @@ use crate::{BareDigits, Normalizer, PhoneNumber, PhoneNumbersInput, ReplyStore, 
 /// Most operations one `store_ops` input decodes to.
 pub const MAX_OPS: usize = 64;
 
-/// Regions whose national formats the normalize targets read: every
-/// continent, and the national prefixes that need care (RU, LT, AR, IT).
+/// Regions whose national formats the normalize targets read, for their
+/// prefixes: trunk 1 (US), 0 (GB, DE), 8 (RU, LT), AR's transform rule, IT's
+/// kept 0, FK's 5-digit numbers.
 const REGIONS: [&str; 8] = ["US", "GB", "DE", "RU", "LT", "AR", "IT", "FK"];
 
 /// The normalizers each input goes through: no default region, and each of
