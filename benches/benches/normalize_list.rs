@@ -27,7 +27,7 @@ fn examples(region: &str) -> Vec<String> {
         .iter()
         .filter_map(|&k| meta.descriptors().get(k)?.example().map(str::to_owned))
         .collect();
-    (0..4)
+    (0..10)
         .flat_map(|d| {
             base.iter()
                 .map(move |ex| format!("+{} {}{d}", meta.country_code(), &ex[..ex.len() - 1]))
@@ -36,7 +36,6 @@ fn examples(region: &str) -> Vec<String> {
 }
 
 fn mixed_list(normalizer: &Normalizer) -> Vec<String> {
-    let mut list = Vec::new();
     let per_region: Vec<Vec<String>> = REGIONS
         .iter()
         .map(|r| {
@@ -46,16 +45,18 @@ fn mixed_list(normalizer: &Normalizer) -> Vec<String> {
                 .collect()
         })
         .collect();
-    'fill: for round in 0.. {
-        for numbers in &per_region {
-            if let Some(n) = numbers.get(round % numbers.len().max(1)) {
-                list.push(n.clone());
-                if list.len() == 100 {
-                    break 'fill;
-                }
-            }
-        }
+    // Round-robin over the regions, each number once, until 100.
+    let mut list = Vec::new();
+    for round in 0..per_region.iter().map(Vec::len).max().unwrap_or(0) {
+        list.extend(
+            per_region
+                .iter()
+                .filter_map(|numbers| numbers.get(round).cloned()),
+        );
     }
+    let mut seen = std::collections::HashSet::new();
+    list.retain(|n| seen.insert(normalizer.normalize(n).ok()));
+    list.truncate(100);
     list
 }
 

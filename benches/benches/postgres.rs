@@ -81,6 +81,14 @@ async fn prepare(store: &PostgresStore) {
                 .expect("legacy schema");
         }
     }
+    let inserts = format!(
+        "CREATE TABLE IF NOT EXISTS {LEGACY}.inserts \
+         (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, body text)"
+    );
+    sqlx::query(&inserts)
+        .execute(pool)
+        .await
+        .expect("inserts table");
 }
 
 fn postgres(c: &mut Criterion) {

@@ -11,7 +11,8 @@ use crate::error::ClientIdError;
 /// The opaque id of a client (the `userId` of the admin API).
 ///
 /// Non-empty, at most [`ClientId::MAX_LEN`] bytes, no control characters.
-/// Cloning is cheap (a reference count).
+/// Cloning is cheap: ids up to 22 bytes are kept inline, longer ones share one
+/// allocation.
 ///
 /// ```
 /// use ibiki_core::ClientId;
@@ -22,8 +23,23 @@ use crate::error::ClientIdError;
 /// assert!(ClientId::new("a\nb").is_err());
 /// # Ok::<(), ibiki_core::ClientIdError>(())
 /// ```
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ClientId(Arc<str>);
+#[derive(Clone)]
+pub struct ClientId(Repr);
+
+/// Longest id kept inline.
+const INLINE: usize = 22;
+
+#[derive(Clone)]
+enum Repr {
+    /// Short ids (most are) live inline: a clone copies 24 bytes and writes no
+    /// shared reference count, so routing lookups that return the owner stay
+    /// free of cache misses and contention on the count.
+    Inline {
+        len: u8,
+        bytes: [u8; INLINE],
+    },
+    Shared(Arc<str>),
+}
 
 impl ClientId {
     /// Longest id accepted, in bytes.
@@ -44,30 +60,69 @@ impl ClientId {
         if let Some(position) = id.chars().position(char::is_control) {
             return Err(ClientIdError::ControlCharacter { position });
         }
-        Ok(Self(Arc::from(id)))
+        Ok(Self(match u8::try_from(id.len()) {
+            Ok(len) if id.len() <= INLINE => {
+                let mut bytes = [0; INLINE];
+                bytes[..id.len()].copy_from_slice(id.as_bytes());
+                Repr::Inline { len, bytes }
+            }
+            _ => Repr::Shared(Arc::from(id)),
+        }))
     }
 
     /// The id as text.
     pub fn as_str(&self) -> &str {
-        &self.0
+        match &self.0 {
+            // The bytes were copied from a `str` at a char boundary.
+            Repr::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
+            Repr::Shared(id) => id,
+        }
+    }
+}
+
+impl PartialEq for ClientId {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for ClientId {}
+
+impl PartialOrd for ClientId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ClientId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl std::hash::Hash for ClientId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
     }
 }
 
 impl fmt::Display for ClientId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
 impl fmt::Debug for ClientId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ClientId({:?})", &*self.0)
+        write!(f, "ClientId({:?})", self.as_str())
     }
 }
 
 impl AsRef<str> for ClientId {
     fn as_ref(&self) -> &str {
-        &self.0
+        self.as_str()
     }
 }
 
@@ -81,7 +136,7 @@ impl FromStr for ClientId {
 
 impl Serialize for ClientId {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
+        serializer.serialize_str(self.as_str())
     }
 }
 
@@ -109,6 +164,21 @@ mod tests {
             Err(ClientIdError::ControlCharacter { position: 2 })
         );
         assert!(ClientId::new("élodie 🙂").is_ok());
+    }
+
+    #[test]
+    fn short_and_long_ids_compare_by_text() {
+        let short = ClientId::new("x".repeat(22)).expect("inline");
+        let long = ClientId::new("x".repeat(23)).expect("shared");
+        assert!(matches!(short.0, Repr::Inline { .. }));
+        assert!(matches!(long.0, Repr::Shared(_)));
+        assert!(short < long);
+        assert_eq!(long.clone().as_str(), "x".repeat(23));
+        assert_eq!(
+            ClientId::new("élodie").map(|c| c.to_string()).as_deref(),
+            Ok("élodie")
+        );
+        assert_eq!(std::mem::size_of::<ClientId>(), 24);
     }
 
     #[test]
