@@ -48,6 +48,15 @@ rps() { awk '/Requests\/sec/ {print $2}'; }
 h=$(echo "$health" | rps)
 w=$(echo "$webhook" | rps)
 echo "== ratio ($store store): webhook $w req/s / healthz $h req/s = $(python3 -c "print(f'{$w / $h:.2f}')")"
+if [ "$store" = postgres ]; then
+  # The server's pool holds 10 connections: the insert ceiling at the same count.
+  echo "== pgbench: one-row INSERT per transaction, 10 clients"
+  insert=$(scripts/loadtest/pgbench-insert.sh "$SECONDS_EACH" 10)
+  echo "$insert"
+  tps=$(echo "$insert" | awk '/^tps/ {print $3}')
+  echo "== ratio: webhook $w req/s / pgbench insert $tps tps = $(python3 -c "print(f'{$w / $tps:.2f}')")"
+  psql "$DATABASE_URL" -qc "SET client_min_messages = warning; DROP SCHEMA IF EXISTS ibiki_loadtest CASCADE"
+fi
 if echo "$webhook$health" | grep -q "Non-2xx"; then
   echo "ERROR: some responses were not 2xx" >&2
   exit 1
