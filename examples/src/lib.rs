@@ -35,6 +35,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 mod inbox;
+pub mod openapi;
 mod request;
 pub mod server;
 pub mod signature;
