@@ -22,6 +22,7 @@ use crate::request::{BodyFormat, body_bytes, body_format, parse_json};
 #[serde(rename_all = "camelCase")]
 pub(crate) struct UpdateRequest {
     /// The client: 1 to 128 bytes, no control characters.
+    #[schema(example = "123")]
     user_id: String,
     // Read as any JSON value so a wrong shape gets a message naming both
     // accepted shapes, not serde's "did not match any variant".
@@ -134,7 +135,7 @@ pub(crate) struct NumbersAnswer {
     path = "/api/admin/clients/{user_id}/phone-numbers",
     tag = "admin",
     security(("bearer" = [])),
-    params(("user_id" = String, Path, description = "The client", min_length = 1)),
+    params(("user_id" = String, Path, description = "The client", min_length = 1, example = "123")),
     responses(
         (status = 200, description = "The client's numbers", body = NumbersAnswer),
         (status = 400, description = "Invalid `userId`", body = ErrorBody),
@@ -175,7 +176,7 @@ pub(crate) struct RouteAnswer {
     tag = "admin",
     security(("bearer" = [])),
     params((
-        "phone_number" = String, Path, min_length = 1,
+        "phone_number" = String, Path, min_length = 1, example = "+14155550100",
         description = "The number, read like admin input (URL-encode `+` as `%2B`)"
     )),
     responses(

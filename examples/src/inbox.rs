@@ -43,7 +43,7 @@ impl From<Page<StoredReply>> for MessagesAnswer {
     tag = "inbox",
     security(("bearer" = [])),
     params(
-        ("user_id" = String, Path, description = "The client", min_length = 1),
+        ("user_id" = String, Path, description = "The client", min_length = 1, example = "123"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000,
             description = "Page size, 1 to 1000 (default 100)"),
         ("after" = Option<String>, Query, min_length = 1, max_length = 256,

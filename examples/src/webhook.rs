@@ -28,14 +28,18 @@ use crate::signature::{self, SignatureError, SignatureHeader};
 pub(crate) struct JsonPayload {
     /// The provider's message id (1 to 256 bytes, no control characters):
     /// a retry with the same id is recorded once.
+    #[schema(example = "SM1")]
     pub(crate) message_id: Option<String>,
     /// The sender, at most 256 bytes.
+    #[schema(example = "+15005550006")]
     pub(crate) from: String,
     /// The number replied to, at most 256 bytes.
+    #[schema(example = "+14155550100")]
     pub(crate) to: String,
     // An MMS may carry no text.
     /// The text, at most 32 KiB; absent for an MMS without text.
     #[serde(default)]
+    #[schema(example = "Yes, 3pm works")]
     pub(crate) body: String,
 }
 
