@@ -34,6 +34,8 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod inbox;
 pub mod openapi;
 mod request;

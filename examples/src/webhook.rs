@@ -45,18 +45,18 @@ pub(crate) struct JsonPayload {
 
 /// A Twilio-style form reply: `MessageSid`, `From`, `To`, `Body`; the other
 /// fields Twilio sends are ignored.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "PascalCase")]
 pub(crate) struct FormPayload {
     /// The provider's message id, as `messageId`.
-    message_sid: Option<String>,
+    pub(crate) message_sid: Option<String>,
     /// The sender, at most 256 bytes.
-    from: String,
+    pub(crate) from: String,
     /// The number replied to, at most 256 bytes.
-    to: String,
+    pub(crate) to: String,
     /// The text, at most 32 KiB.
     #[serde(default)]
-    body: String,
+    pub(crate) body: String,
 }
 
 /// Both formats, read.
@@ -111,16 +111,31 @@ impl Payload {
     }
 
     /// Checks the field limits and canonicalizes `to`.
-    fn into_reply(self, normalizer: &Normalizer) -> Result<InboundReply, ApiError> {
+    fn into_reply(
+        self,
+        normalizer: &Normalizer,
+        now: OffsetDateTime,
+    ) -> Result<InboundReply, ApiError> {
         let message_id = self
             .message_id
             .map(MessageId::new)
             .transpose()
             .map_err(reply_error)?;
-        let now = OffsetDateTime::now_utc();
         InboundReply::new(normalizer, message_id, self.from, &self.to, self.body, now)
             .map_err(reply_error)
     }
+}
+
+/// A webhook body, read: parsed in `format`, the field limits checked and
+/// `to` canonicalized, received at `now`. Everything the webhook does to the
+/// bytes before the store sees them (the fuzz target `decode_webhook` runs it).
+pub(crate) fn decode(
+    format: BodyFormat,
+    body: &[u8],
+    normalizer: &Normalizer,
+    now: OffsetDateTime,
+) -> Result<InboundReply, ApiError> {
+    Payload::parse(format, body)?.into_reply(normalizer, now)
 }
 
 fn reply_error(error: ReplyError) -> ApiError {
@@ -199,7 +214,7 @@ pub(crate) async fn receive(
     let format = format.ok_or_else(|| {
         ApiError::unsupported_media_type("application/json or application/x-www-form-urlencoded")
     })?;
-    let reply = Payload::parse(format, &body)?.into_reply(app.normalizer())?;
+    let reply = decode(format, &body, app.normalizer(), OffsetDateTime::now_utc())?;
     let message_id = reply.message_id.clone();
     let receipt = app.store().receive(reply).await?;
     tracing::debug!(?message_id, ?receipt, "reply recorded");
