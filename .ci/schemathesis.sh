@@ -17,7 +17,7 @@ EXAMPLES="${SCHEMATHESIS_EXAMPLES:-100}"
 # Hard cap on each store's run, in seconds.
 BUDGET="${SCHEMATHESIS_BUDGET:-180}"
 TOKEN="schemathesis-admin-token"
-TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+TARGET_DIR="$(realpath -m "${CARGO_TARGET_DIR:-target}")"
 VENV="$TARGET_DIR/schemathesis-venv"
 
 if ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -qF "$SCHEMATHESIS_VERSION"; then
@@ -70,14 +70,15 @@ run_store() {
     sleep 0.1
   done
   echo "schemathesis: $name store on $base"
-  NO_COLOR=1 timeout "$BUDGET" "$VENV/bin/schemathesis" run "$base/openapi.json" \
+  # From the target directory: schemathesis keeps its cache in the working one.
+  (cd "$TARGET_DIR" && NO_COLOR=1 timeout "$BUDGET" "$VENV/bin/schemathesis" run "$base/openapi.json" \
     --header "Authorization: Bearer $TOKEN" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
     --max-examples "$EXAMPLES" \
     --workers 1 \
     --request-timeout 10 \
     --generation-database none \
-    --no-color
+    --no-color)
   cleanup
 }
 
