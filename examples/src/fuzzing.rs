@@ -198,3 +198,24 @@ fn secret_of(text: &str) -> WebhookSecret {
         .unwrap_or_else(|_| unreachable!("the secret is not empty"));
     WebhookSecret::new(secret)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The round trip is not vacuous: both formats' typical bodies decode.
+    #[test]
+    fn typical_bodies_decode_and_round_trip() {
+        let normalizer = Normalizer::new();
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let json = br#"{"messageId":"SM1","from":"+15005550006","to":"+1 415 555 0100","body":"a\u0000b"}"#;
+        let form = b"MessageSid=SM1&From=%2B15005550006&To=%2B14155550100&Body=a+b";
+        for (format, body) in [(BodyFormat::Json, &json[..]), (BodyFormat::Form, &form[..])] {
+            let reply = webhook::decode(format, body, &normalizer, now).expect("decodes");
+            assert!(matches!(reply.to, Destination::Number(_)), "{reply:?}");
+            let mut data = vec![u8::from(format == BodyFormat::Form)];
+            data.extend_from_slice(body);
+            decode_webhook(&data);
+        }
+    }
+}
