@@ -10,33 +10,62 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use ibiki_core::{ClientId, PhoneNumber, PhoneNumbersInput};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::app::{ADMIN_BODY_LIMIT, App};
 use crate::error::ApiError;
+use crate::openapi::ErrorBody;
 use crate::request::{BodyFormat, body_bytes, body_format, parse_json};
 
 /// The body of `POST /api/admin/update-phone-numbers`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct UpdateRequest {
+pub(crate) struct UpdateRequest {
+    /// The client: 1 to 128 bytes, no control characters.
+    #[schema(example = "123")]
     user_id: String,
     // Read as any JSON value so a wrong shape gets a message naming both
     // accepted shapes, not serde's "did not match any variant".
     phone_numbers: serde_json::Value,
 }
 
-#[derive(Debug, Serialize)]
+/// The client's numbers after the update.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct UpdateAnswer {
+    /// The client.
+    #[schema(value_type = String)]
     user_id: ClientId,
+    /// Its whole set, E.164, sorted.
+    #[schema(value_type = Vec<String>)]
     phone_numbers: Vec<PhoneNumber>,
+    /// How many numbers it has.
+    #[schema(value_type = u64)]
     count: usize,
+    /// How many held replies the new numbers released into its inbox.
     released: u64,
 }
 
 /// `POST /api/admin/update-phone-numbers`: makes the list the client's whole
 /// set. All or nothing: a bad entry (422) or another client's number (409)
 /// changes nothing.
+#[utoipa::path(
+    post,
+    path = "/api/admin/update-phone-numbers",
+    tag = "admin",
+    security(("bearer" = [])),
+    request_body(content = UpdateRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The list is now the client's whole set", body = UpdateAnswer),
+        (status = 400, description = "Unreadable JSON, wrong shape or invalid `userId`", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 409, description = "Another client owns some of the numbers; nothing changed", body = ErrorBody),
+        (status = 413, description = "Body or list larger than the limit", body = ErrorBody),
+        (status = 415, description = "Content-Type is not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid or too many numbers; nothing changed", body = ErrorBody),
+        (status = 503, description = "The store is unavailable; retry later", body = ErrorBody),
+    )
+)]
 pub(crate) async fn update_phone_numbers(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -88,14 +117,33 @@ pub(crate) fn path_segment(path: Result<Path<String>, PathRejection>) -> Result<
         .map_err(|rejection| ApiError::bad_request("invalid_path", rejection.body_text()))
 }
 
-#[derive(Debug, Serialize)]
+/// A client's numbers.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct NumbersAnswer {
+    /// The client.
+    #[schema(value_type = String)]
     user_id: ClientId,
+    /// Its numbers, E.164, sorted; empty for an unknown client.
+    #[schema(value_type = Vec<String>)]
     phone_numbers: Vec<PhoneNumber>,
 }
 
 /// `GET /api/admin/clients/{userId}/phone-numbers`: empty for an unknown client.
+#[utoipa::path(
+    get,
+    path = "/api/admin/clients/{user_id}/phone-numbers",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("user_id" = String, Path, description = "The client", min_length = 1, example = "123")),
+    responses(
+        (status = 200, description = "The client's numbers", body = NumbersAnswer),
+        (status = 400, description = "Invalid `userId`", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "No such route (an empty `userId`)", body = ErrorBody),
+        (status = 503, description = "The store is unavailable; retry later", body = ErrorBody),
+    )
+)]
 pub(crate) async fn phone_numbers(
     State(app): State<Arc<App>>,
     path: Result<Path<String>, PathRejection>,
@@ -108,15 +156,37 @@ pub(crate) async fn phone_numbers(
     }))
 }
 
-#[derive(Debug, Serialize)]
+/// Who owns a number.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct RouteAnswer {
+    /// The number, E.164.
+    #[schema(value_type = String)]
     phone_number: PhoneNumber,
+    /// Its owner; null when nobody owns it.
+    #[schema(value_type = Option<String>, required = true)]
     user_id: Option<ClientId>,
 }
 
 /// `GET /api/admin/routes/{phoneNumber}`: who owns the number, normalized
 /// like admin input (`%2B14155550100`, `+1 415 555 0100`, …).
+#[utoipa::path(
+    get,
+    path = "/api/admin/routes/{phone_number}",
+    tag = "admin",
+    security(("bearer" = [])),
+    params((
+        "phone_number" = String, Path, min_length = 1, example = "+14155550100",
+        description = "The number, read like admin input (URL-encode `+` as `%2B`)"
+    )),
+    responses(
+        (status = 200, description = "The number and its owner", body = RouteAnswer),
+        (status = 400, description = "Not a phone number", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "No such route (an empty number)", body = ErrorBody),
+        (status = 503, description = "The store is unavailable; retry later", body = ErrorBody),
+    )
+)]
 pub(crate) async fn route(
     State(app): State<Arc<App>>,
     path: Result<Path<String>, PathRejection>,

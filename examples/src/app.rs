@@ -8,13 +8,15 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use ibiki_core::{DynReplyStore, Normalizer};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::{AdminToken, require_admin_token};
 use crate::error::ApiError;
+use crate::openapi::{ErrorBody, Health};
 use crate::signature::WebhookSecret;
-use crate::{admin, inbox, webhook};
+use crate::{admin, inbox, openapi, webhook};
 
 /// Largest webhook body, in bytes: a reply is at most a few KiB.
 pub const WEBHOOK_BODY_LIMIT: usize = 64 * 1024;
@@ -76,27 +78,16 @@ impl App {
     /// The HTTP routes, ready for [`serve`](crate::serve).
     pub fn router(self) -> Router {
         let app = Arc::new(self);
-        let api = Router::new()
-            .route(
-                "/api/admin/update-phone-numbers",
-                post(admin::update_phone_numbers),
-            )
-            .route(
-                "/api/admin/clients/{user_id}/phone-numbers",
-                get(admin::phone_numbers),
-            )
-            .route("/api/admin/routes/{phone_number}", get(admin::route))
-            .route("/api/admin/held", get(inbox::held))
-            .route("/api/clients/{user_id}/messages", get(inbox::messages))
+        let (api, _) = api_routes()
             .route_layer(middleware::from_fn_with_state(
                 app.clone(),
                 require_admin_token,
             ))
-            .layer(DefaultBodyLimit::max(ADMIN_BODY_LIMIT));
-        let public = Router::new()
-            .route("/webhooks/sms", post(webhook::receive))
-            .route("/healthz", get(healthz))
-            .layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT));
+            .layer(DefaultBodyLimit::max(ADMIN_BODY_LIMIT))
+            .split_for_parts();
+        let (public, _) = public_routes()
+            .layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT))
+            .split_for_parts();
         api.merge(public)
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed)
@@ -105,7 +96,40 @@ impl App {
     }
 }
 
+/// Every route, with its documentation: what [`App::router`] serves and
+/// [`openapi::document`](crate::openapi::document) describes.
+pub(crate) fn routes() -> OpenApiRouter<Arc<App>> {
+    api_routes().merge(public_routes())
+}
+
+/// The `/api` routes, behind the admin token.
+fn api_routes() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::new()
+        .routes(routes!(admin::update_phone_numbers))
+        .routes(routes!(admin::phone_numbers))
+        .routes(routes!(admin::route))
+        .routes(routes!(inbox::held))
+        .routes(routes!(inbox::messages))
+}
+
+/// The public routes.
+fn public_routes() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::new()
+        .routes(routes!(webhook::receive))
+        .routes(routes!(healthz))
+        .routes(routes!(openapi::serve_document))
+}
+
 /// 200 when the store answers, 503 otherwise.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "meta",
+    responses(
+        (status = 200, description = "The store answers", body = Health),
+        (status = 503, description = "The store does not answer", body = ErrorBody),
+    )
+)]
 async fn healthz(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
     app.store().ping().await?;
     Ok((

@@ -7,16 +7,23 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use ibiki_core::{Cursor, Page, StoredReply};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::admin::{client_id, path_segment};
 use crate::app::App;
 use crate::error::ApiError;
+use crate::openapi::ErrorBody;
 use crate::request::page_request;
 
 /// One page of replies, oldest first, and where to continue.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct MessagesAnswer {
+    /// The replies, oldest first.
+    #[schema(value_type = Vec<crate::openapi::StoredReply>)]
     messages: Vec<StoredReply>,
+    /// The `after` of the next page: the position of the last reply, or null
+    /// when there is none yet. Replies that arrive later appear after it.
+    #[schema(value_type = Option<String>, required = true)]
     next: Option<Cursor>,
 }
 
@@ -30,6 +37,26 @@ impl From<Page<StoredReply>> for MessagesAnswer {
 }
 
 /// `GET /api/clients/{userId}/messages?limit=N&after=CURSOR`.
+#[utoipa::path(
+    get,
+    path = "/api/clients/{user_id}/messages",
+    tag = "inbox",
+    security(("bearer" = [])),
+    params(
+        ("user_id" = String, Path, description = "The client", min_length = 1, example = "123"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000,
+            description = "Page size, 1 to 1000 (default 100)"),
+        ("after" = Option<String>, Query, min_length = 1, max_length = 256,
+            description = "A `next` cursor of an earlier page"),
+    ),
+    responses(
+        (status = 200, description = "One page of the client's replies", body = MessagesAnswer),
+        (status = 400, description = "Invalid `userId`, `limit`, `after` or query string", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "No such route (an empty `userId`)", body = ErrorBody),
+        (status = 503, description = "The store is unavailable; retry later", body = ErrorBody),
+    )
+)]
 pub(crate) async fn messages(
     State(app): State<Arc<App>>,
     path: Result<Path<String>, PathRejection>,
@@ -41,6 +68,24 @@ pub(crate) async fn messages(
 }
 
 /// `GET /api/admin/held?limit=N&after=CURSOR`: replies nobody owns yet.
+#[utoipa::path(
+    get,
+    path = "/api/admin/held",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000,
+            description = "Page size, 1 to 1000 (default 100)"),
+        ("after" = Option<String>, Query, min_length = 1, max_length = 256,
+            description = "A `next` cursor of an earlier page"),
+    ),
+    responses(
+        (status = 200, description = "One page of the held replies", body = MessagesAnswer),
+        (status = 400, description = "Invalid `limit`, `after` or query string", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 503, description = "The store is unavailable; retry later", body = ErrorBody),
+    )
+)]
 pub(crate) async fn held(
     State(app): State<Arc<App>>,
     RawQuery(query): RawQuery,

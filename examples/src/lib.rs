@@ -34,7 +34,10 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod inbox;
+pub mod openapi;
 mod request;
 pub mod server;
 pub mod signature;

@@ -14,34 +14,49 @@ use axum::http::HeaderMap;
 use ibiki_core::{ClientId, InboundReply, MessageId, Normalizer, Receipt, ReplyError};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 
 use crate::app::{App, WEBHOOK_BODY_LIMIT};
 use crate::error::ApiError;
+use crate::openapi::ErrorBody;
 use crate::request::{BodyFormat, body_bytes, body_format, parse_form, parse_json};
 use crate::signature::{self, SignatureError, SignatureHeader};
 
 /// A JSON reply: `{"messageId", "from", "to", "body"}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct JsonPayload {
-    message_id: Option<String>,
-    from: String,
-    to: String,
+pub(crate) struct JsonPayload {
+    /// The provider's message id (1 to 256 bytes, no control characters):
+    /// a retry with the same id is recorded once.
+    #[schema(example = "SM1")]
+    pub(crate) message_id: Option<String>,
+    /// The sender, at most 256 bytes.
+    #[schema(example = "+15005550006")]
+    pub(crate) from: String,
+    /// The number replied to, at most 256 bytes.
+    #[schema(example = "+14155550100")]
+    pub(crate) to: String,
     // An MMS may carry no text.
+    /// The text, at most 32 KiB; absent for an MMS without text.
     #[serde(default)]
-    body: String,
+    #[schema(example = "Yes, 3pm works")]
+    pub(crate) body: String,
 }
 
 /// A Twilio-style form reply: `MessageSid`, `From`, `To`, `Body`; the other
 /// fields Twilio sends are ignored.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "PascalCase")]
-struct FormPayload {
-    message_sid: Option<String>,
-    from: String,
-    to: String,
+pub(crate) struct FormPayload {
+    /// The provider's message id, as `messageId`.
+    pub(crate) message_sid: Option<String>,
+    /// The sender, at most 256 bytes.
+    pub(crate) from: String,
+    /// The number replied to, at most 256 bytes.
+    pub(crate) to: String,
+    /// The text, at most 32 KiB.
     #[serde(default)]
-    body: String,
+    pub(crate) body: String,
 }
 
 /// Both formats, read.
@@ -96,16 +111,31 @@ impl Payload {
     }
 
     /// Checks the field limits and canonicalizes `to`.
-    fn into_reply(self, normalizer: &Normalizer) -> Result<InboundReply, ApiError> {
+    fn into_reply(
+        self,
+        normalizer: &Normalizer,
+        now: OffsetDateTime,
+    ) -> Result<InboundReply, ApiError> {
         let message_id = self
             .message_id
             .map(MessageId::new)
             .transpose()
             .map_err(reply_error)?;
-        let now = OffsetDateTime::now_utc();
         InboundReply::new(normalizer, message_id, self.from, &self.to, self.body, now)
             .map_err(reply_error)
     }
+}
+
+/// A webhook body, read: parsed in `format`, the field limits checked and
+/// `to` canonicalized, received at `now`. Everything the webhook does to the
+/// bytes before the store sees them (the fuzz target `decode_webhook` runs it).
+pub(crate) fn decode(
+    format: BodyFormat,
+    body: &[u8],
+    normalizer: &Normalizer,
+    now: OffsetDateTime,
+) -> Result<InboundReply, ApiError> {
+    Payload::parse(format, body)?.into_reply(normalizer, now)
 }
 
 fn reply_error(error: ReplyError) -> ApiError {
@@ -118,12 +148,14 @@ fn reply_error(error: ReplyError) -> ApiError {
 }
 
 /// What happened to the reply.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(tag = "status", rename_all = "lowercase")]
 pub(crate) enum WebhookAnswer {
     /// In this client's inbox.
     Routed {
+        /// The client that owns the number.
         #[serde(rename = "userId")]
+        #[schema(value_type = String)]
         user_id: ClientId,
     },
     /// Held until someone owns the number.
@@ -144,6 +176,28 @@ impl From<Receipt> for WebhookAnswer {
 
 /// The handler. Order matters: the signature header is checked before the
 /// body is read, and the signature over the raw bytes before they are parsed.
+#[utoipa::path(
+    post,
+    path = "/webhooks/sms",
+    tag = "webhook",
+    params((
+        "X-Ibiki-Signature" = Option<String>, Header,
+        description = "`t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<body>\">`: \
+            required when the server has a webhook secret"
+    )),
+    request_body(content(
+        (JsonPayload = "application/json"),
+        (FormPayload = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 200, description = "Recorded (or recognized as a retry)", body = WebhookAnswer),
+        (status = 400, description = "Unreadable body, missing field or a field over its limit", body = ErrorBody),
+        (status = 401, description = "Missing, malformed, stale or wrong signature", body = ErrorBody),
+        (status = 413, description = "Body larger than 64 KiB", body = ErrorBody),
+        (status = 415, description = "Content-Type is neither JSON nor a form", body = ErrorBody),
+        (status = 503, description = "Not recorded: the store is unavailable; retry", body = ErrorBody),
+    )
+)]
 pub(crate) async fn receive(
     State(app): State<Arc<App>>,
     request: Request,
@@ -160,7 +214,7 @@ pub(crate) async fn receive(
     let format = format.ok_or_else(|| {
         ApiError::unsupported_media_type("application/json or application/x-www-form-urlencoded")
     })?;
-    let reply = Payload::parse(format, &body)?.into_reply(app.normalizer())?;
+    let reply = decode(format, &body, app.normalizer(), OffsetDateTime::now_utc())?;
     let message_id = reply.message_id.clone();
     let receipt = app.store().receive(reply).await?;
     tracing::debug!(?message_id, ?receipt, "reply recorded");

@@ -136,7 +136,7 @@ pub struct InboundReply {
 }
 
 impl InboundReply {
-    /// Longest `from` and raw `to`, in bytes.
+    /// Longest `from` and raw `to`, in bytes, as kept (NULs replaced).
     pub const MAX_ADDRESS_LEN: usize = 256;
     /// Longest body, in bytes (a 10-part concatenated SMS is about 1.6 KB).
     pub const MAX_BODY_LEN: usize = 32 * 1024;
@@ -155,16 +155,21 @@ impl InboundReply {
         body: impl Into<String>,
         received_at: OffsetDateTime,
     ) -> Result<Self, ReplyError> {
-        let (from, body) = (from.into(), body.into());
+        // The limits hold for what is kept: a NUL grows to three bytes.
+        let (from, to, body) = (
+            without_nul(from.into()),
+            without_nul(to.to_owned()),
+            without_nul(body.into()),
+        );
         check_len("from", &from, Self::MAX_ADDRESS_LEN)?;
-        check_len("to", to, Self::MAX_ADDRESS_LEN)?;
+        check_len("to", &to, Self::MAX_ADDRESS_LEN)?;
         check_len("body", &body, Self::MAX_BODY_LEN)?;
         let micros = received_at.nanosecond() / 1_000 * 1_000;
         Ok(Self {
             message_id,
-            from: without_nul(from),
-            to: Destination::from_raw(normalizer, &without_nul(to.to_owned())),
-            body: without_nul(body),
+            from,
+            to: Destination::from_raw(normalizer, &to),
+            body,
             received_at: received_at
                 .replace_nanosecond(micros)
                 .unwrap_or(received_at),
@@ -275,3 +280,31 @@ pub trait ReplyStore: AssignmentStore {
 
 /// A type-erased [`ReplyStore`], for `Arc<DynReplyStore>`.
 pub type DynReplyStore = dyn ReplyStore;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the `decode_webhook` fuzz target: the limits were checked
+    /// before NULs became U+FFFD (3 bytes), so a kept `to` could reach 768.
+    #[test]
+    fn limits_hold_after_nul_replacement() {
+        let normalizer = Normalizer::new();
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let nuls = "\0".repeat(100);
+        for (from, to, body) in [
+            (nuls.as_str(), "x", ""),
+            ("x", nuls.as_str(), ""),
+            ("x", "x", &*"\0".repeat(InboundReply::MAX_BODY_LEN / 2)),
+        ] {
+            let error = InboundReply::new(&normalizer, None, from, to, body, now);
+            assert!(
+                matches!(error, Err(ReplyError::TooLong { .. })),
+                "{error:?}"
+            );
+        }
+        let kept = InboundReply::new(&normalizer, None, "\0".repeat(85), "x", "", now)
+            .expect("255 bytes once replaced");
+        assert_eq!(kept.from, "\u{fffd}".repeat(85));
+    }
+}

@@ -1,0 +1,160 @@
+//! The OpenAPI 3 document, generated from the handlers' `#[utoipa::path]`
+//! attributes and the types they read and answer, and served at
+//! `GET /openapi.json`.
+//!
+//! The router and the document come from the same route list
+//! ([`app::routes`](crate::app)), so a route cannot be served without being
+//! documented. The types that only exist as JSON on the wire (the error body,
+//! the stored reply) are described here.
+
+use std::sync::OnceLock;
+
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+/// Name of the bearer security scheme in the document (the `/api` operations
+/// spell it out: `security(("bearer" = []))`).
+pub(crate) const BEARER: &str = "bearer";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "ibiki example server",
+        description = "Routes inbound SMS replies to the client that owns the number replied to. \
+            Every `/api` route takes the admin bearer token; `/webhooks/sms`, `/healthz` and \
+            `/openapi.json` are public (the webhook checks its own signature when a secret is set)."
+    ),
+    modifiers(&BearerScheme),
+    tags(
+        (name = "admin", description = "Assign numbers, inspect routing and held replies"),
+        (name = "inbox", description = "A client's replies"),
+        (name = "webhook", description = "The provider's inbound-reply webhook"),
+        (name = "meta", description = "Health and this document"),
+    )
+)]
+struct ApiDoc;
+
+/// Adds the admin bearer token scheme the `/api` operations refer to.
+struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            BEARER,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The admin token (`--admin-token`)"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The whole document: the routes' operations under the common header.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.merge(crate::app::routes().into_openapi());
+    doc
+}
+
+/// `GET /openapi.json`, rendered once.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "meta",
+    responses(
+        (status = 200, description = "This OpenAPI 3 document", content_type = "application/json",
+            body = Object),
+    )
+)]
+pub(crate) async fn serve_document() -> Response {
+    static JSON: OnceLock<String> = OnceLock::new();
+    let json = JSON.get_or_init(|| {
+        document()
+            .to_pretty_json()
+            .unwrap_or_else(|e| unreachable!("the document serializes: {e}"))
+    });
+    ([(CONTENT_TYPE, "application/json")], json.as_str()).into_response()
+}
+
+/// Every error answer: a stable machine-readable code and a message for
+/// people, plus `invalid` (422 `invalid_phone_numbers`) or `conflicts`
+/// (409 `phone_number_conflict`).
+#[derive(Serialize, ToSchema)]
+#[schema(as = Error)]
+pub(crate) struct ErrorBody {
+    /// The machine-readable code, e.g. `invalid_json`, `unauthorized`,
+    /// `phone_number_conflict`, `store_unavailable`.
+    error: String,
+    /// What went wrong, for people.
+    message: String,
+    /// Every bad entry of the list, in input order.
+    #[schema(nullable = false)]
+    invalid: Option<Vec<InvalidEntry>>,
+    /// Every number another client owns.
+    #[schema(nullable = false)]
+    conflicts: Option<Vec<Conflict>>,
+}
+
+/// One bad entry of a phone number list.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct InvalidEntry {
+    /// 0-based index of the entry in the input, empty entries included.
+    index: u64,
+    /// The entry's text, trimmed.
+    input: String,
+    /// Why it was rejected.
+    reason: String,
+}
+
+/// A number another client already owns.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Conflict {
+    /// The contested number, E.164.
+    phone_number: String,
+    /// Its owner.
+    user_id: String,
+}
+
+/// A recorded reply, as the listings return it.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct StoredReply {
+    /// The provider's message id, when it sent one.
+    #[schema(required = true)]
+    message_id: Option<String>,
+    /// The sender, as posted.
+    from: String,
+    /// The number replied to: canonical E.164 where it parsed, else as posted.
+    to: String,
+    /// The text.
+    body: String,
+    /// When the webhook received it (RFC 3339).
+    #[schema(format = DateTime)]
+    received_at: String,
+}
+
+/// `phoneNumbers`: a comma-separated string or an array of strings.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code, reason = "read as any JSON value; this only describes it")]
+pub(crate) enum PhoneNumberList {
+    /// `"+14155550100, +14155550101"`.
+    Text(String),
+    /// `["+14155550100", "+14155550101"]`.
+    List(Vec<String>),
+}
+
+/// `GET /healthz`'s answer.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Health {
+    /// Always `ok`.
+    #[schema(example = "ok")]
+    status: String,
+}

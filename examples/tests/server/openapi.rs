@@ -1,0 +1,191 @@
+//! `GET /openapi.json` describes every route the server answers, with every
+//! status it returns; a route added without documentation, or a status
+//! documented nowhere, fails here.
+
+use std::collections::BTreeSet;
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::harness::{TestServer, memory_store, send};
+
+/// Every route: method, path template, documented statuses, and whether it
+/// takes the admin bearer token.
+const ROUTES: [(&str, &str, &[u16], bool); 8] = [
+    (
+        "post",
+        "/api/admin/update-phone-numbers",
+        &[200, 400, 401, 409, 413, 415, 422, 503],
+        true,
+    ),
+    (
+        "get",
+        "/api/admin/clients/{user_id}/phone-numbers",
+        &[200, 400, 401, 404, 503],
+        true,
+    ),
+    (
+        "get",
+        "/api/admin/routes/{phone_number}",
+        &[200, 400, 401, 404, 503],
+        true,
+    ),
+    ("get", "/api/admin/held", &[200, 400, 401, 503], true),
+    (
+        "get",
+        "/api/clients/{user_id}/messages",
+        &[200, 400, 401, 404, 503],
+        true,
+    ),
+    (
+        "post",
+        "/webhooks/sms",
+        &[200, 400, 401, 413, 415, 503],
+        false,
+    ),
+    ("get", "/healthz", &[200, 503], false),
+    ("get", "/openapi.json", &[200], false),
+];
+
+async fn document(server: &TestServer) -> Value {
+    // Public: no token.
+    let response = server
+        .request(Method::GET, "/openapi.json")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::OK);
+    let content_type = response.headers()["content-type"].to_str().expect("ascii");
+    assert_eq!(content_type, "application/json");
+    response.json().await.expect("JSON document")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_document_lists_every_route_and_status() {
+    let server = TestServer::start(memory_store()).await;
+    let doc = document(&server).await;
+    assert!(doc["openapi"].as_str().expect("version").starts_with("3."));
+
+    let documented: BTreeSet<(String, String)> = doc["paths"]
+        .as_object()
+        .expect("paths")
+        .iter()
+        .flat_map(|(path, item)| {
+            let methods = item.as_object().expect("path item").keys();
+            methods.map(|method| (method.clone(), path.clone()))
+        })
+        .collect();
+    let expected: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|(method, path, ..)| ((*method).to_owned(), (*path).to_owned()))
+        .collect();
+    assert_eq!(documented, expected, "documented operations");
+
+    for (method, path, statuses, secured) in ROUTES {
+        let operation = &doc["paths"][path][method];
+        let responses = operation["responses"].as_object().expect("responses");
+        let listed: Vec<u16> = responses
+            .keys()
+            .map(|status| status.parse().expect("numeric status"))
+            .collect();
+        assert_eq!(listed, statuses, "{method} {path}");
+        for (status, response) in responses {
+            let content = &response["content"]["application/json"];
+            assert!(content.is_object(), "{method} {path} {status}: JSON body");
+            if status != "200" {
+                assert_eq!(
+                    content["schema"]["$ref"], "#/components/schemas/Error",
+                    "{method} {path} {status}: error body"
+                );
+            }
+        }
+        let security = operation.get("security");
+        if secured {
+            assert_eq!(
+                security,
+                Some(&serde_json::json!([{"bearer": []}])),
+                "{path}"
+            );
+        } else {
+            assert_eq!(security, None, "{path}");
+        }
+    }
+    let bearer = &doc["components"]["securitySchemes"]["bearer"];
+    assert_eq!(
+        (&bearer["type"], &bearer["scheme"]),
+        (&"http".into(), &"bearer".into())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_document_describes_bodies_and_parameters() {
+    let server = TestServer::start(memory_store()).await;
+    let doc = document(&server).await;
+    let paths = &doc["paths"];
+
+    let webhook = &paths["/webhooks/sms"]["post"]["requestBody"]["content"];
+    assert_eq!(
+        webhook["application/json"]["schema"]["$ref"],
+        "#/components/schemas/JsonPayload"
+    );
+    assert_eq!(
+        webhook["application/x-www-form-urlencoded"]["schema"]["$ref"],
+        "#/components/schemas/FormPayload"
+    );
+    let update = &paths["/api/admin/update-phone-numbers"]["post"]["requestBody"]["content"];
+    assert!(update["application/json"].is_object());
+
+    for path in ["/api/admin/held", "/api/clients/{user_id}/messages"] {
+        let parameters = paths[path]["get"]["parameters"].as_array().expect("params");
+        let find = |name: &str| {
+            parameters
+                .iter()
+                .find(|p| p["name"] == name && p["in"] == "query")
+                .unwrap_or_else(|| panic!("{path}: query parameter {name}"))
+        };
+        let limit = &find("limit")["schema"];
+        assert_eq!(
+            (&limit["minimum"], &limit["maximum"]),
+            (&1.into(), &1000.into())
+        );
+        assert_eq!(find("after")["schema"]["type"], "string");
+    }
+    for (path, name) in [
+        ("/api/admin/clients/{user_id}/phone-numbers", "user_id"),
+        ("/api/admin/routes/{phone_number}", "phone_number"),
+        ("/api/clients/{user_id}/messages", "user_id"),
+    ] {
+        let parameters = paths[path]["get"]["parameters"].as_array().expect("params");
+        assert!(
+            parameters
+                .iter()
+                .any(|p| p["name"] == name && p["in"] == "path" && p["required"] == true),
+            "{path}: path parameter {name}"
+        );
+    }
+
+    let error = &doc["components"]["schemas"]["Error"];
+    assert_eq!(error["required"], serde_json::json!(["error", "message"]));
+    for field in ["error", "message", "invalid", "conflicts"] {
+        assert!(error["properties"][field].is_object(), "Error.{field}");
+    }
+}
+
+/// Every documented operation is one the router serves: its path is routed
+/// (a wrong method answers 405, not the 404 fallback).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_documented_route_is_served() {
+    let server = TestServer::start(memory_store()).await;
+    for (method, template, ..) in ROUTES {
+        let path = template
+            .replace("{user_id}", "123")
+            .replace("{phone_number}", "%2B14155550100");
+        let other = if method == "get" {
+            Method::DELETE
+        } else {
+            Method::GET
+        };
+        let answer = send(server.request(other, &path)).await;
+        assert_eq!(answer.0, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+    }
+}
