@@ -72,6 +72,8 @@ mod receive;
 mod schema;
 mod sql;
 mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use crate::config::PostgresStoreBuilder;
 pub use crate::schema::InvalidSchemaName;
