@@ -278,3 +278,32 @@ fn block_on<F: Future>(future: F) -> F::Output {
         runtime.block_on(future)
     })
 }
+
+/// Fewest files a target's seed corpus holds: fewer means it went missing.
+const MIN_CORPUS_FILES: usize = 10;
+
+/// Runs `check` on every file of the corpus directory `dir` (a target's
+/// `fuzz/corpus/<target>/`), in name order, and panics naming the file that
+/// fails. The replay tests of `cargo test` call it once per target.
+pub fn replay_corpus(dir: &std::path::Path, check: impl Fn(&[u8])) {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let mut files: Vec<std::path::PathBuf> = entries
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    files.retain(|path| path.is_file());
+    files.sort();
+    assert!(
+        files.len() >= MIN_CORPUS_FILES,
+        "{}: {} corpus files",
+        dir.display(),
+        files.len()
+    );
+    for path in files {
+        let data = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        if catch_unwind(AssertUnwindSafe(|| check(&data))).is_err() {
+            panic!("{} fails (its message is above)", path.display());
+        }
+    }
+}
