@@ -33,30 +33,23 @@ pub fn reply(message_id: Option<&str>, to: &str, body: &str, at: i64) -> Inbound
 /// Every reply in a client's inbox, read page by page (pages of 2, to
 /// exercise the cursors).
 pub async fn whole_inbox<S: ReplyStore + ?Sized>(store: &S, client: &ClientId) -> Vec<StoredReply> {
-    let mut all = Vec::new();
-    let mut page = PageRequest::first(2);
-    loop {
-        let got = store
-            .inbox(client, &page)
-            .await
-            .unwrap_or_else(|e| panic!("inbox: {e}"));
-        all.extend(got.items.iter().cloned());
-        match page.next(&got) {
-            Some(next) => page = next,
-            None => return all,
-        }
-    }
+    read_all("inbox", async |page| store.inbox(client, page).await).await
 }
 
 /// Every held reply, read page by page.
 pub async fn whole_held<S: ReplyStore + ?Sized>(store: &S) -> Vec<StoredReply> {
+    read_all("held", async |page| store.held(page).await).await
+}
+
+/// Follows the cursors of a listing, two items a page, to its end.
+async fn read_all(
+    what: &str,
+    read: impl AsyncFn(&PageRequest) -> Result<Page<StoredReply>, StoreError>,
+) -> Vec<StoredReply> {
     let mut all = Vec::new();
     let mut page = PageRequest::first(2);
     loop {
-        let got = store
-            .held(&page)
-            .await
-            .unwrap_or_else(|e| panic!("held: {e}"));
+        let got = read(&page).await.unwrap_or_else(|e| panic!("{what}: {e}"));
         all.extend(got.items.iter().cloned());
         match page.next(&got) {
             Some(next) => page = next,
