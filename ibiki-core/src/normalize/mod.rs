@@ -180,7 +180,8 @@ impl Normalizer {
     }
 
     /// Compiles the numbering rules of every country now instead of on first
-    /// use (a few tens of milliseconds), so no request pays for it.
+    /// use (a few tens of milliseconds in a release build, seconds in a debug
+    /// build), so no request pays for it.
     pub fn warm_up(&self) {
         metadata::warm_up();
     }
