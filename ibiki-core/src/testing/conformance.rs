@@ -66,6 +66,18 @@ fn ok<T>(result: Result<T, StoreError>, what: &str) -> T {
     result.unwrap_or_else(|e| panic!("{what} failed: {e}"))
 }
 
+/// `receive`, panicking on a store error: the rules below are about where
+/// replies go, not about failures.
+trait ReceiveOk {
+    async fn receive_ok(&self, reply: InboundReply) -> Receipt;
+}
+
+impl<S: ReplyStore + ?Sized> ReceiveOk for S {
+    async fn receive_ok(&self, reply: InboundReply) -> Receipt {
+        ok(self.receive(reply).await, "receive")
+    }
+}
+
 fn conflicts<T: std::fmt::Debug>(result: Result<T, StoreError>) -> Vec<Conflict> {
     match result {
         Err(StoreError::Conflict(c)) => c,
@@ -227,7 +239,7 @@ pub async fn receive_routes_to_the_owner<S: ReplyStore>(store: S) {
     );
     let sent = reply(Some("SM1"), "+1 415 555 0101", "YES", 1);
     assert_eq!(
-        ok(store.receive(sent.clone()).await, "receive"),
+        store.receive_ok(sent.clone()).await,
         Receipt::Routed(acme.clone())
     );
     // Sub-microsecond times and NUL characters are normalized by
@@ -244,7 +256,7 @@ pub async fn receive_routes_to_the_owner<S: ReplyStore>(store: S) {
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(odd.body, "a\u{fffd}b 🙂\n");
     assert_eq!(odd.received_at.nanosecond(), 123_456_000);
-    let receipt = ok(store.receive(odd.clone()).await, "receive");
+    let receipt = store.receive_ok(odd.clone()).await;
     assert_eq!(receipt, Receipt::Routed(acme.clone()));
     let expected = vec![StoredReply::from(sent), StoredReply::from(odd)];
     assert_eq!(whole_inbox(&store, &acme).await, expected);
@@ -254,19 +266,15 @@ pub async fn receive_routes_to_the_owner<S: ReplyStore>(store: S) {
 /// Replies nobody owns, and replies whose number did not parse, are held.
 pub async fn unowned_and_unparsed_replies_are_held<S: ReplyStore>(store: S) {
     assert_eq!(
-        ok(
-            store
-                .receive(reply(Some("SM1"), "+14155550100", "one", 1))
-                .await,
-            "receive"
-        ),
+        store
+            .receive_ok(reply(Some("SM1"), "+14155550100", "one", 1))
+            .await,
         Receipt::Held
     );
     assert_eq!(
-        ok(
-            store.receive(reply(Some("SM2"), "garbage", "two", 2)).await,
-            "receive"
-        ),
+        store
+            .receive_ok(reply(Some("SM2"), "garbage", "two", 2))
+            .await,
         Receipt::Held
     );
     assert_eq!(bodies(&whole_held(&store).await), ["one", "two"]);
@@ -278,48 +286,35 @@ pub async fn retried_message_ids_are_recorded_once<S: ReplyStore>(store: S) {
     let acme = client("acme");
     let a = number("+14155550100");
     assert_eq!(
-        ok(
-            store
-                .receive(reply(Some("SM1"), "+14155550100", "held", 1))
-                .await,
-            "receive"
-        ),
+        store
+            .receive_ok(reply(Some("SM1"), "+14155550100", "held", 1))
+            .await,
         Receipt::Held
     );
     ok(store.replace_numbers(&acme, &[a]).await, "replace");
     assert_eq!(
-        ok(
-            store
-                .receive(reply(Some("SM1"), "+14155550100", "held", 1))
-                .await,
-            "receive"
-        ),
+        store
+            .receive_ok(reply(Some("SM1"), "+14155550100", "held", 1))
+            .await,
         Receipt::Duplicate
     );
     assert_eq!(
-        ok(
-            store
-                .receive(reply(Some("SM2"), "+14155550100", "routed", 2))
-                .await,
-            "receive"
-        ),
+        store
+            .receive_ok(reply(Some("SM2"), "+14155550100", "routed", 2))
+            .await,
         Receipt::Routed(acme.clone())
     );
     assert_eq!(
-        ok(
-            store
-                .receive(reply(Some("SM2"), "+14155550100", "routed", 2))
-                .await,
-            "receive"
-        ),
+        store
+            .receive_ok(reply(Some("SM2"), "+14155550100", "routed", 2))
+            .await,
         Receipt::Duplicate
     );
     for _ in 0..2 {
         assert_eq!(
-            ok(
-                store.receive(reply(None, "+14155550100", "no id", 3)).await,
-                "receive"
-            ),
+            store
+                .receive_ok(reply(None, "+14155550100", "no id", 3))
+                .await,
             Receipt::Routed(acme.clone())
         );
     }
@@ -343,17 +338,14 @@ pub async fn assignment_releases_held_replies_oldest_first<S: ReplyStore>(store:
     .iter()
     .enumerate()
     {
-        let receipt = ok(
-            store
-                .receive(reply(
-                    Some(&format!("SM{i}")),
-                    to,
-                    &format!("r{i}"),
-                    i as i64,
-                ))
-                .await,
-            "receive",
-        );
+        let receipt = store
+            .receive_ok(reply(
+                Some(&format!("SM{i}")),
+                to,
+                &format!("r{i}"),
+                i as i64,
+            ))
+            .await;
         assert_eq!(receipt, Receipt::Held);
     }
     let change = ok(
@@ -380,12 +372,9 @@ pub async fn assignment_releases_held_replies_oldest_first<S: ReplyStore>(store:
 /// reader continuing from its cursor sees it.
 pub async fn released_replies_never_hide_behind_a_cursor<S: ReplyStore>(store: S) {
     let acme = client("acme");
-    let receipt = ok(
-        store
-            .receive(reply(Some("old"), "+14155550101", "early, held", 1))
-            .await,
-        "receive",
-    );
+    let receipt = store
+        .receive_ok(reply(Some("old"), "+14155550101", "early, held", 1))
+        .await;
     assert_eq!(receipt, Receipt::Held);
     ok(
         store
@@ -393,12 +382,9 @@ pub async fn released_replies_never_hide_behind_a_cursor<S: ReplyStore>(store: S
             .await,
         "replace",
     );
-    let receipt = ok(
-        store
-            .receive(reply(Some("new"), "+14155550100", "later, routed", 2))
-            .await,
-        "receive",
-    );
+    let receipt = store
+        .receive_ok(reply(Some("new"), "+14155550100", "later, routed", 2))
+        .await;
     assert_eq!(receipt, Receipt::Routed(acme.clone()));
     let first = ok(store.inbox(&acme, &PageRequest::first(10)).await, "inbox");
     assert_eq!(bodies(&first.items), ["later, routed"]);
@@ -425,29 +411,23 @@ pub async fn pages_follow_cursors<S: ReplyStore>(store: S) {
         "replace",
     );
     for i in 0..5 {
-        let routed = ok(
-            store
-                .receive(reply(
-                    Some(&format!("SM{i}")),
-                    "+14155550100",
-                    &format!("r{i}"),
-                    i,
-                ))
-                .await,
-            "receive",
-        );
+        let routed = store
+            .receive_ok(reply(
+                Some(&format!("SM{i}")),
+                "+14155550100",
+                &format!("r{i}"),
+                i,
+            ))
+            .await;
         assert_eq!(routed, Receipt::Routed(acme.clone()));
-        let held = ok(
-            store
-                .receive(reply(
-                    Some(&format!("H{i}")),
-                    "+14155550199",
-                    &format!("h{i}"),
-                    i,
-                ))
-                .await,
-            "receive",
-        );
+        let held = store
+            .receive_ok(reply(
+                Some(&format!("H{i}")),
+                "+14155550199",
+                &format!("h{i}"),
+                i,
+            ))
+            .await;
         assert_eq!(held, Receipt::Held);
     }
     assert_eq!(
@@ -569,7 +549,7 @@ pub async fn receive_racing_assignment_ends_in_the_inbox<S: ReplyStore>(store: S
                 &format!("r{i}"),
                 i as i64,
             );
-            let receipt = ok(store.receive(sent).await, "receive");
+            let receipt = store.receive_ok(sent).await;
             assert_ne!(receipt, Receipt::Duplicate);
         });
     }
@@ -605,10 +585,7 @@ pub async fn concurrent_receives_and_reassignments_lose_nothing<S: ReplyStore>(s
                 let to = numbers[(i * 7 + worker) % numbers.len()].to_string();
                 // Every message id is sent twice, as providers retry.
                 let id = format!("w{worker}-{}", i / 2);
-                let receipt = ok(
-                    store.receive(reply(Some(&id), &to, &id, i as i64)).await,
-                    "receive",
-                );
+                let receipt = store.receive_ok(reply(Some(&id), &to, &id, i as i64)).await;
                 assert_eq!(
                     receipt == Receipt::Duplicate,
                     i % 2 == 1,
