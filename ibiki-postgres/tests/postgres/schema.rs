@@ -20,6 +20,18 @@ async fn plan(conn: &mut PgConnection, explain: &str) -> String {
     lines.join("\n")
 }
 
+/// Assigns 20,000 numbers (`+14155000001` …) to 500 clients by hand and
+/// refreshes the planner's statistics, so plans are those of a real table.
+async fn fill_assignments(conn: &mut PgConnection, s: &str) {
+    let fill = format!(
+        "INSERT INTO {s}.assignments (phone_number, client_id) \
+         SELECT '+1415' || (5000000 + g)::text, 'client-' || (g % 500) \
+         FROM generate_series(1, 20000) AS g; \
+         ANALYZE {s}.assignments"
+    );
+    conn.execute(&*fill).await.unwrap_or_else(|e| panic!("{e}"));
+}
+
 /// Routing looks the owner up by the primary key, with the value known
 /// (custom plan) or not (the generic plan a prepared statement may switch
 /// to). Sequential scans stay enabled: with 20,000 numbers the planner picks
@@ -31,13 +43,7 @@ async fn owner_lookup_uses_the_primary_key_index() {
     };
     let s = test.schema();
     let mut conn = test.connection().await;
-    let fill = format!(
-        "INSERT INTO {s}.assignments (phone_number, client_id) \
-         SELECT '+1415' || (5000000 + g)::text, 'client-' || (g % 500) \
-         FROM generate_series(1, 20000) AS g; \
-         ANALYZE {s}.assignments"
-    );
-    conn.execute(&*fill).await.unwrap_or_else(|e| panic!("{e}"));
+    fill_assignments(&mut conn, &s).await;
     // The statement PostgresStore runs for owner_of.
     let lookup = format!("SELECT client_id FROM {s}.assignments WHERE phone_number = $1");
     let custom = plan(
@@ -73,13 +79,7 @@ async fn numbers_of_uses_the_client_index() {
     };
     let s = test.schema();
     let mut conn = test.connection().await;
-    let fill = format!(
-        "INSERT INTO {s}.assignments (phone_number, client_id) \
-         SELECT '+1415' || (5000000 + g)::text, 'client-' || (g % 500) \
-         FROM generate_series(1, 20000) AS g; \
-         ANALYZE {s}.assignments"
-    );
-    conn.execute(&*fill).await.unwrap_or_else(|e| panic!("{e}"));
+    fill_assignments(&mut conn, &s).await;
     let explain =
         format!("EXPLAIN SELECT phone_number FROM {s}.assignments WHERE client_id = 'client-7'");
     let shown = plan(&mut conn, &explain).await;
