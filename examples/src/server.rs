@@ -5,12 +5,10 @@ use std::io;
 
 use axum::Router;
 use ibiki_core::Normalizer;
+use ibiki_http::{AdminToken, App, WebhookSecret};
 use tokio::net::TcpListener;
 
-use crate::app::App;
-use crate::auth::AdminToken;
 use crate::config::Config;
-use crate::signature::WebhookSecret;
 use crate::store::open_store;
 
 /// Why the server could not start or stopped with an error.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use ibiki_core::{DynReplyStore, StoreError};
 use ibiki_memory::MemoryStore;
 
-use crate::config::Secret;
+use ibiki_http::Secret;
 
 /// Opens the store: in memory without a database URL; PostgreSQL with one,
 /// its tables in `schema`, migrated before the server takes any request.

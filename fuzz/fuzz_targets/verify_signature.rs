@@ -1,5 +1,5 @@
 //! Webhook signature headers, signing and verifying: see
-//! `ibiki_examples::fuzzing::verify_signature`.
+//! `ibiki_http::fuzzing::verify_signature`.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| ibiki_examples::fuzzing::verify_signature(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| ibiki_http::fuzzing::verify_signature(data));

@@ -1,4 +1,76 @@
-//! The HTTP edge of ibiki: what sits between a provider's webhook, an admin's
-//! requests and a store.
+//! The HTTP edge of ibiki: what sits between a provider's webhook, an
+//! admin's requests and a store.
+//!
+//! Start with [`App`]: give it a store and an admin authenticator, and mount
+//! [`App::routes`] in your own axum `Router` (or serve [`App::router`], which
+//! adds JSON 404/405 answers and request logging):
+//!
+//! - `POST /webhooks/sms` records each reply a provider posts, in the inbox of
+//!   the client that owns the number replied to, or held until someone does;
+//!   with a [`WebhookSecret`], only requests signed with `X-Ibiki-Signature`;
+//! - `/api/admin/*` assigns numbers and inspects routing and held replies;
+//! - `/api/clients/{userId}/messages` reads a client's inbox;
+//! - `/healthz` and `/openapi.json` ([`openapi::document`]).
+//!
+//! Every `/api` route is guarded by one [`AdminAuth`]: [`AdminToken`], a
+//! bearer token, by default; implement the trait to put your own
+//! authentication there.
+//!
+//! ```
+//! use std::sync::Arc;
+//!
+//! use ibiki_http::{AdminToken, App};
+//! use ibiki_memory::MemoryStore;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let token = AdminToken::new("change-me".parse()?);
+//! let ibiki = App::new(Arc::new(MemoryStore::new()), token).routes();
+//! // Your own routes sit beside ibiki's; your fallback answers the rest.
+//! let router = axum::Router::new()
+//!     .route("/", axum::routing::get(|| async { "my service" }))
+//!     .merge(ibiki);
+//! # let _ = router;
+//! # Ok(()) }
+//! ```
+//!
+//! Without the default `axum` feature, the crate keeps only what does not
+//! depend on a web framework: [`Secret`] and the [`signature`] scheme.
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+#[cfg(feature = "axum")]
+mod admin;
+#[cfg(feature = "axum")]
+mod app;
+#[cfg(feature = "axum")]
+mod auth;
+#[cfg(feature = "axum")]
+mod error;
+#[cfg(feature = "testing")]
+#[doc(hidden)]
+pub mod fuzzing;
+#[cfg(feature = "axum")]
+mod inbox;
+#[cfg(feature = "axum")]
+pub mod openapi;
+#[cfg(feature = "axum")]
+mod request;
+mod secret;
+pub mod signature;
+#[cfg(feature = "axum")]
+mod webhook;
+
+#[cfg(feature = "axum")]
+pub use crate::app::{ADMIN_BODY_LIMIT, App, WEBHOOK_BODY_LIMIT};
+#[cfg(feature = "axum")]
+pub use crate::auth::{AdminAuth, AdminToken};
+#[cfg(feature = "axum")]
+pub use crate::error::ApiError;
+pub use crate::secret::{EmptySecret, Secret};
+pub use crate::signature::WebhookSecret;
+
+/// The workspace README's examples, compiled as doc tests here, where every
+/// crate they use is a dependency.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;

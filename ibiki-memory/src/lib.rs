@@ -21,8 +21,3 @@ mod state;
 mod store;
 
 pub use crate::store::MemoryStore;
-
-/// The workspace README's examples, compiled as doc tests.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-struct ReadmeDoctests;

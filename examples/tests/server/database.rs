@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use ibiki_core::DynReplyStore;
-use ibiki_examples::{Secret, open_store};
+use ibiki_examples::open_store;
+use ibiki_http::Secret;
 pub(crate) use ibiki_postgres::testing::{
     SchemaGuard, check_reachable, database_url, unique_schema,
 };

@@ -6,7 +6,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hmac::{Hmac, Mac};
 use ibiki_core::{DynReplyStore, Normalizer};
-use ibiki_examples::{AdminToken, App, WebhookSecret, serve};
+use ibiki_examples::serve;
+use ibiki_http::{AdminToken, App, WebhookSecret};
 use reqwest::{RequestBuilder, StatusCode};
 use serde_json::{Value, json};
 use sha2::Sha256;

@@ -12,7 +12,7 @@ use ibiki_core::{DynReplyStore, Normalizer};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::{AdminToken, require_admin_token};
+use crate::auth::{AdminAuth, require_admin};
 use crate::error::ApiError;
 use crate::openapi::{ErrorBody, Health};
 use crate::signature::WebhookSecret;
@@ -31,18 +31,19 @@ pub const ADMIN_BODY_LIMIT: usize = 256 * 1024;
 pub struct App {
     store: Arc<DynReplyStore>,
     normalizer: Normalizer,
-    admin_token: AdminToken,
+    admin_auth: Arc<dyn AdminAuth>,
     webhook_secret: Option<WebhookSecret>,
 }
 
 impl App {
-    /// An app over `store`, guarded by `admin_token`, with the default
-    /// normalizer and unsigned webhooks.
-    pub fn new(store: Arc<DynReplyStore>, admin_token: AdminToken) -> Self {
+    /// An app over `store`, its `/api` routes guarded by `admin_auth` (an
+    /// [`AdminToken`](crate::AdminToken) or your own [`AdminAuth`]), with the
+    /// default normalizer and unsigned webhooks.
+    pub fn new(store: Arc<DynReplyStore>, admin_auth: impl AdminAuth) -> Self {
         Self {
             store,
             normalizer: Normalizer::new(),
-            admin_token,
+            admin_auth: Arc::new(admin_auth),
             webhook_secret: None,
         }
     }
@@ -67,32 +68,35 @@ impl App {
         &self.normalizer
     }
 
-    pub(crate) fn admin_token(&self) -> &AdminToken {
-        &self.admin_token
+    pub(crate) fn admin_auth(&self) -> &dyn AdminAuth {
+        &*self.admin_auth
     }
 
     pub(crate) fn webhook_secret(&self) -> Option<&WebhookSecret> {
         self.webhook_secret.as_ref()
     }
 
-    /// The HTTP routes, ready for [`serve`](crate::serve).
-    pub fn router(self) -> Router {
+    /// ibiki's routes, without a fallback: merge them into your own
+    /// `Router`, whose fallback then answers every other path.
+    pub fn routes(self) -> Router {
         let app = Arc::new(self);
         let (api, _) = api_routes()
-            .route_layer(middleware::from_fn_with_state(
-                app.clone(),
-                require_admin_token,
-            ))
+            .route_layer(middleware::from_fn_with_state(app.clone(), require_admin))
             .layer(DefaultBodyLimit::max(ADMIN_BODY_LIMIT))
             .split_for_parts();
         let (public, _) = public_routes()
             .layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT))
             .split_for_parts();
-        api.merge(public)
+        api.merge(public).with_state(app)
+    }
+
+    /// The whole server's router: [`App::routes`] plus JSON 404 and 405
+    /// answers and a debug log line per request.
+    pub fn router(self) -> Router {
+        self.routes()
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed)
             .layer(middleware::from_fn(log_request))
-            .with_state(app)
     }
 }
 

@@ -10,7 +10,7 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// The header carrying the signature.
 pub const HEADER: &str = "x-ibiki-signature";

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use ibiki_core::testing::fuzz::replay_corpus;
-use ibiki_examples::fuzzing;
+use ibiki_http::fuzzing;
 
 fn corpus(target: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

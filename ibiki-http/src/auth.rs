@@ -1,13 +1,15 @@
-//! The admin bearer token guarding every `/api` route.
+//! Who may call the `/api` routes: the [`AdminAuth`] contract and its default,
+//! one admin bearer token ([`AdminToken`]).
 //!
-//! One token for the whole API keeps the example small: an embedding
-//! application puts its own per-client authentication in front of the `/api`
-//! routes (a client must only read its own inbox).
+//! One token for the whole API keeps the default small: an embedding
+//! application implements [`AdminAuth`] with its own authentication (a client
+//! must only read its own inbox).
 
 use std::fmt;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
+use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -15,8 +17,33 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::app::App;
-use crate::config::Secret;
 use crate::error::ApiError;
+use crate::secret::Secret;
+
+/// Decides whether a request may use the `/api` routes, before the handler
+/// reads anything.
+///
+/// ```
+/// use axum::http::HeaderMap;
+/// use ibiki_http::{AdminAuth, ApiError};
+///
+/// /// Lets through requests that an upstream proxy marked as authenticated.
+/// #[derive(Debug)]
+/// struct TrustedProxy;
+///
+/// impl AdminAuth for TrustedProxy {
+///     fn authorize(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+///         match headers.get("x-authenticated-user") {
+///             Some(_) => Ok(()),
+///             None => Err(ApiError::unauthorized("unauthorized", "sign in first")),
+///         }
+///     }
+/// }
+/// ```
+pub trait AdminAuth: Send + Sync + fmt::Debug + 'static {
+    /// `Ok` lets the request through; `Err` is answered instead.
+    fn authorize(&self, headers: &HeaderMap) -> Result<(), ApiError>;
+}
 
 /// The token `/api` requests present as `Authorization: Bearer <token>`.
 #[derive(Clone)]
@@ -58,29 +85,35 @@ impl AdminToken {
     }
 }
 
-/// Middleware: answers 401 unless the request carries the admin token, before
-/// the handler reads anything.
-pub(crate) async fn require_admin_token(
+impl AdminAuth for AdminToken {
+    /// Answers 401 unless the request carries `Authorization: Bearer <token>`.
+    fn authorize(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        let presented = headers
+            .get(AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(bearer_token);
+        match presented {
+            Some(token) if self.matches(token) => Ok(()),
+            Some(_) => Err(ApiError::unauthorized(
+                "unauthorized",
+                "the bearer token is wrong",
+            )),
+            None => Err(ApiError::unauthorized(
+                "unauthorized",
+                "send Authorization: Bearer <admin token>",
+            )),
+        }
+    }
+}
+
+/// Middleware: runs the app's [`AdminAuth`] before the handler.
+pub(crate) async fn require_admin(
     State(app): State<Arc<App>>,
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let presented = request
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(bearer_token);
-    match presented {
-        Some(token) if app.admin_token().matches(token) => Ok(next.run(request).await),
-        Some(_) => Err(ApiError::unauthorized(
-            "unauthorized",
-            "the bearer token is wrong",
-        )),
-        None => Err(ApiError::unauthorized(
-            "unauthorized",
-            "send Authorization: Bearer <admin token>",
-        )),
-    }
+    app.admin_auth().authorize(request.headers())?;
+    Ok(next.run(request).await)
 }
 
 /// The token of `Bearer <token>`; the scheme is case-insensitive (RFC 9110).

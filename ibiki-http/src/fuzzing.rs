@@ -3,13 +3,13 @@
 //! Each function takes the raw bytes libFuzzer generates and panics when a
 //! property fails; `fuzz/fuzz_targets/` calls them, and `cargo test` replays
 //! every file of `fuzz/corpus/<target>/` through them
-//! (`examples/tests/fuzz_corpus.rs`). Not part of the API.
+//! (`ibiki-http/tests/fuzz_corpus.rs`). Not part of the API.
 
 use ibiki_core::{Destination, InboundReply, MessageId, Normalizer};
 use time::OffsetDateTime;
 
-use crate::config::Secret;
 use crate::request::BodyFormat;
+use crate::secret::Secret;
 use crate::signature::{SignatureError, SignatureHeader, TOLERANCE_SECS, WebhookSecret};
 use crate::webhook::{self, FormPayload, JsonPayload};
 
