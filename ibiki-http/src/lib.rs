@@ -34,7 +34,8 @@
 //! ```
 //!
 //! Without the default `axum` feature, the crate keeps only what does not
-//! depend on a web framework: [`Secret`] and the [`signature`] scheme.
+//! depend on a web framework: [`Secret`], the [`signature`] scheme and the
+//! SMS providers' webhooks ([`provider`]).
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
@@ -53,6 +54,7 @@ pub mod fuzzing;
 mod inbox;
 #[cfg(feature = "axum")]
 pub mod openapi;
+pub mod provider;
 #[cfg(feature = "axum")]
 mod request;
 mod secret;

@@ -1,0 +1,336 @@
+//! SMS providers' inbound webhooks, verified and decoded without any web
+//! framework.
+//!
+//! A server hands a [`Provider`] the request as it arrived: its method, the
+//! full public URL the provider called, its headers and its raw body, plus
+//! the time it arrived ([`WebhookRequest`]). The provider verifies the
+//! signature first, exactly as that provider documents it, then decodes the
+//! payload into its documented fields and returns the [`InboundReply`]
+//! values to record ([`Received::Replies`]), or an event to acknowledge and
+//! skip ([`Received::Skipped`]), or a [`WebhookError`] saying what is wrong
+//! and which status answers it. [`Provider::success`] and
+//! [`Provider::retry`] say what to answer once the store has (or has not)
+//! recorded the replies.
+//!
+//! Each provider's module cites the documentation and the official SDK
+//! source it follows.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use http::{HeaderMap, Method, StatusCode};
+use ibiki_core::{InboundReply, MessageId, Normalizer};
+use serde::de::DeserializeOwned;
+use time::OffsetDateTime;
+
+pub mod clock;
+pub mod error;
+pub mod form;
+pub mod number;
+pub mod signing;
+pub mod twilio;
+pub mod url;
+
+pub use self::error::{ErrorKind, WebhookError};
+pub use self::form::Form;
+pub use self::signing::{Signing, SigningMode};
+pub use self::url::PublicUrl;
+
+/// Largest body any provider sends for one delivery, in bytes.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// A webhook request as it arrived.
+#[derive(Debug, Clone, Copy)]
+pub struct WebhookRequest<'a> {
+    /// The method.
+    pub method: &'a Method,
+    /// The full URL the provider called, query included, as the provider saw
+    /// it: behind a reverse proxy, rebuilt with [`PublicUrl::join`].
+    pub url: &'a str,
+    /// The headers.
+    pub headers: &'a HeaderMap,
+    /// The raw body.
+    pub body: &'a [u8],
+    /// When the request arrived: the server's clock for timestamp tolerance,
+    /// and each reply's `received_at`.
+    pub received_at: OffsetDateTime,
+}
+
+impl<'a> WebhookRequest<'a> {
+    /// A request; see the fields.
+    pub fn new(
+        method: &'a Method,
+        url: &'a str,
+        headers: &'a HeaderMap,
+        body: &'a [u8],
+        received_at: OffsetDateTime,
+    ) -> Self {
+        Self {
+            method,
+            url,
+            headers,
+            body,
+            received_at,
+        }
+    }
+
+    /// The body's media type, lowercase, without parameters (`""` if none).
+    pub fn media_type(&self) -> String {
+        signing::header(self.headers, "content-type")
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    }
+
+    /// Whether the body is `application/json` (or `+json`).
+    pub fn is_json(&self) -> bool {
+        let media_type = self.media_type();
+        media_type == "application/json" || media_type.ends_with("+json")
+    }
+
+    /// Whether the body is `application/x-www-form-urlencoded`.
+    pub fn is_form(&self) -> bool {
+        self.media_type() == "application/x-www-form-urlencoded"
+    }
+
+    /// The query string of [`url`](Self::url), decoded.
+    pub fn query(&self) -> Form {
+        url::UrlParts::parse(self.url)
+            .and_then(|parts| parts.query())
+            .map(|query| Form::parse(query.as_bytes()))
+            .unwrap_or_default()
+    }
+
+    /// Refuses methods the provider never sends, and oversized bodies.
+    pub fn check(&self, provider: &dyn Provider) -> Result<(), WebhookError> {
+        if !provider.methods().contains(self.method) {
+            return Err(WebhookError::MethodNotAllowed {
+                provider: provider.name(),
+                method: self.method.clone(),
+            });
+        }
+        if self.body.len() > MAX_BODY_BYTES {
+            return Err(WebhookError::TooLarge {
+                len: self.body.len(),
+                max: MAX_BODY_BYTES,
+            });
+        }
+        Ok(())
+    }
+
+    /// [`WebhookError::UnsupportedContentType`] for this request.
+    pub fn unsupported(&self, provider: &'static str) -> WebhookError {
+        WebhookError::UnsupportedContentType {
+            provider,
+            content_type: self.media_type(),
+        }
+    }
+}
+
+/// What a verified request carried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Received {
+    /// Inbound messages to record (several for batching providers).
+    Replies(Vec<InboundReply>),
+    /// A verified event that is not an inbound message (a delivery receipt):
+    /// acknowledge it with [`Provider::success`] and record nothing.
+    Skipped {
+        /// The provider's name for the event (`message.finalized`).
+        event: String,
+    },
+}
+
+/// An HTTP answer: status, content type and body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Answer {
+    /// The status.
+    pub status: StatusCode,
+    /// The `Content-Type`, if the body has one.
+    pub content_type: Option<&'static str>,
+    /// The body (empty for none).
+    pub body: &'static str,
+}
+
+impl Answer {
+    /// An answer with no body.
+    pub const fn empty(status: StatusCode) -> Self {
+        Self {
+            status,
+            content_type: None,
+            body: "",
+        }
+    }
+}
+
+/// One SMS provider's inbound webhook.
+pub trait Provider: Send + Sync + fmt::Debug {
+    /// Its name, lowercase: the route segment (`/webhooks/twilio`).
+    fn name(&self) -> &'static str;
+
+    /// The methods it sends.
+    fn methods(&self) -> &'static [Method];
+
+    /// How it treats signatures (for the server's warning at start).
+    fn signing_mode(&self) -> SigningMode;
+
+    /// Verifies the request's signature, then decodes its replies.
+    fn receive(
+        &self,
+        normalizer: &Normalizer,
+        request: &WebhookRequest<'_>,
+    ) -> Result<Received, WebhookError>;
+
+    /// The answer the provider expects once the replies are recorded (or the
+    /// event skipped).
+    fn success(&self) -> Answer;
+
+    /// The answer that makes the provider deliver again later, for when the
+    /// store fails; each provider documents its retry policy.
+    fn retry(&self) -> Answer;
+}
+
+/// Providers by name, as a server routes them.
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    providers: BTreeMap<&'static str, Arc<dyn Provider>>,
+}
+
+impl Registry {
+    /// No providers.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds (or replaces) a provider under its name.
+    pub fn with(mut self, provider: impl Provider + 'static) -> Self {
+        self.providers.insert(provider.name(), Arc::new(provider));
+        self
+    }
+
+    /// The provider named `name`.
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn Provider>> {
+        self.providers.get(name)
+    }
+
+    /// Every provider, by name.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<dyn Provider>> {
+        self.providers.values()
+    }
+}
+
+/// Decodes a JSON body into `T`.
+pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, WebhookError> {
+    serde_json::from_slice(body).map_err(|error| WebhookError::malformed("JSON body", error))
+}
+
+/// The fields of one inbound message, as a provider named them, ready to
+/// become an [`InboundReply`].
+#[derive(Debug, Clone, Copy)]
+pub struct Fields<'a> {
+    /// The provider's message id and the name of its field.
+    pub message_id: Option<(&'static str, &'a str)>,
+    /// The sender.
+    pub from: &'a str,
+    /// The number replied to, already with its `+` where the provider omits
+    /// it ([`number::international`]).
+    pub to: &'a str,
+    /// The text.
+    pub text: &'a str,
+}
+
+impl Fields<'_> {
+    /// The reply, with its field limits checked and `to` canonicalized.
+    pub fn into_reply(
+        self,
+        normalizer: &Normalizer,
+        received_at: OffsetDateTime,
+    ) -> Result<InboundReply, WebhookError> {
+        let message_id = match self.message_id {
+            Some((field, id)) => {
+                Some(MessageId::new(id).map_err(|error| WebhookError::invalid(field, error))?)
+            }
+            None => None,
+        };
+        InboundReply::new(
+            normalizer,
+            message_id,
+            self.from,
+            self.to,
+            self.text,
+            received_at,
+        )
+        .map_err(|error| match &error {
+            ibiki_core::ReplyError::TooLong { field, .. } => WebhookError::invalid(*field, error),
+            _ => WebhookError::invalid("message", error),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request<'a>(
+        method: &'a Method,
+        headers: &'a HeaderMap,
+        body: &'a [u8],
+    ) -> WebhookRequest<'a> {
+        WebhookRequest::new(
+            method,
+            "https://x.example/hook?a=1&b=%2B2#frag",
+            headers,
+            body,
+            OffsetDateTime::UNIX_EPOCH,
+        )
+    }
+
+    #[test]
+    fn media_types_and_queries() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "content-type",
+            http::HeaderValue::from_static("Application/JSON; charset=utf-8"),
+        );
+        let request = request(&Method::POST, &headers, b"");
+        assert_eq!(request.media_type(), "application/json");
+        assert!(request.is_json() && !request.is_form());
+        assert_eq!(request.query().get("b"), Some("+2"));
+    }
+
+    #[test]
+    fn fields_become_replies_with_named_errors() {
+        let normalizer = Normalizer::new();
+        let fields = Fields {
+            message_id: Some(("MessageSid", "SM1")),
+            from: "+15005550006",
+            to: "+14155550100",
+            text: "hi",
+        };
+        let reply = fields
+            .into_reply(&normalizer, OffsetDateTime::UNIX_EPOCH)
+            .expect("valid");
+        assert_eq!(
+            reply.message_id.map(|id| id.to_string()).as_deref(),
+            Some("SM1")
+        );
+        let error = Fields {
+            message_id: Some(("MessageSid", "")),
+            ..fields
+        }
+        .into_reply(&normalizer, OffsetDateTime::UNIX_EPOCH)
+        .expect_err("refused");
+        assert!(error.to_string().contains("MessageSid"), "{error}");
+        let long = "x".repeat(InboundReply::MAX_BODY_LEN + 1);
+        let error = Fields {
+            text: &long,
+            ..fields
+        }
+        .into_reply(&normalizer, OffsetDateTime::UNIX_EPOCH)
+        .expect_err("refused");
+        assert!(error.to_string().contains("body"), "{error}");
+    }
+}
