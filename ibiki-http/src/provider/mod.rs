@@ -29,6 +29,7 @@ pub mod error;
 pub mod form;
 pub mod number;
 pub mod signing;
+pub mod telnyx;
 pub mod twilio;
 pub mod url;
 

@@ -5,6 +5,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use ibiki_core::Normalizer;
 use time::OffsetDateTime;
 
+mod telnyx;
 mod twilio;
 
 /// A fixture from `tests/fixtures/<provider>/<name>`.
