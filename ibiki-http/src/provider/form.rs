@@ -22,6 +22,11 @@ impl Form {
         }
     }
 
+    /// A form of these pairs (a JSON object's fields, for instance).
+    pub fn from_pairs(pairs: Vec<(String, String)>) -> Self {
+        Self { pairs }
+    }
+
     /// Every pair, in the order sent.
     pub fn pairs(&self) -> &[(String, String)] {
         &self.pairs

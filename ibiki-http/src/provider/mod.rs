@@ -32,6 +32,7 @@ pub mod signing;
 pub mod telnyx;
 pub mod twilio;
 pub mod url;
+pub mod vonage;
 
 pub use self::error::{ErrorKind, WebhookError};
 pub use self::form::Form;

@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 
 mod telnyx;
 mod twilio;
+mod vonage;
 
 /// A fixture from `tests/fixtures/<provider>/<name>`.
 pub fn fixture(path: &str) -> Vec<u8> {
