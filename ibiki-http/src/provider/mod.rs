@@ -28,6 +28,7 @@ pub mod clock;
 pub mod error;
 pub mod form;
 pub mod number;
+pub mod plivo;
 pub mod signing;
 pub mod telnyx;
 pub mod twilio;
