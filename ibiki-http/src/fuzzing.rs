@@ -13,6 +13,8 @@ use crate::secret::Secret;
 use crate::signature::{SignatureError, SignatureHeader, TOLERANCE_SECS, WebhookSecret};
 use crate::webhook::{self, FormPayload, JsonPayload};
 
+pub use crate::provider::fuzz::decode_provider;
+
 /// Target `decode_webhook`: the first byte picks the format (even: JSON, odd:
 /// form), the rest is the body, through the webhook's own decode function.
 ///

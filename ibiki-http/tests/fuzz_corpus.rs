@@ -1,5 +1,6 @@
 //! Replays every file of the server's fuzz targets' corpora
-//! (`fuzz/corpus/decode_webhook/`, `fuzz/corpus/verify_signature/`) through
+//! (`fuzz/corpus/decode_webhook/`, `fuzz/corpus/verify_signature/`,
+//! `fuzz/corpus/decode_provider/`) through
 //! the same checks the fuzz targets run, so that a plain `cargo test` on
 //! stable exercises the seeds and every crash found so far.
 
@@ -22,4 +23,9 @@ fn decode_webhook_corpus() {
 #[test]
 fn verify_signature_corpus() {
     replay_corpus(&corpus("verify_signature"), fuzzing::verify_signature);
+}
+
+#[test]
+fn decode_provider_corpus() {
+    replay_corpus(&corpus("decode_provider"), fuzzing::decode_provider);
 }

@@ -27,6 +27,9 @@ use time::OffsetDateTime;
 pub mod clock;
 pub mod error;
 pub mod form;
+#[cfg(feature = "testing")]
+#[doc(hidden)]
+pub mod fuzz;
 pub mod number;
 pub mod plivo;
 pub mod signing;
