@@ -83,4 +83,6 @@ pub use crate::reply::{
     StoredReply,
 };
 pub use crate::routing::{Route, route};
-pub use crate::store::{AssignmentChange, AssignmentStore, ClientSummary, DynAssignmentStore};
+pub use crate::store::{
+    AssignmentChange, AssignmentStore, Change, ClientSummary, DynAssignmentStore,
+};

@@ -33,6 +33,20 @@ impl AssignmentChange {
     }
 }
 
+/// How an assignment change treats the client's current numbers
+/// ([`AssignmentStore::change_numbers`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Change {
+    /// The given numbers become the client's whole set: numbers it has that
+    /// are not given are taken from it; an empty set takes every number.
+    Replace,
+    /// The given numbers are given to the client, which keeps the ones it has.
+    Add,
+    /// The given numbers are taken from the client; numbers it does not own
+    /// are ignored.
+    Remove,
+}
+
 /// A client and how many numbers it owns.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -64,27 +78,46 @@ pub struct ClientSummary {
 /// Use it as `Arc<dyn AssignmentStore>` ([`DynAssignmentStore`]).
 #[async_trait]
 pub trait AssignmentStore: Send + Sync + fmt::Debug + 'static {
+    /// Changes the client's numbers as `change` says, in one atomic step:
+    /// the one assignment change a store implements. `numbers` may hold
+    /// duplicates; each counts once.
+    async fn change_numbers(
+        &self,
+        client: &ClientId,
+        numbers: &[PhoneNumber],
+        change: Change,
+    ) -> Result<AssignmentChange, StoreError>;
+
     /// Makes `numbers` the client's whole set: the admin "update phone numbers"
     /// action. An empty slice removes every number.
+    /// [`change_numbers`](Self::change_numbers) with [`Change::Replace`].
     async fn replace_numbers(
         &self,
         client: &ClientId,
         numbers: &[PhoneNumber],
-    ) -> Result<AssignmentChange, StoreError>;
+    ) -> Result<AssignmentChange, StoreError> {
+        self.change_numbers(client, numbers, Change::Replace).await
+    }
 
-    /// Gives `numbers` to the client, keeping the ones it has.
+    /// Gives `numbers` to the client, keeping the ones it has:
+    /// [`change_numbers`](Self::change_numbers) with [`Change::Add`].
     async fn add_numbers(
         &self,
         client: &ClientId,
         numbers: &[PhoneNumber],
-    ) -> Result<AssignmentChange, StoreError>;
+    ) -> Result<AssignmentChange, StoreError> {
+        self.change_numbers(client, numbers, Change::Add).await
+    }
 
-    /// Takes `numbers` from the client; numbers it does not own are ignored.
+    /// Takes `numbers` from the client; numbers it does not own are ignored:
+    /// [`change_numbers`](Self::change_numbers) with [`Change::Remove`].
     async fn remove_numbers(
         &self,
         client: &ClientId,
         numbers: &[PhoneNumber],
-    ) -> Result<AssignmentChange, StoreError>;
+    ) -> Result<AssignmentChange, StoreError> {
+        self.change_numbers(client, numbers, Change::Remove).await
+    }
 
     /// The client's numbers, ascending; empty for an unknown client.
     async fn numbers_of(&self, client: &ClientId) -> Result<Vec<PhoneNumber>, StoreError>;

@@ -4,12 +4,12 @@ use std::fmt;
 use std::sync::Arc;
 
 use ibiki_core::{
-    AssignmentChange, AssignmentStore, ClientId, ClientSummary, InboundReply, Page, PageRequest,
-    PhoneNumber, Receipt, ReplyStore, StoreError, StoredReply, async_trait,
+    AssignmentChange, AssignmentStore, Change, ClientId, ClientSummary, InboundReply, Page,
+    PageRequest, PhoneNumber, Receipt, ReplyStore, StoreError, StoredReply, async_trait,
 };
 use sqlx::PgPool;
 
-use crate::assign::{self, Mode};
+use crate::assign;
 use crate::config::PostgresStoreBuilder;
 use crate::error::{backend, store_error};
 use crate::schema::Schema;
@@ -89,31 +89,20 @@ impl fmt::Debug for PostgresStore {
 
 #[async_trait]
 impl AssignmentStore for PostgresStore {
-    async fn replace_numbers(
+    async fn change_numbers(
         &self,
         client: &ClientId,
         numbers: &[PhoneNumber],
+        change: Change,
     ) -> Result<AssignmentChange, StoreError> {
-        let statement = &self.sql.change_numbers;
-        assign::change(&self.pool, statement, client, numbers, Mode::Replace).await
-    }
-
-    async fn add_numbers(
-        &self,
-        client: &ClientId,
-        numbers: &[PhoneNumber],
-    ) -> Result<AssignmentChange, StoreError> {
-        let statement = &self.sql.change_numbers;
-        assign::change(&self.pool, statement, client, numbers, Mode::Add).await
-    }
-
-    async fn remove_numbers(
-        &self,
-        client: &ClientId,
-        numbers: &[PhoneNumber],
-    ) -> Result<AssignmentChange, StoreError> {
-        let statement = &self.sql.change_numbers;
-        assign::change(&self.pool, statement, client, numbers, Mode::Remove).await
+        assign::change(
+            &self.pool,
+            &self.sql.change_numbers,
+            client,
+            numbers,
+            change,
+        )
+        .await
     }
 
     async fn numbers_of(&self, client: &ClientId) -> Result<Vec<PhoneNumber>, StoreError> {

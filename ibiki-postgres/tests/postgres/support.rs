@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use ibiki_core::{
-    AssignmentChange, AssignmentStore, ClientId, ClientSummary, InboundReply, Page, PageRequest,
-    PhoneNumber, Receipt, ReplyStore, StoreError, StoredReply, async_trait,
+    AssignmentChange, AssignmentStore, Change, ClientId, ClientSummary, InboundReply, Page,
+    PageRequest, PhoneNumber, Receipt, ReplyStore, StoreError, StoredReply, async_trait,
 };
 use ibiki_postgres::PostgresStore;
 pub(crate) use ibiki_postgres::testing::{
@@ -85,28 +85,13 @@ impl TestStore {
 
 #[async_trait]
 impl AssignmentStore for TestStore {
-    async fn replace_numbers(
+    async fn change_numbers(
         &self,
         client: &ClientId,
         numbers: &[PhoneNumber],
+        change: Change,
     ) -> Result<AssignmentChange, StoreError> {
-        self.store.replace_numbers(client, numbers).await
-    }
-
-    async fn add_numbers(
-        &self,
-        client: &ClientId,
-        numbers: &[PhoneNumber],
-    ) -> Result<AssignmentChange, StoreError> {
-        self.store.add_numbers(client, numbers).await
-    }
-
-    async fn remove_numbers(
-        &self,
-        client: &ClientId,
-        numbers: &[PhoneNumber],
-    ) -> Result<AssignmentChange, StoreError> {
-        self.store.remove_numbers(client, numbers).await
+        self.store.change_numbers(client, numbers, change).await
     }
 
     async fn numbers_of(&self, client: &ClientId) -> Result<Vec<PhoneNumber>, StoreError> {
