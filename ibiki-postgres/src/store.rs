@@ -27,6 +27,10 @@ pub struct PostgresStore {
     pool: PgPool,
     schema: Schema,
     sql: Arc<Statements>,
+    /// Drops a test schema with the last clone (`testing::SchemaGuard::attach`);
+    /// declared last, so the pool handle goes first.
+    #[cfg(feature = "testing")]
+    pub(crate) schema_guard: Option<Arc<crate::testing::SchemaGuard>>,
 }
 
 impl PostgresStore {
@@ -54,7 +58,13 @@ impl PostgresStore {
 
     pub(crate) fn new(pool: PgPool, schema: Schema) -> Self {
         let sql = Arc::new(Statements::new(&schema));
-        Self { pool, schema, sql }
+        Self {
+            pool,
+            schema,
+            sql,
+            #[cfg(feature = "testing")]
+            schema_guard: None,
+        }
     }
 
     /// Creates the schema if needed and applies the embedded migrations

@@ -1,6 +1,7 @@
 //! The assignment store contract: who owns which number.
 
 use std::fmt;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -75,7 +76,11 @@ pub struct ClientSummary {
 ///   assigns a number delivers the replies held for it in the same atomic step
 ///   and reports them in [`AssignmentChange::released`].
 ///
-/// Use it as `Arc<dyn AssignmentStore>` ([`DynAssignmentStore`]).
+/// Use it as `Arc<dyn AssignmentStore>` ([`DynAssignmentStore`]). `Arc<T>`,
+/// `Box<T>` and `&'static T` are stores too when `T` is one (`dyn
+/// AssignmentStore` included): every method, provided ones too, calls `T`'s.
+/// (The trait is `'static`, so a borrowed store must be borrowed for
+/// `'static`, e.g. from a `static` or `Box::leak`.)
 #[async_trait]
 pub trait AssignmentStore: Send + Sync + fmt::Debug + 'static {
     /// Changes the client's numbers as `change` says, in one atomic step:
@@ -134,3 +139,66 @@ pub trait AssignmentStore: Send + Sync + fmt::Debug + 'static {
 
 /// A type-erased [`AssignmentStore`], for `Arc<DynAssignmentStore>`.
 pub type DynAssignmentStore = dyn AssignmentStore;
+
+/// Implements [`AssignmentStore`] for a pointer to a store, every method
+/// calling the pointee's (its overrides of the provided methods included).
+macro_rules! deref_assignment_store {
+    ($($pointer:ty),+ $(,)?) => {$(
+        #[async_trait]
+        impl<T: AssignmentStore + ?Sized> AssignmentStore for $pointer {
+            async fn change_numbers(
+                &self,
+                client: &ClientId,
+                numbers: &[PhoneNumber],
+                change: Change,
+            ) -> Result<AssignmentChange, StoreError> {
+                (**self).change_numbers(client, numbers, change).await
+            }
+
+            async fn replace_numbers(
+                &self,
+                client: &ClientId,
+                numbers: &[PhoneNumber],
+            ) -> Result<AssignmentChange, StoreError> {
+                (**self).replace_numbers(client, numbers).await
+            }
+
+            async fn add_numbers(
+                &self,
+                client: &ClientId,
+                numbers: &[PhoneNumber],
+            ) -> Result<AssignmentChange, StoreError> {
+                (**self).add_numbers(client, numbers).await
+            }
+
+            async fn remove_numbers(
+                &self,
+                client: &ClientId,
+                numbers: &[PhoneNumber],
+            ) -> Result<AssignmentChange, StoreError> {
+                (**self).remove_numbers(client, numbers).await
+            }
+
+            async fn numbers_of(&self, client: &ClientId) -> Result<Vec<PhoneNumber>, StoreError> {
+                (**self).numbers_of(client).await
+            }
+
+            async fn owner_of(&self, number: PhoneNumber) -> Result<Option<ClientId>, StoreError> {
+                (**self).owner_of(number).await
+            }
+
+            async fn list_clients(
+                &self,
+                page: &PageRequest,
+            ) -> Result<Page<ClientSummary>, StoreError> {
+                (**self).list_clients(page).await
+            }
+
+            async fn ping(&self) -> Result<(), StoreError> {
+                (**self).ping().await
+            }
+        }
+    )+};
+}
+
+deref_assignment_store!(Arc<T>, Box<T>, &'static T);
