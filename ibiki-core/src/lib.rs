@@ -54,19 +54,17 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
-pub mod assignment;
+mod assignment;
 mod client_id;
-pub mod error;
-pub mod normalize;
-pub mod page;
+mod error;
+mod normalize;
+mod page;
 mod phone_number;
-pub mod reply;
+mod reply;
 #[cfg(feature = "sqlx")]
 mod sqlx;
 #[cfg(feature = "testing")]
 pub mod testing;
-
-pub use async_trait::async_trait;
 
 pub use crate::assignment::{
     AssignmentChange, AssignmentStore, Change, ClientSummary, DynAssignmentStore,
@@ -77,7 +75,7 @@ pub use crate::error::{
     StoreError,
 };
 pub use crate::normalize::{
-    BareDigits, Normalizer, PhoneNumbersInput, Region, UnknownRegion, Validation,
+    BareDigits, MAX_ENTRY_CHARS, Normalizer, PhoneNumbersInput, Region, UnknownRegion, Validation,
 };
 pub use crate::page::{Cursor, MAX_PAGE_LIMIT, Page, PageLimitError, PageRequest};
 pub use crate::phone_number::PhoneNumber;

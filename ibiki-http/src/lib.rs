@@ -34,8 +34,8 @@
 //! ```
 //!
 //! Without the default `axum` feature, the crate keeps only what does not
-//! depend on a web framework: [`Secret`], the [`signature`] scheme and the
-//! SMS providers' webhooks ([`provider`]).
+//! depend on a web framework: [`Secret`], the `X-Ibiki-Signature` scheme
+//! ([`WebhookSecret`]) and the SMS providers' webhooks ([`provider`]).
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
@@ -58,7 +58,7 @@ pub mod provider;
 #[cfg(feature = "axum")]
 mod request;
 mod secret;
-pub mod signature;
+mod signature;
 #[cfg(feature = "axum")]
 mod webhook;
 
@@ -69,7 +69,10 @@ pub use crate::auth::{AdminAuth, AdminToken};
 #[cfg(feature = "axum")]
 pub use crate::error::ApiError;
 pub use crate::secret::{EmptySecret, Secret};
-pub use crate::signature::WebhookSecret;
+pub use crate::signature::{
+    HEADER as SIGNATURE_HEADER, SignatureError, SignatureHeader,
+    TOLERANCE_SECS as SIGNATURE_TOLERANCE_SECS, WebhookSecret,
+};
 
 /// The workspace README's examples, compiled as doc tests here, where every
 /// crate they use is a dependency.

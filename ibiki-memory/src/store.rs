@@ -2,9 +2,10 @@
 
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use async_trait::async_trait;
 use ibiki_core::{
     AssignmentChange, AssignmentStore, Change, ClientId, ClientSummary, InboundReply, Page,
-    PageRequest, PhoneNumber, Receipt, ReplyStore, StoreError, StoredReply, async_trait,
+    PageRequest, PhoneNumber, Receipt, ReplyStore, StoreError, StoredReply,
 };
 
 use crate::state::State;

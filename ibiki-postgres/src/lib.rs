@@ -73,6 +73,7 @@ mod schema;
 mod sql;
 mod store;
 #[cfg(feature = "testing")]
+#[doc(hidden)]
 pub mod testing;
 
 pub use crate::config::PostgresStoreBuilder;

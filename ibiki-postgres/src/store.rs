@@ -3,9 +3,10 @@
 use std::fmt;
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use ibiki_core::{
     AssignmentChange, AssignmentStore, Change, ClientId, ClientSummary, InboundReply, Page,
-    PageRequest, PhoneNumber, Receipt, ReplyStore, StoreError, StoredReply, async_trait,
+    PageRequest, PhoneNumber, Receipt, ReplyStore, StoreError, StoredReply,
 };
 use sqlx::PgPool;
 

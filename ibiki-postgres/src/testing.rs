@@ -107,7 +107,7 @@ pub fn unique_schema() -> String {
     format!("{SCHEMA_PREFIX}{}_{started}_{n}", std::process::id())
 }
 
-/// Drops a schema when dropped; see [`drop_schema`].
+/// Drops a schema when dropped; see `drop_schema`.
 #[derive(Debug)]
 pub struct SchemaGuard {
     url: String,

@@ -4,10 +4,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use async_trait::async_trait;
 use ibiki_core::{
     AssignmentChange, AssignmentStore, Change, ClientId, ClientSummary, DynReplyStore,
     InboundReply, Page, PageRequest, PhoneNumber, Receipt, ReplyStore, StoreError, StoredReply,
-    async_trait,
 };
 use ibiki_memory::MemoryStore;
 use tokio::sync::Semaphore;

@@ -24,24 +24,66 @@ use ibiki_core::{InboundReply, MessageId, Normalizer};
 use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
 
-pub mod clock;
-pub mod error;
-pub mod form;
+mod clock;
+mod error;
+mod form;
+#[cfg(feature = "testing")]
+pub(crate) mod fuzz;
+mod number;
+mod plivo;
+mod signing;
+mod telnyx;
+mod twilio;
+mod url;
+mod vonage;
+
+pub use self::error::{BoxError, ErrorKind, WebhookError};
+pub use self::form::Form;
+pub use self::plivo::{Plivo, PlivoMessage};
+pub use self::signing::{Signing, SigningMode};
+pub use self::telnyx::{
+    InvalidPublicKey, Telnyx, TelnyxAddress, TelnyxEvent, TelnyxEventData, TelnyxMedia,
+    TelnyxMessage, TelnyxMeta, TelnyxPublicKey,
+};
+pub use self::twilio::{Twilio, TwilioMedia, TwilioMessage};
+pub use self::url::{PublicUrl, PublicUrlError};
+pub use self::vonage::{SignatureMethod, UnknownSignatureMethod, Vonage, VonageKey, VonageMessage};
+
+/// Signatures computed as each provider computes them, for tests that sign
+/// requests (feature `testing`; not part of the API).
 #[cfg(feature = "testing")]
 #[doc(hidden)]
-pub mod fuzz;
-pub mod number;
-pub mod plivo;
-pub mod signing;
-pub mod telnyx;
-pub mod twilio;
-pub mod url;
-pub mod vonage;
+pub mod sign {
+    use http::Method;
 
-pub use self::error::{ErrorKind, WebhookError};
-pub use self::form::Form;
-pub use self::signing::{Signing, SigningMode};
-pub use self::url::PublicUrl;
+    use super::vonage::SignatureMethod;
+
+    /// Standard base64, as the signatures travel.
+    pub fn base64_encode(bytes: &[u8]) -> String {
+        super::signing::base64_encode(bytes)
+    }
+
+    /// Twilio's `X-Twilio-Signature`.
+    pub fn twilio(auth_token: &str, url: &str, params: &[(String, String)]) -> String {
+        super::twilio::compute_signature(auth_token, url, params)
+    }
+
+    /// Plivo's `X-Plivo-Signature-V3`.
+    pub fn plivo(
+        auth_token: &str,
+        method: &Method,
+        url: &str,
+        params: &[(String, String)],
+        nonce: &str,
+    ) -> String {
+        super::plivo::compute_signature(auth_token, method, url, params, nonce)
+    }
+
+    /// Vonage's `sig`.
+    pub fn vonage(secret: &str, method: SignatureMethod, params: &[(String, String)]) -> String {
+        super::vonage::compute_signature(secret, method, params)
+    }
+}
 
 /// Largest body any provider sends for one delivery, in bytes.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -242,7 +284,7 @@ pub struct Fields<'a> {
     /// The sender.
     pub from: &'a str,
     /// The number replied to, already with its `+` where the provider omits
-    /// it ([`number::international`]).
+    /// it (`number::international`).
     pub to: &'a str,
     /// The text.
     pub text: &'a str,
