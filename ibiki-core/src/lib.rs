@@ -1,5 +1,12 @@
 //! ibiki routes SMS replies to the client that owns the number replied to.
 //!
+//! **Start here**: pick a store (`ibiki-memory` for tests and demos,
+//! `ibiki-postgres` for production), turn admin input into numbers with
+//! [`Normalizer::normalize_list`], assign them with
+//! [`AssignmentStore::replace_numbers`], and record each reply a provider
+//! posts with [`ReplyStore::receive`]; the example below does all of it. For
+//! the HTTP side (webhooks, admin routes), use `ibiki-http`.
+//!
 //! A reseller assigns phone numbers to clients; a client owns any number of
 //! them. Each reply a provider posts to the webhook lands in the inbox of the
 //! client that owns its `to` number, exactly once; a reply to a number nobody
@@ -13,9 +20,9 @@
 //!   [`ReplyStore`] contract (inboxes and the held area), whose
 //!   [`receive`](ReplyStore::receive) states the routing rule every store
 //!   follows;
-//! - with the `testing` feature, the conformance suite every store runs.
-//!
-//! Stores live in their own crates: `ibiki-memory` and `ibiki-postgres`.
+//! - with the `testing` feature, the conformance suite every store runs
+//!   (`testing`, [`conformance_tests!`]): a store of your own implements both
+//!   traits and runs it.
 //!
 //! # Example
 //!

@@ -1,7 +1,7 @@
 //! The HTTP edge of ibiki: what sits between a provider's webhook, an
 //! admin's requests and a store.
 //!
-//! Start with [`App`]: give it a store and an admin authenticator, and mount
+//! **Start here**: [`App`]. Give it a store and an admin authenticator, and mount
 //! [`App::routes`] in your own axum `Router` (or serve [`App::router`], which
 //! adds JSON 404/405 answers and request logging):
 //!
