@@ -9,11 +9,11 @@ use super::plivo::Plivo;
 use super::telnyx::Telnyx;
 use super::twilio::Twilio;
 use super::vonage::Vonage;
-use super::{ErrorKind, Provider, Received, Signing, WebhookRequest};
+use super::{Bandwidth, ErrorKind, Provider, Received, Signing, WebhookRequest};
 
 /// The providers in the order the first byte selects them (`byte % len`).
 /// New providers go at the end, so that existing seeds keep their meaning.
-pub const PROVIDERS: &[&str] = &["twilio", "telnyx", "vonage", "plivo"];
+pub const PROVIDERS: &[&str] = &["twilio", "telnyx", "vonage", "plivo", "bandwidth"];
 
 /// The content types the second byte selects (`(byte >> 1) % len`).
 pub const CONTENT_TYPES: &[&str] = &[
@@ -29,6 +29,7 @@ fn provider(index: usize) -> Option<Box<dyn Provider>> {
         "telnyx" => Box::new(Telnyx::new(Signing::AcceptUnsigned)),
         "vonage" => Box::new(Vonage::new(Signing::AcceptUnsigned)),
         "plivo" => Box::new(Plivo::new(Signing::AcceptUnsigned)),
+        "bandwidth" => Box::new(Bandwidth::new(Signing::AcceptUnsigned)),
         _ => return None,
     };
     Some(provider)
