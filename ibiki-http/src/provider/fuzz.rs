@@ -9,11 +9,18 @@ use super::plivo::Plivo;
 use super::telnyx::Telnyx;
 use super::twilio::Twilio;
 use super::vonage::Vonage;
-use super::{Bandwidth, ErrorKind, Provider, Received, Signing, WebhookRequest};
+use super::{Bandwidth, ErrorKind, Infobip, Provider, Received, Signing, WebhookRequest};
 
 /// The providers in the order the first byte selects them (`byte % len`).
 /// New providers go at the end, so that existing seeds keep their meaning.
-pub const PROVIDERS: &[&str] = &["twilio", "telnyx", "vonage", "plivo", "bandwidth"];
+pub const PROVIDERS: &[&str] = &[
+    "twilio",
+    "telnyx",
+    "vonage",
+    "plivo",
+    "bandwidth",
+    "infobip",
+];
 
 /// The content types the second byte selects (`(byte >> 1) % len`).
 pub const CONTENT_TYPES: &[&str] = &[
@@ -30,6 +37,7 @@ fn provider(index: usize) -> Option<Box<dyn Provider>> {
         "vonage" => Box::new(Vonage::new(Signing::AcceptUnsigned)),
         "plivo" => Box::new(Plivo::new(Signing::AcceptUnsigned)),
         "bandwidth" => Box::new(Bandwidth::new(Signing::AcceptUnsigned)),
+        "infobip" => Box::new(Infobip::new(Signing::AcceptUnsigned)),
         _ => return None,
     };
     Some(provider)

@@ -32,6 +32,7 @@ pub mod form;
 #[cfg(feature = "testing")]
 #[doc(hidden)]
 pub mod fuzz;
+mod infobip;
 pub mod number;
 pub mod plivo;
 pub mod signing;
@@ -44,6 +45,7 @@ pub use self::bandwidth::{Bandwidth, BandwidthEvent, BandwidthMessage};
 pub use self::basic_auth::BasicCredentials;
 pub use self::error::{ErrorKind, WebhookError};
 pub use self::form::Form;
+pub use self::infobip::{Infobip, InfobipInbound, InfobipMessage, InfobipPrice};
 pub use self::signing::{Signing, SigningMode};
 pub use self::url::PublicUrl;
 

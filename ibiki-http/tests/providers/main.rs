@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 
 mod bandwidth;
 mod basic_auth;
+mod infobip;
 mod plivo;
 mod telnyx;
 mod twilio;
