@@ -9,11 +9,11 @@ use super::plivo::Plivo;
 use super::telnyx::Telnyx;
 use super::twilio::Twilio;
 use super::vonage::Vonage;
-use super::{ErrorKind, Provider, Received, Signing, WebhookRequest};
+use super::{ErrorKind, MessageBird, Provider, Received, Signing, WebhookRequest};
 
 /// The providers in the order the first byte selects them (`byte % len`).
 /// New providers go at the end, so that existing seeds keep their meaning.
-pub const PROVIDERS: &[&str] = &["twilio", "telnyx", "vonage", "plivo"];
+pub const PROVIDERS: &[&str] = &["twilio", "telnyx", "vonage", "plivo", "messagebird"];
 
 /// The content types the second byte selects (`(byte >> 1) % len`).
 pub const CONTENT_TYPES: &[&str] = &[
@@ -29,6 +29,7 @@ fn provider(index: usize) -> Option<Box<dyn Provider>> {
         "telnyx" => Box::new(Telnyx::new(Signing::AcceptUnsigned)),
         "vonage" => Box::new(Vonage::new(Signing::AcceptUnsigned)),
         "plivo" => Box::new(Plivo::new(Signing::AcceptUnsigned)),
+        "messagebird" => Box::new(MessageBird::new(Signing::AcceptUnsigned)),
         _ => return None,
     };
     Some(provider)
@@ -134,14 +135,15 @@ mod tests {
 
         #[test]
         fn any_form_fields_are_answered(
-            selector in 0u8..8,
+            selector in 0u8..10,
             shape in any::<u8>(),
             fields in proptest::collection::vec(
                 (
                     prop::sample::select(vec![
                         "From", "To", "Body", "Text", "MessageSid", "MessageUUID", "msisdn",
                         "to", "text", "messageId", "NumMedia", "MediaUrl0", "Media1", "sig",
-                        "timestamp",
+                        "timestamp", "id", "mid", "originator", "recipient", "shortcode", "body",
+                        "message",
                     ]),
                     "[ -~]{0,40}",
                 ),

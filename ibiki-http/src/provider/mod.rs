@@ -30,6 +30,7 @@ pub mod form;
 #[cfg(feature = "testing")]
 #[doc(hidden)]
 pub mod fuzz;
+mod messagebird;
 pub mod number;
 pub mod plivo;
 pub mod signing;
@@ -40,6 +41,7 @@ pub mod vonage;
 
 pub use self::error::{ErrorKind, WebhookError};
 pub use self::form::Form;
+pub use self::messagebird::{MessageBird, MessageBirdClaims, MessageBirdMessage};
 pub use self::signing::{Signing, SigningMode};
 pub use self::url::PublicUrl;
 

@@ -5,6 +5,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use ibiki_core::Normalizer;
 use time::OffsetDateTime;
 
+mod messagebird;
 mod plivo;
 mod telnyx;
 mod twilio;
