@@ -9,7 +9,9 @@ use super::plivo::Plivo;
 use super::telnyx::Telnyx;
 use super::twilio::Twilio;
 use super::vonage::Vonage;
-use super::{Bandwidth, ErrorKind, Infobip, Provider, Received, Signing, WebhookRequest};
+use super::{
+    Bandwidth, ErrorKind, Infobip, MessageBird, Provider, Received, Signing, WebhookRequest,
+};
 
 /// The providers in the order the first byte selects them (`byte % len`).
 /// New providers go at the end, so that existing seeds keep their meaning.
@@ -20,6 +22,7 @@ pub const PROVIDERS: &[&str] = &[
     "plivo",
     "bandwidth",
     "infobip",
+    "messagebird",
 ];
 
 /// The content types the second byte selects (`(byte >> 1) % len`).
@@ -38,6 +41,7 @@ fn provider(index: usize) -> Option<Box<dyn Provider>> {
         "plivo" => Box::new(Plivo::new(Signing::AcceptUnsigned)),
         "bandwidth" => Box::new(Bandwidth::new(Signing::AcceptUnsigned)),
         "infobip" => Box::new(Infobip::new(Signing::AcceptUnsigned)),
+        "messagebird" => Box::new(MessageBird::new(Signing::AcceptUnsigned)),
         _ => return None,
     };
     Some(provider)
@@ -143,14 +147,15 @@ mod tests {
 
         #[test]
         fn any_form_fields_are_answered(
-            selector in 0u8..8,
+            selector in 0u8..10,
             shape in any::<u8>(),
             fields in proptest::collection::vec(
                 (
                     prop::sample::select(vec![
                         "From", "To", "Body", "Text", "MessageSid", "MessageUUID", "msisdn",
                         "to", "text", "messageId", "NumMedia", "MediaUrl0", "Media1", "sig",
-                        "timestamp",
+                        "timestamp", "id", "mid", "originator", "recipient", "shortcode", "body",
+                        "message",
                     ]),
                     "[ -~]{0,40}",
                 ),

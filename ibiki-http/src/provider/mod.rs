@@ -33,6 +33,7 @@ pub mod form;
 #[doc(hidden)]
 pub mod fuzz;
 mod infobip;
+mod messagebird;
 pub mod number;
 pub mod plivo;
 pub mod signing;
@@ -46,6 +47,7 @@ pub use self::basic_auth::BasicCredentials;
 pub use self::error::{ErrorKind, WebhookError};
 pub use self::form::Form;
 pub use self::infobip::{Infobip, InfobipInbound, InfobipMessage, InfobipPrice};
+pub use self::messagebird::{MessageBird, MessageBirdClaims, MessageBirdMessage};
 pub use self::signing::{Signing, SigningMode};
 pub use self::url::PublicUrl;
 

@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 mod bandwidth;
 mod basic_auth;
 mod infobip;
+mod messagebird;
 mod plivo;
 mod telnyx;
 mod twilio;
