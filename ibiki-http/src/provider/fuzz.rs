@@ -9,7 +9,7 @@ use super::plivo::Plivo;
 use super::telnyx::Telnyx;
 use super::twilio::Twilio;
 use super::vonage::Vonage;
-use super::{Bandwidth, ErrorKind, Infobip, Provider, Received, Signing, WebhookRequest};
+use super::{Bandwidth, ErrorKind, Infobip, Provider, Received, Signing, Sinch, WebhookRequest};
 
 /// The providers in the order the first byte selects them (`byte % len`).
 /// New providers go at the end, so that existing seeds keep their meaning.
@@ -38,6 +38,7 @@ fn provider(index: usize) -> Option<Box<dyn Provider>> {
         "plivo" => Box::new(Plivo::new(Signing::AcceptUnsigned)),
         "bandwidth" => Box::new(Bandwidth::new(Signing::AcceptUnsigned)),
         "infobip" => Box::new(Infobip::new(Signing::AcceptUnsigned)),
+        "sinch" => Box::new(Sinch::new(Signing::AcceptUnsigned)),
         _ => return None,
     };
     Some(provider)

@@ -36,6 +36,7 @@ mod infobip;
 pub mod number;
 pub mod plivo;
 pub mod signing;
+mod sinch;
 pub mod telnyx;
 pub mod twilio;
 pub mod url;
@@ -47,6 +48,9 @@ pub use self::error::{ErrorKind, WebhookError};
 pub use self::form::Form;
 pub use self::infobip::{Infobip, InfobipInbound, InfobipMessage, InfobipPrice};
 pub use self::signing::{Signing, SigningMode};
+pub use self::sinch::{
+    Sinch, SinchKey, SinchMediaBody, SinchMediaItem, SinchMoBinary, SinchMoMedia, SinchMoText,
+};
 pub use self::url::PublicUrl;
 
 /// Largest body any provider sends for one delivery, in bytes.

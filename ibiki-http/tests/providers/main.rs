@@ -10,6 +10,7 @@ mod bandwidth;
 mod basic_auth;
 mod infobip;
 mod plivo;
+mod sinch;
 mod telnyx;
 mod twilio;
 mod vonage;
