@@ -10,7 +10,7 @@ use super::telnyx::Telnyx;
 use super::twilio::Twilio;
 use super::vonage::Vonage;
 use super::{
-    Bandwidth, ErrorKind, Infobip, MessageBird, Provider, Received, Signing, WebhookRequest,
+    Bandwidth, ErrorKind, Infobip, MessageBird, Provider, Received, Signing, Sinch, WebhookRequest,
 };
 
 /// The providers in the order the first byte selects them (`byte % len`).
@@ -22,6 +22,7 @@ pub const PROVIDERS: &[&str] = &[
     "plivo",
     "bandwidth",
     "infobip",
+    "sinch",
     "messagebird",
 ];
 
@@ -41,6 +42,7 @@ fn provider(index: usize) -> Option<Box<dyn Provider>> {
         "plivo" => Box::new(Plivo::new(Signing::AcceptUnsigned)),
         "bandwidth" => Box::new(Bandwidth::new(Signing::AcceptUnsigned)),
         "infobip" => Box::new(Infobip::new(Signing::AcceptUnsigned)),
+        "sinch" => Box::new(Sinch::new(Signing::AcceptUnsigned)),
         "messagebird" => Box::new(MessageBird::new(Signing::AcceptUnsigned)),
         _ => return None,
     };

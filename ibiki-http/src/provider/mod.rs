@@ -37,6 +37,7 @@ mod messagebird;
 pub mod number;
 pub mod plivo;
 pub mod signing;
+mod sinch;
 pub mod telnyx;
 pub mod twilio;
 pub mod url;
@@ -49,6 +50,9 @@ pub use self::form::Form;
 pub use self::infobip::{Infobip, InfobipInbound, InfobipMessage, InfobipPrice};
 pub use self::messagebird::{MessageBird, MessageBirdClaims, MessageBirdMessage};
 pub use self::signing::{Signing, SigningMode};
+pub use self::sinch::{
+    Sinch, SinchKey, SinchMediaBody, SinchMediaItem, SinchMoBinary, SinchMoMedia, SinchMoText,
+};
 pub use self::url::PublicUrl;
 
 /// Largest body any provider sends for one delivery, in bytes.

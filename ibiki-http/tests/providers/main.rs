@@ -11,6 +11,7 @@ mod basic_auth;
 mod infobip;
 mod messagebird;
 mod plivo;
+mod sinch;
 mod telnyx;
 mod twilio;
 mod vonage;
