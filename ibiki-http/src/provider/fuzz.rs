@@ -10,7 +10,8 @@ use super::telnyx::Telnyx;
 use super::twilio::Twilio;
 use super::vonage::Vonage;
 use super::{
-    Bandwidth, ErrorKind, Infobip, MessageBird, Provider, Received, Signing, Sinch, WebhookRequest,
+    Bandwidth, ErrorKind, Generic, GenericConfig, Infobip, MessageBird, Provider, Received,
+    Signing, Sinch, WebhookRequest,
 };
 
 /// The providers in the order the first byte selects them (`byte % len`).
@@ -24,7 +25,34 @@ pub const PROVIDERS: &[&str] = &[
     "infobip",
     "sinch",
     "messagebird",
+    "generic",
+    "generic-form",
 ];
+
+/// The `generic` gateway fuzzed: JSON batches under `/messages`, numbers
+/// without `+` (the README's gateway, unsigned).
+const GENERIC_JSON: &str = r#"{
+    "format": "json",
+    "messages": "/messages",
+    "numbers": "international-digits",
+    "fields": {
+        "message_id": "/msg_id", "from": "/sender", "to": "/recipient",
+        "text": "/content/text", "received_at": "/received"
+    },
+    "auth": {"type": "none"}
+}"#;
+
+/// The `generic-form` gateway fuzzed: one message per form.
+const GENERIC_FORM: &str = r#"{
+    "format": "form",
+    "fields": {"message_id": "id", "from": "from", "to": "to", "text": "text", "received_at": "at"},
+    "auth": {"type": "none"}
+}"#;
+
+fn generic(config: &str) -> Option<Box<dyn Provider>> {
+    let config = GenericConfig::from_json(config).ok()?;
+    Some(Box::new(Generic::new(config, false).ok()?))
+}
 
 /// The content types the second byte selects (`(byte >> 1) % len`).
 pub const CONTENT_TYPES: &[&str] = &[
@@ -44,6 +72,8 @@ fn provider(index: usize) -> Option<Box<dyn Provider>> {
         "infobip" => Box::new(Infobip::new(Signing::AcceptUnsigned)),
         "sinch" => Box::new(Sinch::new(Signing::AcceptUnsigned)),
         "messagebird" => Box::new(MessageBird::new(Signing::AcceptUnsigned)),
+        "generic" => generic(GENERIC_JSON)?,
+        "generic-form" => generic(GENERIC_FORM)?,
         _ => return None,
     };
     Some(provider)
@@ -149,7 +179,7 @@ mod tests {
 
         #[test]
         fn any_form_fields_are_answered(
-            selector in 0u8..10,
+            selector in 0u8..14,
             shape in any::<u8>(),
             fields in proptest::collection::vec(
                 (
@@ -157,7 +187,7 @@ mod tests {
                         "From", "To", "Body", "Text", "MessageSid", "MessageUUID", "msisdn",
                         "to", "text", "messageId", "NumMedia", "MediaUrl0", "Media1", "sig",
                         "timestamp", "id", "mid", "originator", "recipient", "shortcode", "body",
-                        "message",
+                        "message", "from", "at",
                     ]),
                     "[ -~]{0,40}",
                 ),
@@ -181,5 +211,13 @@ mod tests {
         decode_provider(&seed);
         decode_provider(&[]);
         decode_provider(&[255, 255]);
+    }
+
+    #[test]
+    fn every_named_provider_is_built() {
+        for (index, name) in PROVIDERS.iter().enumerate() {
+            let provider = provider(index).unwrap_or_else(|| panic!("{name} is not built"));
+            assert!(name.starts_with(provider.name()), "{name}");
+        }
     }
 }

@@ -1,69 +1,4 @@
-//! MessageBird (now Bird) SMS API: the "receive a message" callback.
-//!
-//! # What MessageBird sends
-//!
-//! An incoming message on a virtual mobile number (VMN) is forwarded to the
-//! number's callback URL "through a POST request by default, but the method
-//! can be configured per VMN": a form `POST` or the same parameters as a
-//! `GET` query
-//! (<https://developers.messagebird.com/docs/sms-messaging#receive-a-message>,
-//! "Receive a message"). A VMN sends `id`, `recipient`, `originator`, `body`
-//! and `createdDatetime` (RFC 3339); the older shortcode callback sends
-//! `mid`, `shortcode`, `keyword`, `originator`, `operator` (the MCCMNC),
-//! `message` and `receive_datetime` (`YmdHis`). Both are decoded into
-//! [`MessageBirdMessage`]; `id` (or `mid`) is the dedup key. `recipient` and
-//! `originator` are international numbers written without `+`
-//! (`31612345678`) and read as such; a `shortcode` is not a phone number
-//! and is kept as sent. The documented examples are the fixtures of the
-//! tests (`tests/fixtures/messagebird/`), as the docs print them (and as the
-//! `messagebird-async` crate's `sms::notification` tests reproduce them).
-//!
-//! # Signature
-//!
-//! Requests are signed with the account's *signing key* (Developers →
-//! Settings in the dashboard; not the API access key)
-//! (<https://developers.messagebird.com/docs/verify-http-requests>).
-//!
-//! **`MessageBird-Signature-JWT`** (current): a JWT signed with HMAC
-//! (`HS256`, or `HS384`/`HS512`, the only algorithms the SDKs accept) keyed
-//! with the signing key, whose claims are `iss` (always `MessageBird`),
-//! `nbf` and `exp`, `jti` (a unique id), `url_hash` (the hex SHA-256 of the
-//! full URL called, scheme, host, port, path and query as sent) and, when
-//! the request has a body, `payload_hash` (the hex SHA-256 of the raw body;
-//! a body without the claim, or the claim without a body, is refused). A
-//! token is accepted from one second before `nbf` to one second after
-//! `exp`. This follows the official SDKs exactly: messagebird/go-rest-api
-//! `signature_jwt/signature.go` and `claims.go` (`Claims.Valid`, `maxSkew`
-//! of one second, `jti` required), messagebird/php-rest-api
-//! `src/MessageBird/RequestValidator.php` (`validateSignature`,
-//! `ALLOWED_ALGOS`, `JWT::$leeway = 1`) and messagebird-nodejs
-//! `lib/webhook-signature-jwt.js`. The JWT is checked with the `hmac`,
-//! `sha2` and `base64` crates (three segments, base64url, a JSON header
-//! whose `alg` is one of the three; constant-time comparison), and the
-//! tests run every case of the SDKs' shared test file
-//! (`tests/Unit/Data/webhooksignature.json` in the PHP SDK, a superset of
-//! `signature_jwt/testdata/reference.json` in the Go SDK). Behind a reverse
-//! proxy the URL is the public one MessageBird called: configure a
-//! [`PublicUrl`](super::PublicUrl).
-//!
-//! **`MessageBird-Signature`** with **`MessageBird-Request-Timestamp`**
-//! (deprecated by the SDKs, still accepted when no JWT is sent): the
-//! base64 HMAC-SHA256, keyed with the signing key, of the timestamp, `\n`,
-//! the query parameters sorted by name and URL-encoded, `\n`, and the raw
-//! SHA-256 of the body (messagebird/go-rest-api `signature/signature.go`,
-//! `calculateSignature` and `url.Values.Encode`; php-rest-api
-//! `RequestValidator::verify`). Its timestamp must be within
-//! [`MessageBird::LEGACY_TOLERANCE_SECS`] of the server's clock (the PHP SDK's
-//! `isRecent` default; the Go SDK allows 2.5 s either way). It signs
-//! neither the host nor the path. [`MessageBird::jwt_only`] refuses it.
-//!
-//! # Answers and retries
-//!
-//! The docs ask for a `200 OK` once the message is handled, and document no
-//! body: success answers `200` with none. They document no retry schedule
-//! for incoming messages, nor whether an error answer brings the message
-//! again: a store failure answers `503`, the answer a retrying sender
-//! treats as temporary, and the server logs the failure either way.
+//! MessageBird (now Bird) SMS API: incoming messages ([`MessageBird`]).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -236,7 +171,7 @@ impl MessageBird {
     /// The JWT's issuer.
     pub const ISSUER: &str = "MessageBird";
     /// Seconds a JWT is accepted before its `nbf` and after its `exp`.
-    pub const JWT_LEEWAY_SECS: u64 = 1;
+    pub const JWT_LEEWAY_SECS: u64 = 5;
     /// Seconds between the deprecated signature's timestamp and the server's
     /// clock, either way.
     pub const LEGACY_TOLERANCE_SECS: u64 = 10;
@@ -403,7 +338,79 @@ impl MessageBird {
     }
 }
 
-/// MessageBird's incoming-message callback.
+/// MessageBird (now Bird) SMS API: the "receive a message" callback.
+///
+/// # What MessageBird sends
+///
+/// An incoming message on a virtual mobile number (VMN) is forwarded to the
+/// number's callback URL "through a POST request by default, but the method
+/// can be configured per VMN": a form `POST` or the same parameters as a
+/// `GET` query
+/// (<https://developers.messagebird.com/docs/sms-messaging#receive-a-message>,
+/// "Receive a message"). A VMN sends `id`, `recipient`, `originator`, `body`
+/// and `createdDatetime` (RFC 3339); the older shortcode callback sends
+/// `mid`, `shortcode`, `keyword`, `originator`, `operator` (the MCCMNC),
+/// `message` and `receive_datetime` (`YmdHis`). Both are decoded into
+/// [`MessageBirdMessage`]; `id` (or `mid`) is the dedup key. `recipient` and
+/// `originator` are international numbers written without `+`
+/// (`31612345678`) and read as such; a `shortcode` is not a phone number
+/// and is kept as sent. The documented examples are the fixtures of the
+/// tests (`tests/fixtures/messagebird/`), as the docs print them (and as the
+/// `messagebird-async` crate's `sms::notification` tests reproduce them).
+///
+/// # Signature
+///
+/// Requests are signed with the account's *signing key* (Developers →
+/// Settings in the dashboard; not the API access key)
+/// (<https://developers.messagebird.com/docs/verify-http-requests>).
+///
+/// **`MessageBird-Signature-JWT`** (current): a JWT signed with HMAC
+/// (`HS256`, or `HS384`/`HS512`, the only algorithms the SDKs accept) keyed
+/// with the signing key, whose claims are `iss` (always `MessageBird`),
+/// `nbf` and `exp`, `jti` (a unique id), `url_hash` (the hex SHA-256 of the
+/// full URL called, scheme, host, port, path and query as sent) and, when
+/// the request has a body, `payload_hash` (the hex SHA-256 of the raw body;
+/// a body without the claim, or the claim without a body, is refused). A
+/// token is accepted from five seconds before `nbf` to five seconds after
+/// `exp` (the SDKs' test tokens are valid for a minute). This follows the
+/// official SDKs: messagebird/go-rest-api `signature_jwt/signature.go` and
+/// `claims.go` (`Claims.Valid`, `jti` required), messagebird/php-rest-api
+/// `src/MessageBird/RequestValidator.php` (`validateSignature`,
+/// `ALLOWED_ALGOS`) and messagebird-nodejs `lib/webhook-signature-jwt.js`
+/// (`jti` required, `clockTolerance: 5`, the leeway kept here for servers
+/// whose clock drifts a little; the Go and PHP SDKs allow one second). The
+/// JWT is checked with the `hmac`, `sha2` and `base64` crates (three
+/// segments, base64url, a JSON header whose `alg` is one of the three;
+/// constant-time comparison), and the tests run every case of the SDKs'
+/// shared test file
+/// (`tests/Unit/Data/webhooksignature.json` in the PHP SDK, a superset of
+/// `signature_jwt/testdata/reference.json` in the Go SDK). Behind a reverse
+/// proxy the URL is the public one MessageBird called: configure a
+/// [`PublicUrl`](super::PublicUrl).
+///
+/// **`MessageBird-Signature`** with **`MessageBird-Request-Timestamp`**
+/// (deprecated by the SDKs, still accepted when no JWT is sent): the
+/// base64 HMAC-SHA256, keyed with the signing key, of the timestamp, `\n`,
+/// the query parameters sorted by name and URL-encoded, `\n`, and the raw
+/// SHA-256 of the body (messagebird/go-rest-api `signature/signature.go`,
+/// `calculateSignature` and `url.Values.Encode`; php-rest-api
+/// `RequestValidator::verify`). Its timestamp must be within
+/// [`MessageBird::LEGACY_TOLERANCE_SECS`] of the server's clock (the PHP SDK's
+/// `isRecent` default; the Go SDK allows 2.5 s either way). It signs
+/// neither the host nor the path. [`MessageBird::jwt_only`] refuses it.
+///
+/// (The webhooks of Bird's newer platform, its Notifications API, sign the
+/// request URL instead of the query, per
+/// <https://docs.bird.com/api/notifications-api/api-reference/webhooks/verifying-a-webhook>:
+/// they are not this callback.)
+///
+/// # Answers and retries
+///
+/// The docs ask for a `200 OK` once the message is handled, and document no
+/// body: success answers `200` with none. They document no retry schedule
+/// for incoming messages, nor whether an error answer brings the message
+/// again: a store failure answers `503`, the answer a retrying sender
+/// treats as temporary, and the server logs the failure either way.
 #[derive(Debug, Clone)]
 pub struct MessageBird {
     signing: Signing<Secret>,
@@ -685,13 +692,13 @@ mod tests {
             ),
             Err(WebhookError::BadSignature)
         ));
-        MessageBird::verify_jwt("k", &token, url, b"body", at(161)).expect("within the leeway");
+        MessageBird::verify_jwt("k", &token, url, b"body", at(165)).expect("within the leeway");
         assert!(matches!(
-            MessageBird::verify_jwt("k", &token, url, b"body", at(162)),
-            Err(WebhookError::StaleTimestamp { age_secs: 2, .. })
+            MessageBird::verify_jwt("k", &token, url, b"body", at(166)),
+            Err(WebhookError::StaleTimestamp { age_secs: 6, .. })
         ));
         assert!(matches!(
-            MessageBird::verify_jwt("k", &token, url, b"body", at(98)),
+            MessageBird::verify_jwt("k", &token, url, b"body", at(94)),
             Err(WebhookError::StaleTimestamp { .. })
         ));
         for bad in ["", "a.b", "a.b.c.d", "!!.!!.!!", &format!("{token}x")] {

@@ -32,6 +32,7 @@ pub mod form;
 #[cfg(feature = "testing")]
 #[doc(hidden)]
 pub mod fuzz;
+mod generic;
 mod infobip;
 mod messagebird;
 pub mod number;
@@ -47,6 +48,10 @@ pub use self::bandwidth::{Bandwidth, BandwidthEvent, BandwidthMessage};
 pub use self::basic_auth::BasicCredentials;
 pub use self::error::{ErrorKind, WebhookError};
 pub use self::form::Form;
+pub use self::generic::{
+    BodyFormat, Generic, GenericAuth, GenericConfig, GenericConfigError, GenericFields,
+    HmacAlgorithm, NumberStyle, SignatureEncoding,
+};
 pub use self::infobip::{Infobip, InfobipInbound, InfobipMessage, InfobipPrice};
 pub use self::messagebird::{MessageBird, MessageBirdClaims, MessageBirdMessage};
 pub use self::signing::{Signing, SigningMode};

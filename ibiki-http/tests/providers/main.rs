@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 
 mod bandwidth;
 mod basic_auth;
+mod generic;
 mod infobip;
 mod messagebird;
 mod plivo;

@@ -177,7 +177,7 @@ fn wrong_missing_and_expired_signatures_are_unauthorized() {
         matches!(missing, WebhookError::MissingSignature { header } if header == MessageBird::SIGNATURE_JWT_HEADER),
         "{missing}"
     );
-    let expired = post(&query, Some(&token), NOW + 62).expect_err("expired");
+    let expired = post(&query, Some(&token), NOW + 66).expect_err("expired");
     assert!(
         matches!(expired, WebhookError::StaleTimestamp { .. }),
         "{expired}"
