@@ -9,7 +9,9 @@
 //!   the client that owns the number replied to, or held until someone does;
 //!   with a [`WebhookSecret`], only requests signed with `X-Ibiki-Signature`;
 //! - `/api/admin/*` assigns numbers and inspects routing and held replies;
-//! - `/api/clients/{userId}/messages` reads a client's inbox;
+//! - `GET /api/admin/clients` lists the clients and their numbers;
+//! - `/api/clients/{userId}/messages` reads a client's inbox, and
+//!   `/api/clients/{userId}/events` streams it live (Server-Sent Events);
 //! - `/healthz` and `/openapi.json` ([`openapi::document`]).
 //!
 //! Every `/api` route is guarded by one [`AdminAuth`]: [`AdminToken`], a
@@ -47,6 +49,8 @@ mod app;
 mod auth;
 #[cfg(feature = "axum")]
 mod error;
+#[cfg(feature = "axum")]
+mod events;
 #[cfg(feature = "testing")]
 #[doc(hidden)]
 pub mod fuzzing;
@@ -68,6 +72,8 @@ pub use crate::app::{ADMIN_BODY_LIMIT, App, WEBHOOK_BODY_LIMIT};
 pub use crate::auth::{AdminAuth, AdminToken};
 #[cfg(feature = "axum")]
 pub use crate::error::ApiError;
+#[cfg(feature = "axum")]
+pub use crate::events::POLL_INTERVAL;
 pub use crate::secret::{EmptySecret, Secret};
 pub use crate::signature::WebhookSecret;
 
