@@ -18,7 +18,7 @@ use crate::auth::{AdminAuth, require_admin};
 use crate::error::ApiError;
 use crate::openapi::{ErrorBody, Health};
 use crate::signature::WebhookSecret;
-use crate::{admin, events, inbox, openapi, webhook};
+use crate::{admin, events, inbox, openapi, pages, webhook};
 
 /// Largest webhook body, in bytes: a reply is at most a few KiB.
 pub const WEBHOOK_BODY_LIMIT: usize = 64 * 1024;
@@ -170,10 +170,19 @@ impl App {
         api.merge(public).with_state(app)
     }
 
-    /// The whole server's router: [`App::routes`] plus JSON 404 and 405
-    /// answers and a debug log line per request.
+    /// The dashboard pages (`/`, `/held`, `/inbox/{userId}`, `/assets/*`),
+    /// without state: merge them beside [`App::routes`] where the dashboard
+    /// should be served. They read everything through the `/api` routes,
+    /// signed in with the admin token.
+    pub fn pages() -> Router {
+        pages::router()
+    }
+
+    /// The whole server's router: [`App::routes`], [`App::pages`], JSON 404
+    /// and 405 answers and a debug log line per request.
     pub fn router(self) -> Router {
         self.routes()
+            .merge(Self::pages())
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed)
             .layer(middleware::from_fn(log_request))
