@@ -33,6 +33,7 @@ TOKEN = "e2e-admin-token"
 LIVE_WITHIN_MS = 1000
 XSS_BODY = "<img src=x onerror=alert(1)>"
 XSS_FROM = "<script>alert(2)</script>"
+LOG = Path(os.environ.get("E2E_SERVER_LOG", "/tmp/ibiki-e2e-server.log"))
 
 
 def server_binary():
@@ -59,7 +60,7 @@ class Server:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("IBIKI_") and k != "DATABASE_URL"}
-        self.log = open(ROOT / "target-e2e-server.log" if False else "/tmp/ibiki-e2e-server.log", "w")
+        self.log = open(LOG, "w")
         self.process = subprocess.Popen(
             [str(binary), "--listen", f"127.0.0.1:{self.port}", "--admin-token", TOKEN],
             env=env,
@@ -69,7 +70,7 @@ class Server:
         deadline = time.time() + 30
         while time.time() < deadline:
             if self.process.poll() is not None:
-                sys.exit("e2e: the server exited at start; see /tmp/ibiki-e2e-server.log")
+                sys.exit(f"e2e: the server exited at start; see {LOG}")
             try:
                 self.call("GET", "/healthz", auth=False)
                 return
@@ -315,14 +316,12 @@ def desktop(server, browser):
     expect(replies).to_have_count(2)
     expect(page.locator("#live")).to_have_text("Live")
     page.evaluate("window.__loaded = true")
-    started = time.monotonic()
     server.webhook("SM-live", "+14155550102", "On my way, see you at 3")
     recorded = time.monotonic()
     expect(replies.nth(2)).to_contain_text("On my way, see you at 3", timeout=LIVE_WITHIN_MS * 3)
     shown_ms = (time.monotonic() - recorded) * 1000
     check(f"a webhook reply shows live ({shown_ms:.0f} ms after it was recorded)", shown_ms < LIVE_WITHIN_MS)
     check("without a reload", page.evaluate("window.__loaded === true"))
-    del started
 
     # A hostile reply is text.
     server.webhook("SM-xss", "+14155550100", XSS_BODY, sender=XSS_FROM)
@@ -338,6 +337,7 @@ def desktop(server, browser):
     page.get_by_role("link", name="Held replies").click()
     expect(page.locator("#held-count")).to_have_text("1 held reply")
     expect(page.locator("#held li.reply")).to_contain_text("Who is this?")
+    page.screenshot(path=str(SHOTS / "held.png"), full_page=True)
 
     check("no script errors", not trouble, trouble)
     context.close()

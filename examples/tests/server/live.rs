@@ -371,3 +371,87 @@ impl EventStream {
         }
     }
 }
+
+/// The dashboard's pages and files: served without a token (they hold no
+/// data), each with the strict policy headers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_is_served_with_strict_headers() {
+    let server = TestServer::start(crate::harness::memory_store()).await;
+    for (path, content_type, contains) in [
+        ("/", "text/html; charset=utf-8", "Admin token"),
+        ("/held", "text/html; charset=utf-8", "Held replies"),
+        (
+            "/inbox/some%20client",
+            "text/html; charset=utf-8",
+            "inbox.js",
+        ),
+        (
+            "/assets/app.css",
+            "text/css; charset=utf-8",
+            "prefers-color-scheme",
+        ),
+        (
+            "/assets/api.js",
+            "text/javascript; charset=utf-8",
+            "textContent",
+        ),
+        (
+            "/assets/clients.js",
+            "text/javascript; charset=utf-8",
+            "update-phone-numbers",
+        ),
+        (
+            "/assets/held.js",
+            "text/javascript; charset=utf-8",
+            "/api/admin/held",
+        ),
+        (
+            "/assets/inbox.js",
+            "text/javascript; charset=utf-8",
+            "Last-Event-ID",
+        ),
+        ("/assets/icon.svg", "image/svg+xml", "<svg"),
+    ] {
+        let response = server
+            .request(reqwest::Method::GET, path)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let headers = response.headers().clone();
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert_eq!(header("content-type"), content_type, "{path}");
+        assert_eq!(
+            header("content-security-policy"),
+            ibiki_http::CONTENT_SECURITY_POLICY_VALUE,
+            "{path}"
+        );
+        let csp = header("content-security-policy");
+        for directive in [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "object-src 'none'",
+            "frame-ancestors 'none'",
+            "base-uri 'none'",
+        ] {
+            assert!(csp.contains(directive), "{path}: {directive}");
+        }
+        assert!(!csp.contains("unsafe"), "{path}: {csp}");
+        assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(header("referrer-policy"), "no-referrer", "{path}");
+        let body = response.text().await.expect("body");
+        assert!(body.contains(contains), "{path}");
+    }
+    // Unknown pages and files are the API's JSON 404.
+    for path in ["/assets/nope.js", "/inbox", "/inbox/a/b"] {
+        let answer = send(server.request(reqwest::Method::GET, path)).await;
+        assert_error(&answer, StatusCode::NOT_FOUND, "not_found");
+    }
+}
