@@ -180,6 +180,7 @@ def run(server):
         try:
             desktop(server, browser)
             phone(server, browser)
+            paging(server, browser)
         finally:
             browser.close()
 
@@ -370,6 +371,25 @@ def phone(server, browser):
     expect(page.locator("#inbox li.reply").last).to_contain_text("Running 10 minutes late")
     check("the inbox fits 375 px", page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
     page.screenshot(path=str(SHOTS / "inbox-375-dark.png"), full_page=True)
+    check("no script errors", not trouble, trouble)
+    context.close()
+
+
+def paging(server, browser):
+    """The clients table shows 50 rows, then the next page on request."""
+    for i in range(55):
+        server.assign(f"zz-{i:02}", f"+1415555{2000 + i}")
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    page = context.new_page()
+    trouble = watch(page)
+    sign_in(page, server)
+    rows = page.locator("#clients tbody tr")
+    expect(rows).to_have_count(50)
+    page.get_by_role("button", name="Load more clients").click()
+    expect(rows).to_have_count(58)
+    expect(page.get_by_label("Assigned numbers for zz-54", exact=True)).to_have_value("+14155552054")
+    expect(page.get_by_role("button", name="Load more clients")).to_be_hidden()
+    check("the clients table pages", True)
     check("no script errors", not trouble, trouble)
     context.close()
 

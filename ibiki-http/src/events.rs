@@ -279,6 +279,28 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Any query and any Last-Event-ID bytes: a cursor or a 400, never a
+        /// panic; a cursor that is not an SSE id never becomes one.
+        #[test]
+        fn any_resume_input_is_answered(
+            query in ".{0,300}",
+            id in proptest::collection::vec(proptest::num::u8::ANY, 0..300),
+        ) {
+            let mut headers = HeaderMap::new();
+            if let Ok(value) = HeaderValue::from_bytes(&id) {
+                headers.insert("last-event-id", value);
+            }
+            match resume_cursor(&headers, Some(&query)) {
+                Ok(Some(cursor)) => proptest::prop_assert!(
+                    !cursor.as_str().is_empty() && cursor.as_str().len() <= Cursor::MAX_LEN
+                ),
+                Ok(None) => {}
+                Err(e) => proptest::prop_assert_eq!(e.status(), axum::http::StatusCode::BAD_REQUEST),
+            }
+        }
+    }
+
     #[test]
     fn event_ids() {
         assert!(is_event_id("42"));
