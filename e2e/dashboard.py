@@ -140,6 +140,7 @@ def main():
         run(server)
     finally:
         server.stop()
+    check("the token is in no server log line", TOKEN not in LOG.read_text())
     print("e2e: the dashboard passed in Chromium")
 
 
