@@ -24,23 +24,40 @@ use ibiki_core::{InboundReply, MessageId, Normalizer};
 use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
 
+mod bandwidth;
+mod basic_auth;
 mod clock;
 mod error;
 mod form;
 #[cfg(feature = "testing")]
 pub(crate) mod fuzz;
+mod generic;
+mod infobip;
+mod messagebird;
 mod number;
 mod plivo;
 mod signing;
+mod sinch;
 mod telnyx;
 mod twilio;
 mod url;
 mod vonage;
 
+pub use self::bandwidth::{Bandwidth, BandwidthEvent, BandwidthMessage};
+pub use self::basic_auth::BasicCredentials;
 pub use self::error::{BoxError, ErrorKind, WebhookError};
 pub use self::form::Form;
+pub use self::generic::{
+    BodyFormat, Generic, GenericAuth, GenericConfig, GenericConfigError, GenericFields,
+    HmacAlgorithm, NumberStyle, SignatureEncoding,
+};
+pub use self::infobip::{Infobip, InfobipInbound, InfobipMessage, InfobipPrice};
+pub use self::messagebird::{MessageBird, MessageBirdClaims, MessageBirdMessage};
 pub use self::plivo::{Plivo, PlivoMessage};
 pub use self::signing::{Signing, SigningMode};
+pub use self::sinch::{
+    Sinch, SinchKey, SinchMediaBody, SinchMediaItem, SinchMoBinary, SinchMoMedia, SinchMoText,
+};
 pub use self::telnyx::{
     InvalidPublicKey, Telnyx, TelnyxAddress, TelnyxEvent, TelnyxEventData, TelnyxMedia,
     TelnyxMessage, TelnyxMeta, TelnyxPublicKey,
@@ -61,6 +78,16 @@ pub mod sign {
     /// Standard base64, as the signatures travel.
     pub fn base64_encode(bytes: &[u8]) -> String {
         super::signing::base64_encode(bytes)
+    }
+
+    /// HMAC-SHA1 of the concatenated `parts`.
+    pub fn hmac_sha1(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+        super::signing::hmac_sha1(key, parts)
+    }
+
+    /// HMAC-SHA256 of the concatenated `parts`.
+    pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+        super::signing::hmac_sha256(key, parts)
     }
 
     /// Twilio's `X-Twilio-Signature`.
@@ -239,6 +266,14 @@ pub trait Provider: Send + Sync + fmt::Debug {
     /// The answer that makes the provider deliver again later, for when the
     /// store fails; each provider documents its retry policy.
     fn retry(&self) -> Answer;
+
+    /// The `WWW-Authenticate` value a `401` answer carries, for providers
+    /// that authenticate with HTTP Basic credentials (RFC 7235: a client may
+    /// send its credentials only once challenged); `None` for providers that
+    /// sign their requests.
+    fn challenge(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// Providers by name, as a server routes them.
