@@ -56,6 +56,8 @@ mod inbox;
 pub mod openapi;
 pub mod provider;
 #[cfg(feature = "axum")]
+mod provider_webhook;
+#[cfg(feature = "axum")]
 mod request;
 mod secret;
 pub mod signature;
