@@ -9,6 +9,7 @@ use ibiki_http::{AdminToken, App, WebhookSecret};
 use tokio::net::TcpListener;
 
 use crate::config::Config;
+use crate::providers::providers;
 use crate::store::open_store;
 
 /// Why the server could not start or stopped with an error.
@@ -26,10 +27,24 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         normalizer = normalizer.with_default_region(region);
     }
     warm_up_in_background(&normalizer);
+    let require_signatures = config.providers.require_signatures;
     let mut app = App::new(store, admin_token).with_normalizer(normalizer);
     match config.webhook_secret {
         Some(secret) => app = app.with_webhook_secret(WebhookSecret::new(secret)),
+        None if require_signatures => {
+            tracing::warn!(
+                "no webhook secret and signatures required: /webhooks/sms refuses every request"
+            );
+            app = app.refuse_unsigned_webhooks();
+        }
         None => tracing::warn!("no webhook secret: unsigned webhooks are accepted"),
+    }
+    let providers = providers(&config.providers);
+    providers.log_signing();
+    app = app.with_providers(providers.registry);
+    if let Some(public_url) = config.providers.public_url {
+        tracing::info!(%public_url, "providers' signed URLs rebuilt from the public URL");
+        app = app.with_public_url(public_url);
     }
     let listener = TcpListener::bind(config.listen).await?;
     tracing::info!(address = %listener.local_addr()?, "listening");

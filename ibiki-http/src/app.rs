@@ -35,6 +35,7 @@ pub struct App {
     normalizer: Normalizer,
     admin_auth: Arc<dyn AdminAuth>,
     webhook_secret: Option<WebhookSecret>,
+    unsigned_webhooks_refused: bool,
     providers: Registry,
     public_url: Option<PublicUrl>,
 }
@@ -50,6 +51,7 @@ impl App {
             normalizer: Normalizer::new(),
             admin_auth: Arc::new(admin_auth),
             webhook_secret: None,
+            unsigned_webhooks_refused: false,
             providers: Registry::new(),
             public_url: None,
         }
@@ -67,6 +69,14 @@ impl App {
         self
     }
 
+    /// Without a webhook secret, refuses every `/webhooks/sms` request with
+    /// 401 instead of accepting it unchecked (with a secret, signatures are
+    /// required anyway).
+    pub fn refuse_unsigned_webhooks(mut self) -> Self {
+        self.unsigned_webhooks_refused = true;
+        self
+    }
+
     /// Serves each provider of `providers` at `/webhooks/{name}` (`GET` too
     /// where it sends `GET`).
     pub fn with_providers(mut self, providers: Registry) -> Self {
@@ -81,6 +91,10 @@ impl App {
     pub fn with_public_url(mut self, public_url: PublicUrl) -> Self {
         self.public_url = Some(public_url);
         self
+    }
+
+    pub(crate) fn unsigned_webhooks_refused(&self) -> bool {
+        self.unsigned_webhooks_refused
     }
 
     pub(crate) fn providers(&self) -> &Registry {

@@ -282,7 +282,8 @@ impl From<Receipt> for WebhookAnswer {
         (status = 400, description = "Unreadable body, missing field or a field over its limit, \
             or another provider's payload (`other_provider_payload`, whose message names the \
             `/webhooks/{provider}` route to use)", body = ErrorBody),
-        (status = 401, description = "Missing, malformed, stale or wrong signature", body = ErrorBody),
+        (status = 401, description = "Missing, malformed, stale or wrong signature, or no \
+            secret configured while signatures are required", body = ErrorBody),
         (status = 413, description = "Body larger than 64 KiB", body = ErrorBody),
         (status = 415, description = "Content-Type is neither JSON nor a form", body = ErrorBody),
         (status = 503, description = "Not recorded: the store is unavailable; retry", body = ErrorBody),
@@ -294,6 +295,12 @@ pub(crate) async fn receive(
 ) -> Result<Json<WebhookAnswer>, ApiError> {
     let signed = match app.webhook_secret() {
         Some(secret) => Some((secret, fresh_signature(request.headers())?)),
+        None if app.unsigned_webhooks_refused() => {
+            return Err(ApiError::unauthorized(
+                "signatures_required",
+                "webhooks cannot be verified: no webhook secret is configured",
+            ));
+        }
         None => None,
     };
     let format = body_format(request.headers());

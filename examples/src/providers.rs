@@ -1,0 +1,192 @@
+//! The SMS providers the server verifies and decodes at
+//! `/webhooks/{provider}`: their flags, and the [`Registry`] built from them.
+//!
+//! Adding a provider is one flag in [`ProviderFlags`] and one line in
+//! [`providers`].
+
+use std::collections::BTreeMap;
+
+use clap::Args;
+use ibiki_http::Secret;
+use ibiki_http::provider::plivo::Plivo;
+use ibiki_http::provider::telnyx::{Telnyx, TelnyxPublicKey};
+use ibiki_http::provider::twilio::Twilio;
+use ibiki_http::provider::vonage::{SignatureMethod, Vonage, VonageKey};
+use ibiki_http::provider::{Provider, PublicUrl, Registry, Signing, SigningMode};
+
+/// Each provider's key, the public URL and whether signatures are required.
+///
+/// A provider without its key accepts unsigned requests (with a warning at
+/// start), unless `--require-signatures` is set: then it refuses every
+/// request with 401.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ProviderFlags {
+    /// The public base URL providers call (https://sms.example.com), when
+    /// the server sits behind a reverse proxy: Twilio and Plivo sign the URL
+    /// they call. Without one, the URL is http:// and the Host header.
+    #[arg(long, env = "IBIKI_PUBLIC_URL")]
+    pub public_url: Option<PublicUrl>,
+
+    /// Refuse (401) the requests of every provider whose key is not set, and
+    /// unsigned /webhooks/sms requests when --webhook-secret is not set,
+    /// instead of accepting them unchecked.
+    #[arg(long, env = "IBIKI_REQUIRE_SIGNATURES")]
+    pub require_signatures: bool,
+
+    /// Twilio's Auth Token: /webhooks/twilio then checks X-Twilio-Signature.
+    #[arg(long, env = "IBIKI_TWILIO_AUTH_TOKEN", hide_env_values = true)]
+    pub twilio_auth_token: Option<Secret>,
+
+    /// Telnyx's public key (base64, from the portal): /webhooks/telnyx then
+    /// checks telnyx-signature-ed25519.
+    #[arg(long, env = "IBIKI_TELNYX_PUBLIC_KEY", hide_env_values = true)]
+    pub telnyx_public_key: Option<TelnyxPublicKey>,
+
+    /// Vonage's signature secret: /webhooks/vonage then checks the `sig`
+    /// parameter.
+    #[arg(long, env = "IBIKI_VONAGE_SIGNATURE_SECRET", hide_env_values = true)]
+    pub vonage_signature_secret: Option<Secret>,
+
+    /// Vonage's signature method, as set in its dashboard: md5hash, md5,
+    /// sha1, sha256 or sha512.
+    #[arg(
+        long,
+        env = "IBIKI_VONAGE_SIGNATURE_METHOD",
+        default_value_t = SignatureMethod::Md5Hash
+    )]
+    pub vonage_signature_method: SignatureMethod,
+
+    /// Plivo's Auth Token: /webhooks/plivo then checks X-Plivo-Signature-V3.
+    #[arg(long, env = "IBIKI_PLIVO_AUTH_TOKEN", hide_env_values = true)]
+    pub plivo_auth_token: Option<Secret>,
+}
+
+/// Every provider, and the flag that sets each one's key.
+#[derive(Debug, Clone, Default)]
+pub struct Providers {
+    /// The providers, for [`App::with_providers`](ibiki_http::App::with_providers).
+    pub registry: Registry,
+    key_flags: BTreeMap<&'static str, &'static str>,
+}
+
+impl Providers {
+    fn with(mut self, key_flag: &'static str, provider: impl Provider + 'static) -> Self {
+        self.key_flags.insert(provider.name(), key_flag);
+        self.registry = self.registry.with(provider);
+        self
+    }
+
+    /// The flag that sets `provider`'s key.
+    pub fn key_flag(&self, provider: &str) -> Option<&'static str> {
+        self.key_flags.get(provider).copied()
+    }
+
+    /// Logs, once per provider, that it accepts unsigned requests (a
+    /// warning) or refuses every request (no key while signatures are
+    /// required). Keys are never logged.
+    pub fn log_signing(&self) {
+        for provider in self.registry.iter() {
+            let name = provider.name();
+            let flag = self.key_flag(name).unwrap_or("its key flag");
+            match provider.signing_mode() {
+                SigningMode::Verify => tracing::info!(provider = name, "signatures verified"),
+                SigningMode::AcceptUnsigned => tracing::warn!(
+                    provider = name,
+                    "no key ({flag}): unsigned /webhooks/{name} requests are accepted"
+                ),
+                SigningMode::RefuseUnsigned => tracing::warn!(
+                    provider = name,
+                    "no key ({flag}) and signatures required: /webhooks/{name} refuses every request"
+                ),
+            }
+        }
+    }
+}
+
+/// The providers the flags configure: every provider, each verified with its
+/// key when one is set.
+pub fn providers(flags: &ProviderFlags) -> Providers {
+    let signing = |key: &Option<Secret>| Signing::from_key(key.clone(), flags.require_signatures);
+    let vonage = Signing::from_key(
+        flags.vonage_signature_secret.clone(),
+        flags.require_signatures,
+    )
+    .map(|secret| VonageKey {
+        secret,
+        method: flags.vonage_signature_method,
+    });
+    let telnyx = Signing::from_key(flags.telnyx_public_key.clone(), flags.require_signatures);
+    Providers::default()
+        .with(
+            "--twilio-auth-token",
+            Twilio::new(signing(&flags.twilio_auth_token)),
+        )
+        .with("--telnyx-public-key", Telnyx::new(telnyx))
+        .with("--vonage-signature-secret", Vonage::new(vonage))
+        .with(
+            "--plivo-auth-token",
+            Plivo::new(signing(&flags.plivo_auth_token)),
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::Config;
+
+    fn modes(args: &[&str]) -> Vec<(&'static str, SigningMode)> {
+        let config = Config::try_parse_from(args).expect("valid flags");
+        providers(&config.providers)
+            .registry
+            .iter()
+            .map(|provider| (provider.name(), provider.signing_mode()))
+            .collect()
+    }
+
+    #[test]
+    fn each_key_turns_verification_on_for_its_provider() {
+        let all = modes(&["ibiki-server"]);
+        assert!(all.len() >= 4);
+        assert!(
+            all.iter()
+                .all(|(_, mode)| *mode == SigningMode::AcceptUnsigned)
+        );
+        let with_twilio = modes(&["ibiki-server", "--twilio-auth-token", "t"]);
+        for (name, mode) in with_twilio {
+            let expected = if name == "twilio" {
+                SigningMode::Verify
+            } else {
+                SigningMode::AcceptUnsigned
+            };
+            assert_eq!(mode, expected, "{name}");
+        }
+        let required = modes(&[
+            "ibiki-server",
+            "--require-signatures",
+            "--plivo-auth-token",
+            "p",
+        ]);
+        for (name, mode) in required {
+            let expected = if name == "plivo" {
+                SigningMode::Verify
+            } else {
+                SigningMode::RefuseUnsigned
+            };
+            assert_eq!(mode, expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn every_provider_names_its_key_flag() {
+        let providers = providers(&ProviderFlags::default());
+        for provider in providers.registry.iter() {
+            let flag = providers.key_flag(provider.name()).expect("a key flag");
+            assert!(
+                flag.starts_with(&format!("--{}-", provider.name())),
+                "{flag}"
+            );
+        }
+    }
+}
