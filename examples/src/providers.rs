@@ -7,12 +7,12 @@
 use std::collections::BTreeMap;
 
 use clap::Args;
-use ibiki_http::Secret;
 use ibiki_http::provider::plivo::Plivo;
 use ibiki_http::provider::telnyx::{Telnyx, TelnyxPublicKey};
 use ibiki_http::provider::twilio::Twilio;
 use ibiki_http::provider::vonage::{SignatureMethod, Vonage, VonageKey};
 use ibiki_http::provider::{Provider, PublicUrl, Registry, Signing, SigningMode};
+use ibiki_http::{App, Secret};
 
 /// Each provider's key, the public URL and whether signatures are required.
 ///
@@ -100,6 +100,21 @@ impl Providers {
                 ),
             }
         }
+    }
+}
+
+impl ProviderFlags {
+    /// Serves the providers these flags configure, with the public URL if
+    /// one is set, and logs how each treats signatures.
+    pub fn apply(&self, app: App) -> App {
+        let providers = providers(self);
+        providers.log_signing();
+        let mut app = app.with_providers(providers.registry);
+        if let Some(public_url) = &self.public_url {
+            tracing::info!(%public_url, "providers' signed URLs rebuilt from the public URL");
+            app = app.with_public_url(public_url.clone());
+        }
+        app
     }
 }
 

@@ -9,7 +9,6 @@ use ibiki_http::{AdminToken, App, WebhookSecret};
 use tokio::net::TcpListener;
 
 use crate::config::Config;
-use crate::providers::providers;
 use crate::store::open_store;
 
 /// Why the server could not start or stopped with an error.
@@ -39,13 +38,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         }
         None => tracing::warn!("no webhook secret: unsigned webhooks are accepted"),
     }
-    let providers = providers(&config.providers);
-    providers.log_signing();
-    app = app.with_providers(providers.registry);
-    if let Some(public_url) = config.providers.public_url {
-        tracing::info!(%public_url, "providers' signed URLs rebuilt from the public URL");
-        app = app.with_public_url(public_url);
-    }
+    app = config.providers.apply(app);
     let listener = TcpListener::bind(config.listen).await?;
     tracing::info!(address = %listener.local_addr()?, "listening");
     serve(listener, app.router(), shutdown_signal()).await?;

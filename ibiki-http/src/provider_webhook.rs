@@ -24,14 +24,15 @@ use crate::openapi::{ErrorBody, ProviderName};
 use crate::provider::{Answer, MAX_BODY_BYTES, Provider, Received, WebhookError, WebhookRequest};
 use crate::request::body_bytes;
 
-/// `POST /webhooks/{provider}`.
+/// `POST /webhooks/{provider}`: one delivery from that provider, verified
+/// with its key, recorded, and answered as the provider expects.
 #[utoipa::path(
     post,
     path = "/webhooks/{provider}",
     tag = "webhook",
     operation_id = "provider_webhook_post",
     params(
-        ("provider" = ProviderName, Path, description = "The provider whose webhook this is"),
+        ("provider" = inline(ProviderName), Path, description = "The provider whose webhook this is"),
     ),
     request_body(
         description = "The provider's own payload, exactly as it posts it: a form (Twilio, \
@@ -79,7 +80,7 @@ pub(crate) async fn receive_post(
     tag = "webhook",
     operation_id = "provider_webhook_get",
     params(
-        ("provider" = ProviderName, Path, description = "The provider whose webhook this is"),
+        ("provider" = inline(ProviderName), Path, description = "The provider whose webhook this is"),
         ("parameters" = Option<HashMap<String, String>>, Query, style = Form, explode,
             description = "The provider's parameters (`msisdn`, `to`, `messageId`, `text`... \
                 for Vonage), signed as that provider signs them"),
