@@ -41,6 +41,7 @@ mod binary;
 mod failures;
 mod openapi;
 mod paging;
+mod providers;
 mod signatures;
 mod upgrade;
 mod webhook;
