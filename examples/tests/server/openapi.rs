@@ -231,9 +231,7 @@ async fn every_documented_route_is_served() {
             .replace("{user_id}", "123")
             .replace("{phone_number}", "%2B14155550100")
             .replace("{provider}", "twilio");
-        let other = if template == PROVIDER_PATH {
-            Method::DELETE
-        } else if method == "get" {
+        let other = if template == PROVIDER_PATH || method == "get" {
             Method::DELETE
         } else {
             Method::GET
