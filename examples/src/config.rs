@@ -99,13 +99,34 @@ mod tests {
             "sha256",
             "--plivo-auth-token",
             "pl-secret-3",
+            "--bandwidth-username",
+            "bw-user",
+            "--bandwidth-password",
+            "bw-secret-4",
+            "--sinch-webhook-secret",
+            "si-secret-5",
+            "--messagebird-signing-key",
+            "mb-secret-6",
+            "--infobip-username",
+            "ib-user",
+            "--infobip-password",
+            "ib-secret-7",
             "--public-url",
             "https://sms.example.com",
             "--require-signatures",
         ])
         .expect("valid flags");
         let debug = format!("{config:?}");
-        for secret in ["tw-secret-1", "vo-secret-2", "pl-secret-3", telnyx] {
+        for secret in [
+            "tw-secret-1",
+            "vo-secret-2",
+            "pl-secret-3",
+            "bw-secret-4",
+            "si-secret-5",
+            "mb-secret-6",
+            "ib-secret-7",
+            telnyx,
+        ] {
             assert!(!debug.contains(secret), "{secret} in {debug}");
         }
         assert!(config.providers.require_signatures);
@@ -126,6 +147,12 @@ mod tests {
             "IBIKI_PUBLIC_URL",
             "--require-signatures",
             "IBIKI_REQUIRE_SIGNATURES",
+            "--bandwidth-username",
+            "--bandwidth-password",
+            "--sinch-webhook-secret",
+            "--messagebird-signing-key",
+            "--infobip-username",
+            "--infobip-password",
         ] {
             assert!(help.contains(flag), "{flag} missing from --help");
         }
@@ -141,6 +168,8 @@ mod tests {
             ["ibiki-server", "--telnyx-public-key", "not-a-key"],
             ["ibiki-server", "--vonage-signature-method", "crc32"],
             ["ibiki-server", "--public-url", "sms.example.com"],
+            ["ibiki-server", "--bandwidth-username", "only-the-user"],
+            ["ibiki-server", "--infobip-password", "only-the-password"],
         ] {
             assert!(Config::try_parse_from(args).is_err(), "{args:?}");
         }

@@ -11,7 +11,10 @@ use ibiki_http::provider::plivo::Plivo;
 use ibiki_http::provider::telnyx::{Telnyx, TelnyxPublicKey};
 use ibiki_http::provider::twilio::Twilio;
 use ibiki_http::provider::vonage::{SignatureMethod, Vonage, VonageKey};
-use ibiki_http::provider::{Provider, PublicUrl, Registry, Signing, SigningMode};
+use ibiki_http::provider::{
+    Bandwidth, BasicCredentials, Infobip, MessageBird, Provider, PublicUrl, Registry, Signing,
+    SigningMode, Sinch, SinchKey,
+};
 use ibiki_http::{App, Secret};
 
 /// Each provider's key, the public URL and whether signatures are required.
@@ -59,6 +62,50 @@ pub struct ProviderFlags {
     /// Plivo's Auth Token: /webhooks/plivo then checks X-Plivo-Signature-V3.
     #[arg(long, env = "IBIKI_PLIVO_AUTH_TOKEN", hide_env_values = true)]
     pub plivo_auth_token: Option<Secret>,
+
+    /// The user id of the Bandwidth application's callback credentials
+    /// (with --bandwidth-password): /webhooks/bandwidth then checks HTTP
+    /// Basic authentication (Bandwidth signs nothing).
+    #[arg(
+        long,
+        env = "IBIKI_BANDWIDTH_USERNAME",
+        requires = "bandwidth_password"
+    )]
+    pub bandwidth_username: Option<String>,
+
+    /// The password of the Bandwidth application's callback credentials.
+    #[arg(
+        long,
+        env = "IBIKI_BANDWIDTH_PASSWORD",
+        hide_env_values = true,
+        requires = "bandwidth_username"
+    )]
+    pub bandwidth_password: Option<Secret>,
+
+    /// Sinch's webhook secret (HMAC, enabled per service plan):
+    /// /webhooks/sinch then checks x-sinch-webhook-signature.
+    #[arg(long, env = "IBIKI_SINCH_WEBHOOK_SECRET", hide_env_values = true)]
+    pub sinch_webhook_secret: Option<Secret>,
+
+    /// MessageBird's signing key (not the API access key):
+    /// /webhooks/messagebird then checks MessageBird-Signature-JWT.
+    #[arg(long, env = "IBIKI_MESSAGEBIRD_SIGNING_KEY", hide_env_values = true)]
+    pub messagebird_signing_key: Option<Secret>,
+
+    /// The username Infobip sends (its BASIC security setting, or the
+    /// forwarding URL's user), with --infobip-password: /webhooks/infobip
+    /// then checks HTTP Basic authentication (Infobip signs nothing).
+    #[arg(long, env = "IBIKI_INFOBIP_USERNAME", requires = "infobip_password")]
+    pub infobip_username: Option<String>,
+
+    /// The password Infobip sends.
+    #[arg(
+        long,
+        env = "IBIKI_INFOBIP_PASSWORD",
+        hide_env_values = true,
+        requires = "infobip_username"
+    )]
+    pub infobip_password: Option<Secret>,
 }
 
 /// Every provider, and the flag that sets each one's key.
@@ -121,27 +168,39 @@ impl ProviderFlags {
 /// The providers the flags configure: every provider, each verified with its
 /// key when one is set.
 pub fn providers(flags: &ProviderFlags) -> Providers {
-    let signing = |key: &Option<Secret>| Signing::from_key(key.clone(), flags.require_signatures);
-    let vonage = Signing::from_key(
-        flags.vonage_signature_secret.clone(),
-        flags.require_signatures,
-    )
-    .map(|secret| VonageKey {
+    let require = flags.require_signatures;
+    let secret = |key: &Option<Secret>| Signing::from_key(key.clone(), require);
+    let basic = |username: &Option<String>, password: &Option<Secret>| {
+        let credentials = username.clone().zip(password.clone());
+        Signing::from_key(credentials, require)
+            .map(|(username, password)| BasicCredentials::new(username, password))
+    };
+    let vonage = secret(&flags.vonage_signature_secret).map(|secret| VonageKey {
         secret,
         method: flags.vonage_signature_method,
     });
-    let telnyx = Signing::from_key(flags.telnyx_public_key.clone(), flags.require_signatures);
+    let telnyx = Signing::from_key(flags.telnyx_public_key.clone(), require);
+    let sinch = secret(&flags.sinch_webhook_secret).map(SinchKey::Hmac);
+    let bandwidth = basic(&flags.bandwidth_username, &flags.bandwidth_password);
+    let infobip = basic(&flags.infobip_username, &flags.infobip_password);
     Providers::default()
         .with(
             "--twilio-auth-token",
-            Twilio::new(signing(&flags.twilio_auth_token)),
+            Twilio::new(secret(&flags.twilio_auth_token)),
         )
         .with("--telnyx-public-key", Telnyx::new(telnyx))
         .with("--vonage-signature-secret", Vonage::new(vonage))
         .with(
             "--plivo-auth-token",
-            Plivo::new(signing(&flags.plivo_auth_token)),
+            Plivo::new(secret(&flags.plivo_auth_token)),
         )
+        .with("--bandwidth-password", Bandwidth::new(bandwidth))
+        .with("--sinch-webhook-secret", Sinch::new(sinch))
+        .with(
+            "--messagebird-signing-key",
+            MessageBird::new(secret(&flags.messagebird_signing_key)),
+        )
+        .with("--infobip-password", Infobip::new(infobip))
 }
 
 #[cfg(test)]
@@ -163,7 +222,7 @@ mod tests {
     #[test]
     fn each_key_turns_verification_on_for_its_provider() {
         let all = modes(&["ibiki-server"]);
-        assert!(all.len() >= 4);
+        assert_eq!(all.len(), 8);
         assert!(
             all.iter()
                 .all(|(_, mode)| *mode == SigningMode::AcceptUnsigned)

@@ -174,4 +174,12 @@ pub(crate) enum ProviderName {
     Vonage,
     /// Plivo Messaging.
     Plivo,
+    /// Bandwidth Messaging API v2.
+    Bandwidth,
+    /// Sinch SMS REST API.
+    Sinch,
+    /// MessageBird (Bird) SMS API.
+    MessageBird,
+    /// Infobip SMS.
+    Infobip,
 }

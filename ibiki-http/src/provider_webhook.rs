@@ -12,7 +12,7 @@ use std::sync::Arc;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{FromRequest, Path, Request, State};
-use axum::http::header::{ALLOW, CONTENT_TYPE, HOST};
+use axum::http::header::{ALLOW, CONTENT_TYPE, HOST, WWW_AUTHENTICATE};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use ibiki_core::InboundReply;
@@ -36,8 +36,9 @@ use crate::request::body_bytes;
     ),
     request_body(
         description = "The provider's own payload, exactly as it posts it: a form (Twilio, \
-            Plivo, Vonage) or JSON (Telnyx, Vonage). Each provider's signature header is \
-            required when its key is configured.",
+            Plivo, Vonage, MessageBird) or JSON (Telnyx, Vonage, Sinch, Infobip; a JSON array \
+            of events for Bandwidth). Each provider's signature (or, for Bandwidth and \
+            Infobip, its Basic credentials) is required when its key is configured.",
         content(
             (HashMap<String, String> = "application/x-www-form-urlencoded"),
             (Value = "application/json"),
@@ -56,7 +57,8 @@ use crate::request::body_bytes;
         (status = 400, description = "Not a payload this provider sends, or a field missing or \
             over its limit", body = ErrorBody),
         (status = 401, description = "Missing, malformed, stale or wrong signature, or no key \
-            configured while signatures are required", body = ErrorBody),
+            configured while signatures are required; Bandwidth and Infobip add a \
+            `WWW-Authenticate: Basic` challenge", body = ErrorBody),
         (status = 404, description = "No such provider on this server", body = ErrorBody),
         (status = 405, description = "This provider never sends this method", body = ErrorBody),
         (status = 413, description = "Body larger than 256 KiB", body = ErrorBody),
@@ -73,7 +75,7 @@ pub(crate) async fn receive_post(
 }
 
 /// `GET /webhooks/{provider}`, for the providers that can send a query
-/// (Twilio, Vonage and Plivo, as configured in their consoles).
+/// (Twilio, Vonage, Plivo and MessageBird, as configured in their consoles).
 #[utoipa::path(
     get,
     path = "/webhooks/{provider}",
@@ -177,11 +179,20 @@ async fn record(app: &App, provider: &dyn Provider, replies: Vec<InboundReply>) 
 }
 
 /// A refused request: the error's status and a JSON body, plus `Allow` for
-/// a method the provider never sends.
+/// a method the provider never sends and the provider's `WWW-Authenticate`
+/// challenge on a 401.
 fn rejected(provider: &dyn Provider, error: &WebhookError) -> Response {
     tracing::debug!(provider = provider.name(), error = %error, "provider webhook refused");
     let mut response =
         ApiError::new(error.status(), error.code(), error.to_string()).into_response();
+    if let Some(challenge) = provider
+        .challenge()
+        .filter(|_| error.status() == StatusCode::UNAUTHORIZED)
+    {
+        response
+            .headers_mut()
+            .insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+    }
     if matches!(error, WebhookError::MethodNotAllowed { .. }) {
         let allow = provider
             .methods()

@@ -249,24 +249,14 @@ fn other_payloads() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         ("vonage", JSON, fixture("vonage/inbound.json")),
         ("telnyx", JSON, fixture("telnyx/message-received.json")),
         ("telnyx", JSON, fixture("telnyx/message-finalized.json")),
-        // Bandwidth's message-received callback (v2 messaging).
-        (
-            "bandwidth",
-            JSON,
-            br#"[{"type":"message-received","time":"2016-09-14T18:20:16Z","description":"Incoming message received","to":"+12345678902","message":{"id":"14762070468292kw2fuqty55yp2b2","time":"2016-09-14T18:20:16Z","to":["+12345678902"],"from":"+12345678901","text":"Hey, check this out!","applicationId":"93de2206-9669-4e07-948d-329f4b722ee2","media":[],"owner":"+12345678902","direction":"in","segmentCount":1}}]"#.to_vec(),
-        ),
-        // Infobip's inbound SMS.
-        (
-            "infobip",
-            JSON,
-            br#"{"results":[{"messageId":"817790313235066447","from":"385916242493","to":"385921004026","text":"QUIZ Correct answer is Paris","cleanText":"Correct answer is Paris","keyword":"QUIZ","receivedAt":"2016-10-06T09:28:39.220+0000","smsCount":1,"price":{"pricePerMessage":0,"currency":"EUR"},"callbackData":"callbackData"}],"messageCount":1,"pendingMessageCount":0}"#.to_vec(),
-        ),
+        ("bandwidth", JSON, fixture("bandwidth/message-received.json")),
+        ("bandwidth", JSON, fixture("bandwidth/message-delivered.json")),
+        ("infobip", JSON, fixture("infobip/inbound.json")),
         // Sinch's MO text: from, to and body, as ibiki's own JSON names them.
-        (
-            "sinch",
-            JSON,
-            br#"{"id":"01XXXXX12345678ABCDEF","type":"mo_text","from":"46700000001","to":"12345","body":"Hello","received_at":"2020-02-05T10:19:06.114Z","operator_id":"24001"}"#.to_vec(),
-        ),
+        ("sinch", JSON, fixture("sinch/mo-text.json")),
+        ("sinch", JSON, fixture("sinch/mo-media.json")),
+        ("messagebird", FORM, fixture("messagebird/vmn.query")),
+        ("messagebird", FORM, fixture("messagebird/shortcode.query")),
         // MessageBird's incoming SMS, as a form and as JSON.
         (
             "messagebird",

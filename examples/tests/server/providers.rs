@@ -10,8 +10,10 @@ use std::sync::Arc;
 
 use ed25519_dalek::{Signer, SigningKey};
 use ibiki_core::DynReplyStore;
-use ibiki_http::provider::signing::base64_encode;
-use ibiki_http::provider::{Form, plivo, twilio, vonage};
+use ibiki_http::provider::signing::{base64_encode, hmac_sha256};
+use ibiki_http::provider::{
+    BasicCredentials, Form, MessageBird, MessageBirdClaims, plivo, twilio, vonage,
+};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -39,6 +41,9 @@ struct Signed {
     headers: Vec<(&'static str, String)>,
 }
 
+/// Signs a body for a URL at a time (Unix seconds).
+type SignFn = fn(Key, &str, &[u8], u64) -> Signed;
+
 /// One provider, its fixture, its signing and what it should produce.
 struct Case {
     name: &'static str,
@@ -48,7 +53,9 @@ struct Case {
     /// The server flags setting this provider's key.
     key_flags: fn() -> Vec<String>,
     /// Signs `body` for `url` at `signed_at` (Unix seconds).
-    sign: fn(Key, &str, &[u8], u64) -> Signed,
+    sign: SignFn,
+    /// Whether a 401 carries a `WWW-Authenticate` challenge (HTTP Basic).
+    challenge: bool,
     /// Whether the signature covers a time, so that a stale one is refused.
     signs_time: bool,
     /// The reply as recorded.
@@ -72,6 +79,7 @@ fn cases() -> Vec<Case> {
             content_type: FORM,
             key_flags: || flags("--twilio-auth-token", TWILIO_TOKEN),
             sign: sign_twilio,
+            challenge: false,
             signs_time: false,
             message_id: "SM1f0e8ae6ade43cb3c0ce4525424e404f",
             from: "+15005550006",
@@ -89,6 +97,7 @@ fn cases() -> Vec<Case> {
                 flags("--telnyx-public-key", &base64_encode(&public))
             },
             sign: sign_telnyx,
+            challenge: false,
             signs_time: true,
             message_id: "7ee4241c-f127-47e5-9c34-3aac291f8058",
             from: "+18665550001",
@@ -114,6 +123,7 @@ fn cases() -> Vec<Case> {
                 flags
             },
             sign: sign_vonage,
+            challenge: false,
             signs_time: true,
             message_id: "0A0000000123ABCD1",
             from: "+447700900001",
@@ -128,6 +138,7 @@ fn cases() -> Vec<Case> {
             content_type: FORM,
             key_flags: || flags("--plivo-auth-token", PLIVO_TOKEN),
             sign: sign_plivo,
+            challenge: false,
             signs_time: false,
             message_id: "2c9ba6b8-6b2b-11ee-9d87-0242ac110004",
             from: "+14155550001",
@@ -136,12 +147,84 @@ fn cases() -> Vec<Case> {
             success: (200, Some("application/xml"), plivo::EMPTY_XML),
             retry: 503,
         },
+        Case {
+            name: "bandwidth",
+            body: || fixture("bandwidth/message-received.json"),
+            content_type: "application/json",
+            key_flags: || {
+                let mut flags = flags("--bandwidth-username", BASIC_USER);
+                flags.extend(["--bandwidth-password".into(), BASIC_PASSWORD.into()]);
+                flags
+            },
+            sign: sign_basic,
+            challenge: true,
+            signs_time: false,
+            message_id: "14762070468292kw2fuqty55yp2b2",
+            from: "+12345678901",
+            to: "+12345678902",
+            text: "Hey, check this out!",
+            success: (200, None, ""),
+            retry: 503,
+        },
+        Case {
+            name: "sinch",
+            body: || fixture("sinch/mo-text.json"),
+            content_type: "application/json",
+            key_flags: || flags("--sinch-webhook-secret", SINCH_SECRET),
+            sign: sign_sinch,
+            challenge: false,
+            signs_time: true,
+            message_id: "01W4FFL35P4NC4K35SMSBATCH8",
+            from: "+12015555555",
+            to: "+12017777777",
+            text: "Hello John! 👋",
+            success: (200, None, ""),
+            retry: 503,
+        },
+        Case {
+            name: "messagebird",
+            body: || fixture("messagebird/vmn.query"),
+            content_type: FORM,
+            key_flags: || flags("--messagebird-signing-key", MESSAGEBIRD_KEY),
+            sign: sign_messagebird,
+            challenge: false,
+            signs_time: true,
+            message_id: "e8077d803532c0b5937c639b60216938",
+            from: "+31612345678",
+            to: "+31642500190",
+            text: "This is an incoming message",
+            success: (200, None, ""),
+            retry: 503,
+        },
+        Case {
+            name: "infobip",
+            body: || fixture("infobip/inbound.json"),
+            content_type: "application/json",
+            key_flags: || {
+                let mut flags = flags("--infobip-username", BASIC_USER);
+                flags.extend(["--infobip-password".into(), BASIC_PASSWORD.into()]);
+                flags
+            },
+            sign: sign_basic,
+            challenge: true,
+            signs_time: false,
+            message_id: "817790313235066447",
+            from: "+385916242493",
+            to: "+385921004026",
+            text: "QUIZ Correct answer is Paris",
+            success: (200, None, ""),
+            retry: 503,
+        },
     ]
 }
 
 const TWILIO_TOKEN: &str = "twilio-auth-token";
 const VONAGE_SECRET: &str = "vonage-signature-secret";
 const PLIVO_TOKEN: &str = "plivo-auth-token";
+const BASIC_USER: &str = "callbacks";
+const BASIC_PASSWORD: &str = "callback-password";
+const SINCH_SECRET: &str = "sinch-webhook-secret";
+const MESSAGEBIRD_KEY: &str = "messagebird-signing-key";
 
 fn flags(flag: &str, value: &str) -> Vec<String> {
     vec![flag.to_owned(), value.to_owned()]
@@ -218,6 +301,45 @@ fn sign_plivo(key: Key, url: &str, body: &[u8], _: u64) -> Signed {
             (plivo::SIGNATURE_HEADER, signature),
             (plivo::NONCE_HEADER, nonce.to_owned()),
         ],
+    }
+}
+
+fn sign_basic(key: Key, _: &str, body: &[u8], _: u64) -> Signed {
+    let password = key_text(key, BASIC_PASSWORD).parse().expect("password");
+    let credentials = BasicCredentials::new(BASIC_USER, password);
+    Signed {
+        body: body.to_vec(),
+        headers: vec![("authorization", credentials.header_value())],
+    }
+}
+
+/// Sinch: base64 HMAC-SHA256 of `<body>.<nonce>.<timestamp>`.
+fn sign_sinch(key: Key, _: &str, body: &[u8], signed_at: u64) -> Signed {
+    let nonce = "01FJA8B4A7BM43YGWSG9GBV067";
+    let timestamp = signed_at.to_string();
+    let signed = [body, b".", nonce.as_bytes(), b".", timestamp.as_bytes()].concat();
+    let signature = hmac_sha256(key_text(key, SINCH_SECRET).as_bytes(), &[&signed]);
+    Signed {
+        body: body.to_vec(),
+        headers: vec![
+            ("x-sinch-webhook-signature", base64_encode(&signature)),
+            ("x-sinch-webhook-signature-timestamp", timestamp),
+            ("x-sinch-webhook-signature-nonce", nonce.to_owned()),
+            (
+                "x-sinch-webhook-signature-algorithm",
+                "HmacSHA256".to_owned(),
+            ),
+        ],
+    }
+}
+
+fn sign_messagebird(key: Key, url: &str, body: &[u8], signed_at: u64) -> Signed {
+    let nbf = i64::try_from(signed_at).expect("a recent time");
+    let claims = MessageBirdClaims::for_request(url, body, nbf, nbf + 60, "jti-1");
+    let token = MessageBird::sign_jwt(&key_text(key, MESSAGEBIRD_KEY), &claims);
+    Signed {
+        body: body.to_vec(),
+        headers: vec![(MessageBird::SIGNATURE_JWT_HEADER, token)],
     }
 }
 
@@ -342,10 +464,20 @@ async fn each_provider_delivers_end_to_end(store: Arc<DynReplyStore>) {
 
         let wrong = send(case.request(&server, case.signed(Key::Wrong, now))).await;
         assert_error(&wrong, StatusCode::UNAUTHORIZED, "invalid_signature");
+        let missing = case.request(&server, case.unsigned()).send().await;
+        let missing = missing.expect("request sent");
+        let challenge = missing.headers().get("www-authenticate").cloned();
+        assert_eq!(
+            challenge.is_some(),
+            case.challenge,
+            "{}: {challenge:?}",
+            case.name
+        );
         let missing = send(case.request(&server, case.unsigned())).await;
         assert_error(&missing, StatusCode::UNAUTHORIZED, "missing_signature");
         if case.signs_time {
-            let stale = case.signed(Key::Right, now - 3600);
+            // Two days: past every provider's tolerance (Sinch's is a day).
+            let stale = case.signed(Key::Right, now - 2 * 86_400);
             let stale = send(case.request(&server, stale)).await;
             assert_error(&stale, StatusCode::UNAUTHORIZED, "stale_timestamp");
         }
