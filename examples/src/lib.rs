@@ -27,6 +27,6 @@ pub mod server;
 pub mod store;
 
 pub use crate::config::Config;
-pub use crate::providers::{ProviderFlags, Providers, providers};
+pub use crate::providers::{ProviderConfigError, ProviderFlags, Providers, providers};
 pub use crate::server::{run, serve, shutdown_signal};
 pub use crate::store::open_store;

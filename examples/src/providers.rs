@@ -5,6 +5,7 @@
 //! [`providers`].
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use ibiki_http::provider::plivo::Plivo;
@@ -12,8 +13,8 @@ use ibiki_http::provider::telnyx::{Telnyx, TelnyxPublicKey};
 use ibiki_http::provider::twilio::Twilio;
 use ibiki_http::provider::vonage::{SignatureMethod, Vonage, VonageKey};
 use ibiki_http::provider::{
-    Bandwidth, BasicCredentials, Infobip, MessageBird, Provider, PublicUrl, Registry, Signing,
-    SigningMode, Sinch, SinchKey,
+    Bandwidth, BasicCredentials, Generic, GenericConfig, Infobip, MessageBird, Provider, PublicUrl,
+    Registry, Signing, SigningMode, Sinch, SinchKey,
 };
 use ibiki_http::{App, Secret};
 
@@ -106,6 +107,70 @@ pub struct ProviderFlags {
         requires = "infobip_username"
     )]
     pub infobip_password: Option<Secret>,
+
+    /// A file describing any other gateway (TOML, or JSON if it ends in
+    /// .json): where its fields are, how it writes numbers and how it
+    /// authenticates. The gateway is then served at /webhooks/generic. Keep
+    /// the file private: it holds the gateway's secret.
+    #[arg(long, env = "IBIKI_GENERIC_CONFIG", value_name = "FILE")]
+    pub generic_config: Option<PathBuf>,
+}
+
+/// Why the providers' configuration was refused at start.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderConfigError {
+    /// The generic gateway's file cannot be read.
+    #[error("--generic-config {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The generic gateway's file is not a valid configuration. The message
+    /// says where, but never quotes the file: it holds a secret.
+    #[error("--generic-config {path}: {message}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Reads the generic gateway's configuration: JSON if the file ends in
+/// `.json`, TOML otherwise; then checks it.
+pub fn read_generic_config(path: &Path) -> Result<GenericConfig, ProviderConfigError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| ProviderConfigError::Read {
+        path: shown.clone(),
+        source,
+    })?;
+    let invalid = |message: String| ProviderConfigError::Invalid {
+        path: shown.clone(),
+        message,
+    };
+    if path
+        .extension()
+        .is_some_and(|ext| ext.eq_ignore_ascii_case("json"))
+    {
+        return GenericConfig::from_json(&text).map_err(|error| invalid(error.to_string()));
+    }
+    let config: GenericConfig = toml::from_str(&text).map_err(|error| {
+        // toml's Display quotes the offending line, which may be the secret.
+        let line = error
+            .span()
+            .and_then(|span| text.get(..span.start))
+            .map(|before| before.matches('\n').count() + 1);
+        match line {
+            Some(line) => invalid(format!("line {line}: {}", error.message())),
+            None => invalid(error.message().to_owned()),
+        }
+    })?;
+    config
+        .validate()
+        .map_err(|error| invalid(error.to_string()))?;
+    Ok(config)
 }
 
 /// Every provider, and the flag that sets each one's key.
@@ -153,21 +218,21 @@ impl Providers {
 impl ProviderFlags {
     /// Serves the providers these flags configure, with the public URL if
     /// one is set, and logs how each treats signatures.
-    pub fn apply(&self, app: App) -> App {
-        let providers = providers(self);
+    pub fn apply(&self, app: App) -> Result<App, ProviderConfigError> {
+        let providers = providers(self)?;
         providers.log_signing();
         let mut app = app.with_providers(providers.registry);
         if let Some(public_url) = &self.public_url {
             tracing::info!(%public_url, "providers' signed URLs rebuilt from the public URL");
             app = app.with_public_url(public_url.clone());
         }
-        app
+        Ok(app)
     }
 }
 
 /// The providers the flags configure: every provider, each verified with its
-/// key when one is set.
-pub fn providers(flags: &ProviderFlags) -> Providers {
+/// key when one is set, and the generic gateway when its file is given.
+pub fn providers(flags: &ProviderFlags) -> Result<Providers, ProviderConfigError> {
     let require = flags.require_signatures;
     let secret = |key: &Option<Secret>| Signing::from_key(key.clone(), require);
     let basic = |username: &Option<String>, password: &Option<Secret>| {
@@ -183,7 +248,7 @@ pub fn providers(flags: &ProviderFlags) -> Providers {
     let sinch = secret(&flags.sinch_webhook_secret).map(SinchKey::Hmac);
     let bandwidth = basic(&flags.bandwidth_username, &flags.bandwidth_password);
     let infobip = basic(&flags.infobip_username, &flags.infobip_password);
-    Providers::default()
+    let mut providers = Providers::default()
         .with(
             "--twilio-auth-token",
             Twilio::new(secret(&flags.twilio_auth_token)),
@@ -200,7 +265,17 @@ pub fn providers(flags: &ProviderFlags) -> Providers {
             "--messagebird-signing-key",
             MessageBird::new(secret(&flags.messagebird_signing_key)),
         )
-        .with("--infobip-password", Infobip::new(infobip))
+        .with("--infobip-password", Infobip::new(infobip));
+    if let Some(path) = &flags.generic_config {
+        let config = read_generic_config(path)?;
+        let generic =
+            Generic::new(config, require).map_err(|error| ProviderConfigError::Invalid {
+                path: path.display().to_string(),
+                message: error.to_string(),
+            })?;
+        providers = providers.with("--generic-config", generic);
+    }
+    Ok(providers)
 }
 
 #[cfg(test)]
@@ -213,6 +288,7 @@ mod tests {
     fn modes(args: &[&str]) -> Vec<(&'static str, SigningMode)> {
         let config = Config::try_parse_from(args).expect("valid flags");
         providers(&config.providers)
+            .expect("valid providers")
             .registry
             .iter()
             .map(|provider| (provider.name(), provider.signing_mode()))
@@ -252,9 +328,59 @@ mod tests {
         }
     }
 
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../ibiki-http/tests/fixtures/generic")
+            .join(name)
+    }
+
+    #[test]
+    fn the_generic_gateway_is_read_from_toml_or_json() {
+        let toml = read_generic_config(&fixture("kestrel.toml")).expect("TOML");
+        let json = read_generic_config(&fixture("kestrel.json")).expect("JSON");
+        assert_eq!(toml, json);
+        let flags = ProviderFlags {
+            generic_config: Some(fixture("kestrel.toml")),
+            ..ProviderFlags::default()
+        };
+        let providers = providers(&flags).expect("valid");
+        let generic = providers.registry.get("generic").expect("served");
+        assert_eq!(generic.signing_mode(), SigningMode::Verify);
+        assert_eq!(providers.key_flag("generic"), Some("--generic-config"));
+    }
+
+    #[test]
+    fn a_bad_generic_file_is_refused_without_quoting_it() {
+        let dir = std::env::temp_dir().join(format!("ibiki-generic-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("bad.toml");
+        let text = std::fs::read_to_string(fixture("kestrel.toml")).expect("fixture");
+        let broken = text.replace(
+            "secret = \"kestrel-webhook-secret\"",
+            "secret = \"kestrel-webhook-secret",
+        );
+        std::fs::write(&path, broken).expect("written");
+        let error = read_generic_config(&path).expect_err("refused").to_string();
+        assert!(!error.contains("kestrel-webhook-secret"), "{error}");
+        assert!(error.contains("line 19"), "{error}");
+        let flags = ProviderFlags {
+            generic_config: Some(dir.join("missing.toml")),
+            ..ProviderFlags::default()
+        };
+        assert!(matches!(
+            providers(&flags),
+            Err(ProviderConfigError::Read { .. })
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn every_provider_names_its_key_flag() {
-        let providers = providers(&ProviderFlags::default());
+        let flags = ProviderFlags {
+            generic_config: Some(fixture("kestrel.json")),
+            ..ProviderFlags::default()
+        };
+        let providers = providers(&flags).expect("valid");
         for provider in providers.registry.iter() {
             let flag = providers.key_flag(provider.name()).expect("a key flag");
             assert!(

@@ -38,7 +38,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         }
         None => tracing::warn!("no webhook secret: unsigned webhooks are accepted"),
     }
-    app = config.providers.apply(app);
+    app = config.providers.apply(app)?;
     let listener = TcpListener::bind(config.listen).await?;
     tracing::info!(address = %listener.local_addr()?, "listening");
     serve(listener, app.router(), shutdown_signal()).await?;

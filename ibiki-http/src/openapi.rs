@@ -182,4 +182,6 @@ pub(crate) enum ProviderName {
     MessageBird,
     /// Infobip SMS.
     Infobip,
+    /// Any other gateway, as its configuration describes it.
+    Generic,
 }

@@ -69,7 +69,7 @@ impl TestServer {
         } else if config.providers.require_signatures {
             app = app.refuse_unsigned_webhooks();
         }
-        app = config.providers.apply(app);
+        app = config.providers.apply(app).expect("valid providers");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = listener.local_addr().expect("local address");
         let (shutdown, stop) = oneshot::channel::<()>();

@@ -186,9 +186,11 @@ async fn the_document_describes_bodies_and_parameters() {
     // The provider segment lists exactly the providers the server configures.
     let configured: BTreeSet<String> =
         ibiki_examples::providers(&ibiki_examples::ProviderFlags::default())
+            .expect("valid")
             .registry
             .iter()
             .map(|provider| provider.name().to_owned())
+            .chain(["generic".to_owned()])
             .collect();
     for method in ["get", "post"] {
         let parameters = paths[PROVIDER_PATH][method]["parameters"]
