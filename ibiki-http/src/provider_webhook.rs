@@ -47,7 +47,7 @@ use crate::request::body_bytes;
     responses(
         (status = 200, description = "Recorded (or a retry recognized, or an event that is \
             not a message acknowledged): the answer the provider expects, such as an empty \
-            TwiML `<Response/>` for Twilio or an empty 200 for Telnyx",
+            TwiML `<Response/>` for Twilio, or an empty `text/plain` body for Telnyx",
             content(
                 (String = "text/xml"),
                 (String = "application/xml"),
@@ -208,20 +208,31 @@ fn rejected(provider: &dyn Provider, error: &WebhookError) -> Response {
 }
 
 /// The provider's answer as an HTTP response.
+///
+/// A successful answer other than `204` always has a `Content-Type`: an
+/// empty `200` (Telnyx, Bandwidth, Sinch...) is labelled `text/plain`, which
+/// no provider reads, so that the answer matches its OpenAPI description.
 fn answer(answer: Answer) -> Response {
     let mut response = (answer.status, Body::from(answer.body)).into_response();
-    if let Some(content_type) = answer.content_type {
+    let content_type = match answer.content_type {
+        Some(content_type) => Some(content_type),
+        None if !answer.body.is_empty()
+            || (answer.status.is_success() && answer.status != StatusCode::NO_CONTENT) =>
+        {
+            Some(TEXT_PLAIN)
+        }
+        None => None,
+    };
+    if let Some(content_type) = content_type {
         response
             .headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    } else if !answer.body.is_empty() {
-        response.headers_mut().insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
     }
     response
 }
+
+/// The content type of a provider's answer that names none.
+const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
 
 /// The URL the provider called: the configured public URL joined with the
 /// request's path and query, or else `http://` and the `Host` header.
@@ -265,5 +276,9 @@ mod tests {
         let response = answer(Answer::empty(StatusCode::NO_CONTENT));
         assert_eq!(response.status(), StatusCode::NO_CONTENT);
         assert!(response.headers().get(CONTENT_TYPE).is_none());
+        let response = answer(Answer::empty(StatusCode::SERVICE_UNAVAILABLE));
+        assert!(response.headers().get(CONTENT_TYPE).is_none());
+        let response = answer(Answer::empty(StatusCode::OK));
+        assert_eq!(response.headers()[CONTENT_TYPE], TEXT_PLAIN);
     }
 }

@@ -70,6 +70,8 @@ struct Case {
 }
 
 const FORM: &str = "application/x-www-form-urlencoded";
+/// What the server labels an empty `200` with.
+const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
 
 fn cases() -> Vec<Case> {
     vec![
@@ -103,7 +105,7 @@ fn cases() -> Vec<Case> {
             from: "+18665550001",
             to: "+18445550001",
             text: "Hello, World!",
-            success: (200, None, ""),
+            success: (200, Some(TEXT_PLAIN), ""),
             retry: 503,
         },
         Case {
@@ -163,7 +165,7 @@ fn cases() -> Vec<Case> {
             from: "+12345678901",
             to: "+12345678902",
             text: "Hey, check this out!",
-            success: (200, None, ""),
+            success: (200, Some(TEXT_PLAIN), ""),
             retry: 503,
         },
         Case {
@@ -178,7 +180,7 @@ fn cases() -> Vec<Case> {
             from: "+12015555555",
             to: "+12017777777",
             text: "Hello John! 👋",
-            success: (200, None, ""),
+            success: (200, Some(TEXT_PLAIN), ""),
             retry: 503,
         },
         Case {
@@ -193,7 +195,7 @@ fn cases() -> Vec<Case> {
             from: "+31612345678",
             to: "+31642500190",
             text: "This is an incoming message",
-            success: (200, None, ""),
+            success: (200, Some(TEXT_PLAIN), ""),
             retry: 503,
         },
         Case {
@@ -212,7 +214,7 @@ fn cases() -> Vec<Case> {
             from: "+385916242493",
             to: "+385921004026",
             text: "QUIZ Correct answer is Paris",
-            success: (200, None, ""),
+            success: (200, Some(TEXT_PLAIN), ""),
             retry: 503,
         },
         Case {
@@ -231,7 +233,7 @@ fn cases() -> Vec<Case> {
             from: "+447911123456",
             to: "+447400123456",
             text: "Yes, Thursday works",
-            success: (200, None, ""),
+            success: (200, Some(TEXT_PLAIN), ""),
             retry: 503,
         },
     ]
