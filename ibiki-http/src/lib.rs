@@ -8,6 +8,9 @@
 //! - `POST /webhooks/sms` records each reply a provider posts, in the inbox of
 //!   the client that owns the number replied to, or held until someone does;
 //!   with a [`WebhookSecret`], only requests signed with `X-Ibiki-Signature`;
+//! - `/webhooks/{provider}` serves each SMS provider given to
+//!   [`App::with_providers`] as that provider sends, signs and expects to be
+//!   answered ([`provider`]);
 //! - `/api/admin/*` assigns numbers and inspects routing and held replies;
 //! - `/api/clients/{userId}/messages` reads a client's inbox;
 //! - `/healthz` and `/openapi.json` ([`openapi::document`]).

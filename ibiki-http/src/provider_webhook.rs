@@ -185,13 +185,14 @@ fn rejected(provider: &dyn Provider, error: &WebhookError) -> Response {
     tracing::debug!(provider = provider.name(), error = %error, "provider webhook refused");
     let mut response =
         ApiError::new(error.status(), error.code(), error.to_string()).into_response();
+    // A provider's own strings are checked, not trusted: an invalid one is
+    // left out rather than panicking.
     if let Some(challenge) = provider
         .challenge()
         .filter(|_| error.status() == StatusCode::UNAUTHORIZED)
+        .and_then(|challenge| HeaderValue::from_str(challenge).ok())
     {
-        response
-            .headers_mut()
-            .insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        response.headers_mut().insert(WWW_AUTHENTICATE, challenge);
     }
     if matches!(error, WebhookError::MethodNotAllowed { .. }) {
         let allow = provider
@@ -223,10 +224,8 @@ fn answer(answer: Answer) -> Response {
         }
         None => None,
     };
-    if let Some(content_type) = content_type {
-        response
-            .headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Some(content_type) = content_type.and_then(|value| HeaderValue::from_str(value).ok()) {
+        response.headers_mut().insert(CONTENT_TYPE, content_type);
     }
     response
 }

@@ -341,3 +341,45 @@ fn unix_now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs())
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// ibiki's own formats are never taken for another provider's.
+        #[test]
+        fn ibikis_own_payloads_are_never_another_providers(
+            message_id in proptest::option::of(".{0,20}"),
+            from in ".{0,20}",
+            to in ".{0,20}",
+            body in ".{0,40}",
+        ) {
+            let json = serde_json::to_vec(&JsonPayload {
+                message_id: message_id.clone(),
+                from: from.clone(),
+                to: to.clone(),
+                body: body.clone(),
+            })
+            .expect("JSON");
+            prop_assert_eq!(other_provider(BodyFormat::Json, &json), None);
+            let form = serde_urlencoded::to_string(FormPayload {
+                message_sid: message_id,
+                from,
+                to,
+                body,
+            })
+            .expect("form");
+            prop_assert_eq!(other_provider(BodyFormat::Form, form.as_bytes()), None);
+        }
+
+        /// Any bytes are classified without panicking.
+        #[test]
+        fn any_body_is_classified(body in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = other_provider(BodyFormat::Json, &body);
+            let _ = other_provider(BodyFormat::Form, &body);
+        }
+    }
+}
