@@ -39,9 +39,21 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         None => tracing::warn!("no webhook secret: unsigned webhooks are accepted"),
     }
     app = config.providers.apply(app)?;
+    // One signal for both: the live inbox streams end, then the server
+    // finishes the requests in flight.
+    let (stop, stopped) = tokio::sync::watch::channel(());
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        drop(stop);
+    });
+    let when_stopped = |mut stopped: tokio::sync::watch::Receiver<()>| async move {
+        // Completes when the sender is dropped.
+        let _ = stopped.changed().await;
+    };
+    let app = app.with_shutdown(when_stopped(stopped.clone()));
     let listener = TcpListener::bind(config.listen).await?;
     tracing::info!(address = %listener.local_addr()?, "listening");
-    serve(listener, app.router(), shutdown_signal()).await?;
+    serve(listener, app.router(), when_stopped(stopped)).await?;
     tracing::info!("stopped");
     Ok(())
 }

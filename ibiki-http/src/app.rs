@@ -1,6 +1,8 @@
 //! The application: its state and its router.
 
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::Router;
@@ -17,7 +19,7 @@ use crate::error::ApiError;
 use crate::openapi::{ErrorBody, Health};
 use crate::provider::{MAX_BODY_BYTES, PublicUrl, Registry};
 use crate::signature::WebhookSecret;
-use crate::{admin, inbox, openapi, provider_webhook, webhook};
+use crate::{admin, events, inbox, openapi, pages, provider_webhook, webhook};
 
 /// Largest webhook body, in bytes: a reply is at most a few KiB.
 pub const WEBHOOK_BODY_LIMIT: usize = 64 * 1024;
@@ -38,6 +40,69 @@ pub struct App {
     unsigned_webhooks_refused: bool,
     providers: Registry,
     public_url: Option<PublicUrl>,
+    shutdown: Shutdown,
+}
+
+/// A signal that ends the live streams, started by the first stream.
+type Signal = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// When the live streams end: never, or once the app's shutdown signal
+/// completes.
+#[derive(Debug)]
+struct Shutdown {
+    /// `true` once the signal completed; dropped unsent when there is none.
+    closed: tokio::sync::watch::Receiver<bool>,
+    /// The signal and the sender it completes, until a stream starts them.
+    pending: Mutex<Option<PendingSignal>>,
+}
+
+struct PendingSignal(Signal, tokio::sync::watch::Sender<bool>);
+
+impl std::fmt::Debug for PendingSignal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PendingSignal(..)")
+    }
+}
+
+impl Shutdown {
+    fn never() -> Self {
+        let (_, closed) = tokio::sync::watch::channel(false);
+        Self {
+            closed,
+            pending: Mutex::new(None),
+        }
+    }
+
+    fn on(signal: Signal) -> Self {
+        let (close, closed) = tokio::sync::watch::channel(false);
+        Self {
+            closed,
+            pending: Mutex::new(Some(PendingSignal(signal, close))),
+        }
+    }
+
+    /// Completes when the streams must end; starts watching the signal on
+    /// the first call (from a request, inside the runtime).
+    fn closing(&self) -> impl Future<Output = ()> + Send + use<> {
+        let pending = match self.pending.lock() {
+            Ok(mut pending) => pending.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        if let Some(PendingSignal(signal, close)) = pending {
+            tokio::spawn(async move {
+                signal.await;
+                let _ = close.send(true);
+            });
+        }
+        let mut closed = self.closed.clone();
+        async move {
+            // No signal at all (the sender is gone, never having sent): the
+            // streams run until their clients leave.
+            if closed.wait_for(|closed| *closed).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
 }
 
 impl App {
@@ -54,7 +119,17 @@ impl App {
             unsigned_webhooks_refused: false,
             providers: Registry::new(),
             public_url: None,
+            shutdown: Shutdown::never(),
         }
+    }
+
+    /// Ends the live inbox streams (`/api/clients/{userId}/events`, which
+    /// never end by themselves) once `signal` completes: give it the signal
+    /// of your server's graceful shutdown, which otherwise waits for every
+    /// open stream's client to leave.
+    pub fn with_shutdown(mut self, signal: impl Future<Output = ()> + Send + 'static) -> Self {
+        self.shutdown = Shutdown::on(Box::pin(signal));
+        self
     }
 
     /// Uses `normalizer` for admin input and inbound numbers.
@@ -121,6 +196,11 @@ impl App {
         self.webhook_secret.as_ref()
     }
 
+    /// Completes when the live streams must end.
+    pub(crate) fn closing(&self) -> impl Future<Output = ()> + Send + use<> {
+        self.shutdown.closing()
+    }
+
     /// ibiki's routes, without a fallback: merge them into your own
     /// `Router`, whose fallback then answers every other path.
     pub fn routes(self) -> Router {
@@ -138,10 +218,19 @@ impl App {
         api.merge(public).merge(providers).with_state(app)
     }
 
-    /// The whole server's router: [`App::routes`] plus JSON 404 and 405
-    /// answers and a debug log line per request.
+    /// The dashboard pages (`/`, `/held`, `/inbox/{userId}`, `/assets/*`),
+    /// without state: merge them beside [`App::routes`] where the dashboard
+    /// should be served. They read everything through the `/api` routes,
+    /// signed in with the admin token.
+    pub fn pages() -> Router {
+        pages::router()
+    }
+
+    /// The whole server's router: [`App::routes`], [`App::pages`], JSON 404
+    /// and 405 answers and a debug log line per request.
     pub fn router(self) -> Router {
         self.routes()
+            .merge(Self::pages())
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed)
             .layer(middleware::from_fn(log_request))
@@ -160,8 +249,10 @@ fn api_routes() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(admin::update_phone_numbers))
         .routes(routes!(admin::phone_numbers))
         .routes(routes!(admin::route))
+        .routes(routes!(admin::clients))
         .routes(routes!(inbox::held))
         .routes(routes!(inbox::messages))
+        .routes(routes!(events::events))
 }
 
 /// The public routes.

@@ -73,11 +73,22 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = listener.local_addr().expect("local address");
         let (shutdown, stop) = oneshot::channel::<()>();
+        // A dropped sender stops the server too; the live streams end first.
+        let (closed, closing) = tokio::sync::watch::channel(());
         let stopped = async move {
-            // A dropped sender stops the server too.
             let _ = stop.await;
+            drop(closed);
         };
-        let task = tokio::spawn(serve(listener, app.router(), stopped));
+        let mut streams_closing = closing.clone();
+        let app = app.with_shutdown(async move {
+            let _ = streams_closing.changed().await;
+        });
+        let mut server_closing = closing;
+        let server_stopped = async move {
+            let _ = server_closing.changed().await;
+        };
+        tokio::spawn(stopped);
+        let task = tokio::spawn(serve(listener, app.router(), server_stopped));
         let http = reqwest::Client::builder()
             .no_proxy()
             .timeout(Duration::from_secs(60))

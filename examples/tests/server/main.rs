@@ -39,6 +39,7 @@ mod admin;
 mod auth;
 mod binary;
 mod failures;
+mod live;
 mod openapi;
 mod paging;
 mod providers;

@@ -11,7 +11,7 @@ use crate::harness::{TestServer, memory_store, send};
 
 /// Every route: method, path template, documented statuses, and whether it
 /// takes the admin bearer token.
-const ROUTES: [(&str, &str, &[u16], bool); 10] = [
+const ROUTES: [(&str, &str, &[u16], bool); 12] = [
     (
         "post",
         "/api/admin/update-phone-numbers",
@@ -31,6 +31,13 @@ const ROUTES: [(&str, &str, &[u16], bool); 10] = [
         true,
     ),
     ("get", "/api/admin/held", &[200, 400, 401, 503], true),
+    ("get", "/api/admin/clients", &[200, 400, 401, 503], true),
+    (
+        "get",
+        "/api/clients/{user_id}/events",
+        &[200, 400, 401, 404, 503],
+        true,
+    ),
     (
         "get",
         "/api/clients/{user_id}/messages",
@@ -109,8 +116,16 @@ async fn the_document_lists_every_route_and_status() {
                 // The provider's own answer: TwiML, XML, or no body.
                 continue;
             }
-            let content = &response["content"]["application/json"];
-            assert!(content.is_object(), "{method} {path} {status}: JSON body");
+            // The live inbox answers with a stream of events; errors are JSON.
+            let media_type = match (path, status.as_str()) {
+                ("/api/clients/{user_id}/events", "200") => "text/event-stream",
+                _ => "application/json",
+            };
+            let content = &response["content"][media_type];
+            assert!(
+                content.is_object(),
+                "{method} {path} {status}: {media_type} body"
+            );
             if status != "200" {
                 assert_eq!(
                     content["schema"]["$ref"], "#/components/schemas/Error",
@@ -154,7 +169,11 @@ async fn the_document_describes_bodies_and_parameters() {
     let update = &paths["/api/admin/update-phone-numbers"]["post"]["requestBody"]["content"];
     assert!(update["application/json"].is_object());
 
-    for path in ["/api/admin/held", "/api/clients/{user_id}/messages"] {
+    for path in [
+        "/api/admin/held",
+        "/api/admin/clients",
+        "/api/clients/{user_id}/messages",
+    ] {
         let parameters = paths[path]["get"]["parameters"].as_array().expect("params");
         let find = |name: &str| {
             parameters
@@ -173,6 +192,7 @@ async fn the_document_describes_bodies_and_parameters() {
         ("/api/admin/clients/{user_id}/phone-numbers", "user_id"),
         ("/api/admin/routes/{phone_number}", "phone_number"),
         ("/api/clients/{user_id}/messages", "user_id"),
+        ("/api/clients/{user_id}/events", "user_id"),
     ] {
         let parameters = paths[path]["get"]["parameters"].as_array().expect("params");
         assert!(
