@@ -26,11 +26,19 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         normalizer = normalizer.with_default_region(region);
     }
     warm_up_in_background(&normalizer);
+    let require_signatures = config.providers.require_signatures;
     let mut app = App::new(store, admin_token).with_normalizer(normalizer);
     match config.webhook_secret {
         Some(secret) => app = app.with_webhook_secret(WebhookSecret::new(secret)),
+        None if require_signatures => {
+            tracing::warn!(
+                "no webhook secret and signatures required: /webhooks/sms refuses every request"
+            );
+            app = app.refuse_unsigned_webhooks();
+        }
         None => tracing::warn!("no webhook secret: unsigned webhooks are accepted"),
     }
+    app = config.providers.apply(app)?;
     // One signal for both: the live inbox streams end, then the server
     // finishes the requests in flight.
     let (stop, stopped) = tokio::sync::watch::channel(());

@@ -17,8 +17,9 @@ use utoipa_axum::routes;
 use crate::auth::{AdminAuth, require_admin};
 use crate::error::ApiError;
 use crate::openapi::{ErrorBody, Health};
+use crate::provider::{MAX_BODY_BYTES, PublicUrl, Registry};
 use crate::signature::WebhookSecret;
-use crate::{admin, events, inbox, openapi, pages, webhook};
+use crate::{admin, events, inbox, openapi, pages, provider_webhook, webhook};
 
 /// Largest webhook body, in bytes: a reply is at most a few KiB.
 pub const WEBHOOK_BODY_LIMIT: usize = 64 * 1024;
@@ -28,13 +29,17 @@ pub const WEBHOOK_BODY_LIMIT: usize = 64 * 1024;
 /// error code.
 pub const ADMIN_BODY_LIMIT: usize = 256 * 1024;
 
-/// Everything a request needs: the store, the normalizer and the secrets.
+/// Everything a request needs: the store, the normalizer, the secrets and
+/// the SMS providers.
 #[derive(Debug)]
 pub struct App {
     store: Arc<DynReplyStore>,
     normalizer: Normalizer,
     admin_auth: Arc<dyn AdminAuth>,
     webhook_secret: Option<WebhookSecret>,
+    unsigned_webhooks_refused: bool,
+    providers: Registry,
+    public_url: Option<PublicUrl>,
     shutdown: Shutdown,
 }
 
@@ -103,13 +108,17 @@ impl Shutdown {
 impl App {
     /// An app over `store`, its `/api` routes guarded by `admin_auth` (an
     /// [`AdminToken`](crate::AdminToken) or your own [`AdminAuth`]), with the
-    /// default normalizer and unsigned webhooks.
+    /// default normalizer, unsigned webhooks and no provider webhooks
+    /// (every `/webhooks/{provider}` answers 404).
     pub fn new(store: Arc<DynReplyStore>, admin_auth: impl AdminAuth) -> Self {
         Self {
             store,
             normalizer: Normalizer::new(),
             admin_auth: Arc::new(admin_auth),
             webhook_secret: None,
+            unsigned_webhooks_refused: false,
+            providers: Registry::new(),
+            public_url: None,
             shutdown: Shutdown::never(),
         }
     }
@@ -133,6 +142,42 @@ impl App {
     pub fn with_webhook_secret(mut self, secret: WebhookSecret) -> Self {
         self.webhook_secret = Some(secret);
         self
+    }
+
+    /// Without a webhook secret, refuses every `/webhooks/sms` request with
+    /// 401 instead of accepting it unchecked (with a secret, signatures are
+    /// required anyway).
+    pub fn refuse_unsigned_webhooks(mut self) -> Self {
+        self.unsigned_webhooks_refused = true;
+        self
+    }
+
+    /// Serves each provider of `providers` at `/webhooks/{name}` (`GET` too
+    /// where it sends `GET`).
+    pub fn with_providers(mut self, providers: Registry) -> Self {
+        self.providers = providers;
+        self
+    }
+
+    /// The public base URL providers call, for the URL-signed schemes
+    /// (Twilio, Plivo) behind a reverse proxy: each request's path and query
+    /// are appended to it. Without one, the URL is `http://` and the
+    /// request's `Host` header.
+    pub fn with_public_url(mut self, public_url: PublicUrl) -> Self {
+        self.public_url = Some(public_url);
+        self
+    }
+
+    pub(crate) fn unsigned_webhooks_refused(&self) -> bool {
+        self.unsigned_webhooks_refused
+    }
+
+    pub(crate) fn providers(&self) -> &Registry {
+        &self.providers
+    }
+
+    pub(crate) fn public_url(&self) -> Option<&PublicUrl> {
+        self.public_url.as_ref()
     }
 
     pub(crate) fn store(&self) -> &DynReplyStore {
@@ -167,7 +212,10 @@ impl App {
         let (public, _) = public_routes()
             .layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT))
             .split_for_parts();
-        api.merge(public).with_state(app)
+        let (providers, _) = provider_routes()
+            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+            .split_for_parts();
+        api.merge(public).merge(providers).with_state(app)
     }
 
     /// The dashboard pages (`/`, `/held`, `/inbox/{userId}`, `/assets/*`),
@@ -192,7 +240,7 @@ impl App {
 /// Every route, with its documentation: what [`App::router`] serves and
 /// [`openapi::document`](crate::openapi::document) describes.
 pub(crate) fn routes() -> OpenApiRouter<Arc<App>> {
-    api_routes().merge(public_routes())
+    api_routes().merge(public_routes()).merge(provider_routes())
 }
 
 /// The `/api` routes, behind the admin token.
@@ -213,6 +261,14 @@ fn public_routes() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(webhook::receive))
         .routes(routes!(healthz))
         .routes(routes!(openapi::serve_document))
+}
+
+/// The providers' webhooks, whose bodies may be larger than ibiki's own.
+fn provider_routes() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::new().routes(routes!(
+        provider_webhook::receive_post,
+        provider_webhook::receive_get
+    ))
 }
 
 /// 200 when the store answers, 503 otherwise.

@@ -8,6 +8,9 @@
 //! - `POST /webhooks/sms` records each reply a provider posts, in the inbox of
 //!   the client that owns the number replied to, or held until someone does;
 //!   with a [`WebhookSecret`], only requests signed with `X-Ibiki-Signature`;
+//! - `/webhooks/{provider}` serves each SMS provider given to
+//!   [`App::with_providers`] as that provider sends, signs and expects to be
+//!   answered ([`provider`]);
 //! - `/api/admin/*` assigns numbers and inspects routing and held replies;
 //! - `GET /api/admin/clients` lists the clients and their numbers;
 //! - `/api/clients/{userId}/messages` reads a client's inbox, and
@@ -67,6 +70,8 @@ pub mod openapi;
 mod pages;
 pub mod provider;
 #[cfg(feature = "axum")]
+mod provider_webhook;
+#[cfg(feature = "axum")]
 mod request;
 mod secret;
 mod signature;
@@ -94,3 +99,8 @@ pub use crate::signature::{
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 struct ReadmeDoctests;
+
+/// This crate's README examples, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct CrateReadmeDoctests;

@@ -42,6 +42,7 @@ mod failures;
 mod live;
 mod openapi;
 mod paging;
+mod providers;
 mod signatures;
 mod upgrade;
 mod webhook;

@@ -66,15 +66,14 @@ pub use self::twilio::{Twilio, TwilioMedia, TwilioMessage};
 pub use self::url::{PublicUrl, PublicUrlError};
 pub use self::vonage::{SignatureMethod, UnknownSignatureMethod, Vonage, VonageKey, VonageMessage};
 
-/// Signatures computed as each provider computes them, for tests that sign
-/// requests (feature `testing`; not part of the API).
+#[cfg(test)]
+pub(crate) use self::twilio::EMPTY_TWIML;
+
+/// For tests: signatures computed as each provider computes them, and what
+/// providers send and are answered (feature `testing`; not part of the API).
 #[cfg(feature = "testing")]
 #[doc(hidden)]
-pub mod sign {
-    use http::Method;
-
-    use super::vonage::SignatureMethod;
-
+pub mod testing {
     /// Standard base64, as the signatures travel.
     pub fn base64_encode(bytes: &[u8]) -> String {
         super::signing::base64_encode(bytes)
@@ -90,25 +89,63 @@ pub mod sign {
         super::signing::hmac_sha256(key, parts)
     }
 
-    /// Twilio's `X-Twilio-Signature`.
-    pub fn twilio(auth_token: &str, url: &str, params: &[(String, String)]) -> String {
-        super::twilio::compute_signature(auth_token, url, params)
+    /// Twilio's signature, header and answer.
+    pub mod twilio {
+        use crate::provider::twilio as provider;
+
+        /// The signature's header.
+        pub const SIGNATURE_HEADER: &str = provider::SIGNATURE_HEADER;
+        /// What Twilio is answered once its replies are recorded.
+        pub const EMPTY_TWIML: &str = provider::EMPTY_TWIML;
+
+        /// `X-Twilio-Signature`.
+        pub fn compute_signature(
+            auth_token: &str,
+            url: &str,
+            params: &[(String, String)],
+        ) -> String {
+            provider::compute_signature(auth_token, url, params)
+        }
     }
 
-    /// Plivo's `X-Plivo-Signature-V3`.
-    pub fn plivo(
-        auth_token: &str,
-        method: &Method,
-        url: &str,
-        params: &[(String, String)],
-        nonce: &str,
-    ) -> String {
-        super::plivo::compute_signature(auth_token, method, url, params, nonce)
+    /// Plivo's signature, headers and answer.
+    pub mod plivo {
+        use http::Method;
+
+        use crate::provider::plivo as provider;
+
+        /// The signature's header.
+        pub const SIGNATURE_HEADER: &str = provider::SIGNATURE_HEADER;
+        /// The nonce's header.
+        pub const NONCE_HEADER: &str = provider::NONCE_HEADER;
+        /// What Plivo is answered once its replies are recorded.
+        pub const EMPTY_XML: &str = provider::EMPTY_XML;
+
+        /// `X-Plivo-Signature-V3`.
+        pub fn compute_signature(
+            auth_token: &str,
+            method: &Method,
+            url: &str,
+            params: &[(String, String)],
+            nonce: &str,
+        ) -> String {
+            provider::compute_signature(auth_token, method, url, params, nonce)
+        }
     }
 
-    /// Vonage's `sig`.
-    pub fn vonage(secret: &str, method: SignatureMethod, params: &[(String, String)]) -> String {
-        super::vonage::compute_signature(secret, method, params)
+    /// Vonage's signature.
+    pub mod vonage {
+        use crate::provider::SignatureMethod;
+        use crate::provider::vonage as provider;
+
+        /// `sig`.
+        pub fn compute_signature(
+            secret: &str,
+            method: SignatureMethod,
+            params: &[(String, String)],
+        ) -> String {
+            provider::compute_signature(secret, method, params)
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 use ed25519_dalek::{Signer, SigningKey};
 use ibiki_core::PhoneNumber;
-use ibiki_http::provider::sign::base64_encode;
+use ibiki_http::provider::testing::base64_encode;
 use ibiki_http::provider::{Provider, Received, Signing, WebhookError, WebhookRequest};
 use ibiki_http::provider::{Telnyx, TelnyxPublicKey};
 

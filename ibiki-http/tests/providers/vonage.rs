@@ -1,6 +1,6 @@
 use http::Method;
 use ibiki_core::PhoneNumber;
-use ibiki_http::provider::sign::vonage as compute_signature;
+use ibiki_http::provider::testing::vonage::compute_signature;
 use ibiki_http::provider::{Form, Provider, Received, Signing, WebhookError, WebhookRequest};
 use ibiki_http::provider::{SignatureMethod, Vonage, VonageKey};
 
