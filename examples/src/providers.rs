@@ -22,7 +22,7 @@ use ibiki_http::{App, Secret};
 /// request with 401.
 #[derive(Debug, Clone, Default, Args)]
 pub struct ProviderFlags {
-    /// The public base URL providers call (https://sms.example.com), when
+    /// The public base URL providers call (`https://sms.example.com`), when
     /// the server sits behind a reverse proxy: Twilio and Plivo sign the URL
     /// they call. Without one, the URL is http:// and the Host header.
     #[arg(long, env = "IBIKI_PUBLIC_URL")]
