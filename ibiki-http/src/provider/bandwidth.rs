@@ -64,13 +64,13 @@
 //! "Overview"). Success answers `200` with no body; a store failure answers
 //! `503`, and Bandwidth delivers again.
 
-use http::{Method, StatusCode};
+use http::Method;
 use ibiki_core::Normalizer;
 use serde::Deserialize;
 
 use super::basic_auth::{self, BasicCredentials};
 use super::signing::{Signing, SigningMode};
-use super::{Answer, Fields, Provider, Received, WebhookError, WebhookRequest};
+use super::{Fields, Provider, Received, WebhookError, WebhookRequest};
 
 /// The event type of an inbound message.
 pub(crate) const MESSAGE_RECEIVED: &str = "message-received";
@@ -217,14 +217,6 @@ impl Provider for Bandwidth {
             return Ok(Received::Skipped { event });
         }
         Ok(Received::Replies(replies))
-    }
-
-    fn success(&self) -> Answer {
-        Answer::empty(StatusCode::OK)
-    }
-
-    fn retry(&self) -> Answer {
-        Answer::empty(StatusCode::SERVICE_UNAVAILABLE)
     }
 
     fn challenge(&self) -> Option<&'static str> {

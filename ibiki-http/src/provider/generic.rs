@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::{Mutex, OnceLock, PoisonError};
 
-use http::{HeaderName, Method, StatusCode};
+use http::{HeaderName, Method};
 use ibiki_core::{InboundReply, MessageId, Normalizer, ReplyError};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
@@ -16,7 +16,7 @@ use super::basic_auth::BasicCredentials;
 use super::form::Form;
 use super::number::international;
 use super::signing::{self, SigningMode};
-use super::{Answer, Provider, Received, WebhookError, WebhookRequest};
+use super::{Provider, Received, WebhookError, WebhookRequest};
 use crate::Secret;
 
 /// How the gateway sends a message.
@@ -715,14 +715,6 @@ impl Provider for Generic {
             .map(|message| self.reply(normalizer, request, message))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Received::Replies(replies))
-    }
-
-    fn success(&self) -> Answer {
-        Answer::empty(StatusCode::OK)
-    }
-
-    fn retry(&self) -> Answer {
-        Answer::empty(StatusCode::SERVICE_UNAVAILABLE)
     }
 }
 

@@ -51,14 +51,14 @@
 //! status every retrying sender treats as transient, so that Infobip
 //! delivers again if it retries at all.
 
-use http::{Method, StatusCode};
+use http::Method;
 use ibiki_core::Normalizer;
 use serde::Deserialize;
 
 use super::basic_auth::{self, BasicCredentials};
 use super::number::international;
 use super::signing::{Signing, SigningMode};
-use super::{Answer, Fields, Provider, Received, WebhookError, WebhookRequest};
+use super::{Fields, Provider, Received, WebhookError, WebhookRequest};
 
 /// What a body of delivery reports is skipped as.
 pub(crate) const DELIVERY_REPORT: &str = "DELIVERY_REPORT";
@@ -206,14 +206,6 @@ impl Provider for Infobip {
             replies.push(fields.into_reply(normalizer, request.received_at)?);
         }
         Ok(Received::Replies(replies))
-    }
-
-    fn success(&self) -> Answer {
-        Answer::empty(StatusCode::OK)
-    }
-
-    fn retry(&self) -> Answer {
-        Answer::empty(StatusCode::SERVICE_UNAVAILABLE)
     }
 
     fn challenge(&self) -> Option<&'static str> {

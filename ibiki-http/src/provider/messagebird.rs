@@ -3,7 +3,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
-use http::{Method, StatusCode};
+use http::Method;
 use ibiki_core::Normalizer;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256, Sha384, Sha512};
@@ -13,7 +13,7 @@ use super::clock;
 use super::form::Form;
 use super::number::international;
 use super::signing::{self, Signing, SigningMode};
-use super::{Answer, Fields, Provider, Received, WebhookError, WebhookRequest};
+use super::{Fields, Provider, Received, WebhookError, WebhookRequest};
 use crate::Secret;
 
 /// An incoming message: every parameter of the VMN and shortcode callbacks.
@@ -526,14 +526,6 @@ impl Provider for MessageBird {
         Ok(Received::Replies(vec![
             fields.into_reply(normalizer, request.received_at)?,
         ]))
-    }
-
-    fn success(&self) -> Answer {
-        Answer::empty(StatusCode::OK)
-    }
-
-    fn retry(&self) -> Answer {
-        Answer::empty(StatusCode::SERVICE_UNAVAILABLE)
     }
 }
 

@@ -297,12 +297,18 @@ pub trait Provider: Send + Sync + fmt::Debug {
     ) -> Result<Received, WebhookError>;
 
     /// The answer the provider expects once the replies are recorded (or the
-    /// event skipped).
-    fn success(&self) -> Answer;
+    /// event skipped): by default `200` with no body, what providers that
+    /// read no answer body document.
+    fn success(&self) -> Answer {
+        Answer::empty(StatusCode::OK)
+    }
 
     /// The answer that makes the provider deliver again later, for when the
-    /// store fails; each provider documents its retry policy.
-    fn retry(&self) -> Answer;
+    /// store fails: by default `503`, the status every retrying sender treats
+    /// as temporary. Each provider documents its retry policy.
+    fn retry(&self) -> Answer {
+        Answer::empty(StatusCode::SERVICE_UNAVAILABLE)
+    }
 
     /// The `WWW-Authenticate` value a `401` answer carries, for providers
     /// that authenticate with HTTP Basic credentials (RFC 7235: a client may

@@ -302,10 +302,6 @@ impl Provider for Plivo {
             body: EMPTY_XML,
         }
     }
-
-    fn retry(&self) -> Answer {
-        Answer::empty(StatusCode::SERVICE_UNAVAILABLE)
-    }
 }
 
 #[cfg(test)]

@@ -77,7 +77,7 @@
 //! body; a store failure answers `503`, so Sinch delivers again; a refused
 //! request (`400`, `401`) is not retried.
 
-use http::{Method, StatusCode};
+use http::Method;
 use ibiki_core::Normalizer;
 use serde::Deserialize;
 
@@ -85,7 +85,7 @@ use super::basic_auth::{self, BasicCredentials};
 use super::clock;
 use super::number::international;
 use super::signing::{self, Signing, SigningMode};
-use super::{Answer, Fields, Provider, Received, WebhookError, WebhookRequest};
+use super::{Fields, Provider, Received, WebhookError, WebhookRequest};
 use crate::Secret;
 
 /// The header carrying the signature.
@@ -347,14 +347,6 @@ impl Provider for Sinch {
         Ok(Received::Replies(vec![
             fields.into_reply(normalizer, request.received_at)?,
         ]))
-    }
-
-    fn success(&self) -> Answer {
-        Answer::empty(StatusCode::OK)
-    }
-
-    fn retry(&self) -> Answer {
-        Answer::empty(StatusCode::SERVICE_UNAVAILABLE)
     }
 
     fn challenge(&self) -> Option<&'static str> {

@@ -39,13 +39,13 @@ use std::fmt;
 use std::str::FromStr;
 
 use ed25519_dalek::{Signature, VerifyingKey};
-use http::{Method, StatusCode};
+use http::Method;
 use ibiki_core::Normalizer;
 use serde::Deserialize;
 
 use super::clock::{self, DEFAULT_TOLERANCE_SECS};
 use super::signing::{self, Signing, SigningMode};
-use super::{Answer, Fields, Provider, Received, WebhookError, WebhookRequest};
+use super::{Fields, Provider, Received, WebhookError, WebhookRequest};
 
 /// The header carrying the signature.
 pub(crate) const SIGNATURE_HEADER: &str = "telnyx-signature-ed25519";
@@ -302,14 +302,6 @@ impl Provider for Telnyx {
         Ok(Received::Replies(vec![
             fields.into_reply(normalizer, request.received_at)?,
         ]))
-    }
-
-    fn success(&self) -> Answer {
-        Answer::empty(StatusCode::OK)
-    }
-
-    fn retry(&self) -> Answer {
-        Answer::empty(StatusCode::SERVICE_UNAVAILABLE)
     }
 }
 

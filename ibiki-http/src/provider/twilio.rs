@@ -289,10 +289,6 @@ impl Provider for Twilio {
             body: EMPTY_TWIML,
         }
     }
-
-    fn retry(&self) -> Answer {
-        Answer::empty(StatusCode::SERVICE_UNAVAILABLE)
-    }
 }
 
 fn reply(

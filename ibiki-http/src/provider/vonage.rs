@@ -307,10 +307,6 @@ impl Provider for Vonage {
     fn success(&self) -> Answer {
         Answer::empty(StatusCode::NO_CONTENT)
     }
-
-    fn retry(&self) -> Answer {
-        Answer::empty(StatusCode::SERVICE_UNAVAILABLE)
-    }
 }
 
 #[cfg(test)]
