@@ -12,6 +12,7 @@
 //! - the [`AssignmentStore`] contract (who owns which number, [`store`]) and
 //!   the [`ReplyStore`] contract (inboxes and the held area, [`reply`]);
 //! - the routing function [`route`] ([`routing`]);
+//! - the import of another system's assignments ([`import`]);
 //! - with the `testing` feature, the conformance suite every store runs.
 //!
 //! Stores live in their own crates: `ibiki-memory` and `ibiki-postgres`.
@@ -55,6 +56,7 @@
 
 mod client_id;
 pub mod error;
+pub mod import;
 pub mod normalize;
 pub mod page;
 mod phone_number;
@@ -72,6 +74,10 @@ pub use crate::client_id::ClientId;
 pub use crate::error::{
     BoxError, CanonicalError, ClientIdError, Conflict, InvalidEntry, NormalizeError, NumberError,
     StoreError,
+};
+pub use crate::import::{
+    Contested, ImportConflict, ImportPlan, ImportPlanner, ImportReport, ImportRow, InvalidImport,
+    InvalidReason,
 };
 pub use crate::normalize::{
     BareDigits, Normalizer, PhoneNumbersInput, Region, UnknownRegion, Validation,

@@ -16,6 +16,7 @@
 
 mod conformance;
 pub mod fuzz;
+pub mod import;
 pub mod model;
 mod state_machine;
 

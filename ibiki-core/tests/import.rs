@@ -1,0 +1,286 @@
+//! The import against the memory store: messy rows, contested and conflicting
+//! numbers, the report's JSON, an interrupted run and held replies.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use ibiki_core::{
+    AssignmentChange, AssignmentStore, ClientId, ClientSummary, Contested, ImportConflict,
+    ImportPlan, ImportPlanner, ImportReport, ImportRow, InvalidImport, InvalidReason, Normalizer,
+    NumberError, Page, PageRequest, PhoneNumber, PhoneNumbersInput, StoreError, async_trait,
+};
+use ibiki_memory::MemoryStore;
+
+fn us() -> Normalizer {
+    Normalizer::new().with_default_region("US".parse().expect("US"))
+}
+
+fn n(text: &str) -> PhoneNumber {
+    PhoneNumber::parse_canonical(text).expect("canonical")
+}
+
+fn id(text: &str) -> ClientId {
+    ClientId::new(text).expect("client id")
+}
+
+fn plan_of(rows: Vec<ImportRow>) -> ImportPlan {
+    let mut planner = ImportPlanner::new(us());
+    for row in rows {
+        planner.push(row);
+    }
+    planner.finish()
+}
+
+#[tokio::test]
+async fn messy_rows_are_read_entry_by_entry() {
+    let plan = plan_of(vec![
+        ImportRow::new(
+            "acme",
+            "+1 415 555 0100, (415) 555-0101,, 14155550100, +1111",
+        ),
+        ImportRow::new("globex", PhoneNumbersInput::List(vec![])),
+        ImportRow::new("globex", ""),
+        ImportRow::new("globex", vec!["  ", "415.555.0102"]),
+        // The same client again: its numbers add up.
+        ImportRow::new("acme", vec!["+14155550103", "+1 (415) 555-0101"]),
+        ImportRow::new("", "+14155550104"),
+    ]);
+    let store = MemoryStore::new();
+    let report = plan.apply(&store).await.expect("import");
+    assert_eq!(report.clients, 3);
+    assert_eq!(report.entries, 8);
+    assert_eq!(report.empty_rows, 2);
+    assert_eq!(report.duplicates, 2);
+    assert_eq!(report.assigned, 4);
+    let invalid: Vec<(&str, usize, &str)> = report
+        .invalid
+        .iter()
+        .map(|i| (i.user_id.as_str(), i.index, i.input.as_str()))
+        .collect();
+    assert_eq!(invalid, [("acme", 4, "+1111"), ("", 0, "+14155550104")]);
+    assert!(matches!(
+        report.invalid[1].reason,
+        InvalidReason::ClientId(_)
+    ));
+    assert_eq!(report.accounted(), report.entries);
+    assert_eq!(
+        store.numbers_of(&id("acme")).await.expect("read"),
+        [n("+14155550100"), n("+14155550101"), n("+14155550103")]
+    );
+    assert_eq!(
+        store.numbers_of(&id("globex")).await.expect("read"),
+        [n("+14155550102")]
+    );
+}
+
+#[tokio::test]
+async fn contested_and_conflicting_numbers_are_left_out_and_listed() {
+    let store = MemoryStore::new();
+    store
+        .add_numbers(&id("umbrella"), &[n("+14155550105")])
+        .await
+        .expect("setup");
+    let plan = plan_of(vec![
+        ImportRow::new("acme", "+14155550100, +14155550105, +14155550101"),
+        ImportRow::new("globex", "4155550100"),
+        ImportRow::new("initech", "+1 415 555 0100"),
+    ]);
+    let dry = plan.dry_run(&store).await.expect("dry run");
+    let report = plan.apply(&store).await.expect("import");
+    assert_eq!(
+        report.contested,
+        [Contested {
+            phone_number: n("+14155550100"),
+            user_ids: vec![id("acme"), id("globex"), id("initech")],
+        }]
+    );
+    assert_eq!(
+        report.conflicts,
+        [ImportConflict {
+            phone_number: n("+14155550105"),
+            user_id: id("acme"),
+            owner_user_id: id("umbrella"),
+        }]
+    );
+    assert_eq!(report.assigned, 1);
+    assert!(!report.is_complete());
+    assert_eq!(
+        ImportReport {
+            dry_run: false,
+            ..dry
+        },
+        report
+    );
+    assert_eq!(store.owner_of(n("+14155550100")).await.expect("read"), None);
+    assert_eq!(
+        store.owner_of(n("+14155550105")).await.expect("read"),
+        Some(id("umbrella"))
+    );
+}
+
+#[test]
+fn the_json_report_has_the_documented_fields() {
+    let report = ImportReport {
+        dry_run: true,
+        clients: 2,
+        entries: 4,
+        empty_rows: 1,
+        duplicates: 0,
+        assigned: 1,
+        already_assigned: 0,
+        released: 0,
+        invalid: vec![InvalidImport {
+            user_id: "acme".into(),
+            index: 1,
+            input: "+1111".into(),
+            reason: InvalidReason::Number(NumberError::NotValid),
+        }],
+        contested: vec![Contested {
+            phone_number: n("+14155550100"),
+            user_ids: vec![id("acme"), id("globex")],
+        }],
+        conflicts: vec![ImportConflict {
+            phone_number: n("+14155550101"),
+            user_id: id("acme"),
+            owner_user_id: id("umbrella"),
+        }],
+    };
+    let json = serde_json::to_value(&report).expect("json");
+    assert_eq!(
+        json,
+        serde_json::json!({
+            "dryRun": true, "clients": 2, "entries": 4, "emptyRows": 1, "duplicates": 0,
+            "assigned": 1, "alreadyAssigned": 0, "released": 0,
+            "invalid": [{"userId": "acme", "index": 1, "input": "+1111",
+                         "reason": "not a valid number for its country"}],
+            "contested": [{"phoneNumber": "+14155550100", "userIds": ["acme", "globex"]}],
+            "conflicts": [{"phoneNumber": "+14155550101", "userId": "acme",
+                           "ownerUserId": "umbrella"}],
+        })
+    );
+}
+
+/// A memory store whose `add_numbers` fails once `allowed` calls succeeded:
+/// a connection lost in the middle of an import.
+#[derive(Debug)]
+struct Failing {
+    inner: MemoryStore,
+    allowed: AtomicUsize,
+}
+
+#[async_trait]
+impl AssignmentStore for Failing {
+    async fn replace_numbers(
+        &self,
+        client: &ClientId,
+        numbers: &[PhoneNumber],
+    ) -> Result<AssignmentChange, StoreError> {
+        self.inner.replace_numbers(client, numbers).await
+    }
+
+    async fn add_numbers(
+        &self,
+        client: &ClientId,
+        numbers: &[PhoneNumber],
+    ) -> Result<AssignmentChange, StoreError> {
+        let left = self.allowed.load(Ordering::SeqCst);
+        if left == 0 {
+            return Err(StoreError::Unavailable("connection lost".into()));
+        }
+        self.allowed.store(left - 1, Ordering::SeqCst);
+        self.inner.add_numbers(client, numbers).await
+    }
+
+    async fn remove_numbers(
+        &self,
+        client: &ClientId,
+        numbers: &[PhoneNumber],
+    ) -> Result<AssignmentChange, StoreError> {
+        self.inner.remove_numbers(client, numbers).await
+    }
+
+    async fn numbers_of(&self, client: &ClientId) -> Result<Vec<PhoneNumber>, StoreError> {
+        self.inner.numbers_of(client).await
+    }
+
+    async fn owner_of(&self, number: PhoneNumber) -> Result<Option<ClientId>, StoreError> {
+        self.inner.owner_of(number).await
+    }
+
+    async fn list_clients(&self, page: &PageRequest) -> Result<Page<ClientSummary>, StoreError> {
+        self.inner.list_clients(page).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn an_interrupted_import_leaves_whole_clients_and_a_rerun_completes_it() {
+    let rows: Vec<ImportRow> = (0..30)
+        .map(|c| {
+            let numbers: Vec<String> = (0..3).map(|k| format!("+1415555{c:02}{k:02}")).collect();
+            ImportRow::new(format!("client-{c}"), numbers)
+        })
+        .collect();
+    let plan = plan_of(rows);
+    let store = Failing {
+        inner: MemoryStore::new(),
+        allowed: AtomicUsize::new(11),
+    };
+    let error = plan.apply(&store).await.expect_err("interrupted");
+    assert!(error.is_store_failure(), "{error}");
+    let mut whole = 0;
+    for (client, numbers) in plan.clients() {
+        let owned = store.inner.numbers_of(client).await.expect("read");
+        assert!(
+            owned.is_empty() || owned == *numbers,
+            "{client} is half assigned: {owned:?}"
+        );
+        whole += usize::from(!owned.is_empty());
+    }
+    assert_eq!(whole, 11);
+
+    store.allowed.store(usize::MAX, Ordering::SeqCst);
+    let report = plan.apply(&store).await.expect("rerun");
+    assert_eq!((report.assigned, report.already_assigned), (19 * 3, 11 * 3));
+    assert!(report.is_complete());
+    for (client, numbers) in plan.clients() {
+        assert_eq!(
+            store.inner.numbers_of(client).await.expect("read"),
+            *numbers
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_import_never_removes_and_releases_held_replies() {
+    use ibiki_core::ReplyStore;
+    let store = MemoryStore::new();
+    store
+        .add_numbers(&id("acme"), &[n("+14155550109")])
+        .await
+        .expect("setup");
+    let now = time::OffsetDateTime::now_utc();
+    for body in ["one", "two"] {
+        let reply =
+            ibiki_core::InboundReply::new(&us(), None, "+15005550006", "+14155550100", body, now)
+                .expect("reply");
+        assert_eq!(
+            store.receive(reply).await.expect("held"),
+            ibiki_core::Receipt::Held
+        );
+    }
+    let plan = plan_of(vec![ImportRow::new("acme", "+14155550100")]);
+    let report = plan.apply(&store).await.expect("import");
+    assert_eq!(report.released, 2);
+    assert_eq!(
+        store.numbers_of(&id("acme")).await.expect("read"),
+        [n("+14155550100"), n("+14155550109")]
+    );
+    let inbox = store
+        .inbox(&id("acme"), &PageRequest::first(10))
+        .await
+        .expect("inbox");
+    assert_eq!(inbox.items.len(), 2);
+}
