@@ -66,6 +66,7 @@
 mod assign;
 mod config;
 mod error;
+mod legacy;
 mod migrate;
 mod read;
 mod receive;
@@ -76,5 +77,6 @@ mod store;
 pub mod testing;
 
 pub use crate::config::PostgresStoreBuilder;
+pub use crate::legacy::{LEGACY_NUMBERS_COLUMNS, LegacyError, LegacyReader, LegacyTable, Shape};
 pub use crate::schema::InvalidSchemaName;
 pub use crate::store::PostgresStore;
