@@ -53,6 +53,11 @@ use serde::{Serialize, Serializer};
 use crate::error::{ClientIdError, NumberError, StoreError};
 use crate::{AssignmentStore, ClientId, Normalizer, PhoneNumber, PhoneNumbersInput};
 
+#[cfg(feature = "csv")]
+mod csv_rows;
+#[cfg(feature = "csv")]
+pub use self::csv_rows::{CSV_CLIENT_HEADER, CSV_NUMBERS_HEADER, CsvError, CsvRows};
+
 /// Clients applied at once by [`ImportPlan::apply`] and
 /// [`ImportPlan::dry_run`]: enough to keep a database pool busy, few enough
 /// to leave room for the traffic of a live server.
@@ -202,6 +207,7 @@ pub struct ImportPlanner {
     claims: HashMap<PhoneNumber, Claim>,
     bad_clients: HashSet<String>,
     invalid: Vec<InvalidImport>,
+    rows: u64,
     entries: u64,
     empty_rows: u64,
     duplicates: u64,
@@ -217,6 +223,7 @@ impl ImportPlanner {
             claims: HashMap::new(),
             bad_clients: HashSet::new(),
             invalid: Vec::new(),
+            rows: 0,
             entries: 0,
             empty_rows: 0,
             duplicates: 0,
@@ -225,11 +232,12 @@ impl ImportPlanner {
 
     /// Rows read so far, empty ones included.
     pub fn rows(&self) -> u64 {
-        self.empty_rows + self.clients.len() as u64 + self.bad_clients.len() as u64
+        self.rows
     }
 
     /// Reads one row. Rows of the same client add up.
     pub fn push(&mut self, row: ImportRow) {
+        self.rows += 1;
         let entries: Vec<(usize, &str)> = row
             .numbers
             .entries()

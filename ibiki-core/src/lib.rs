@@ -79,6 +79,8 @@ pub use crate::import::{
     Contested, ImportConflict, ImportPlan, ImportPlanner, ImportReport, ImportRow, InvalidImport,
     InvalidReason,
 };
+#[cfg(feature = "csv")]
+pub use crate::import::{CsvError, CsvRows};
 pub use crate::normalize::{
     BareDigits, Normalizer, PhoneNumbersInput, Region, UnknownRegion, Validation,
 };

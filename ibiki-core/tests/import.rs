@@ -284,3 +284,93 @@ async fn an_import_never_removes_and_releases_held_replies() {
         .expect("inbox");
     assert_eq!(inbox.items.len(), 2);
 }
+
+#[cfg(feature = "csv")]
+mod csv {
+    use ibiki_core::{CsvError, CsvRows, ImportRow};
+
+    fn read(text: &str) -> Result<Vec<ImportRow>, CsvError> {
+        CsvRows::new(text.as_bytes())?.collect()
+    }
+
+    #[test]
+    fn quoted_lists_single_numbers_and_empty_fields() {
+        let rows = read(
+            "\u{feff}userId,phoneNumbers\n\
+             42,\"+1 415 555 0100, (415) 555-0101\"\n\
+             43, 14155550102 \n\
+             44,\n\
+             45\n\
+             \"a, b\",+14155550103\n",
+        )
+        .expect("csv");
+        assert_eq!(
+            rows,
+            [
+                ImportRow::new("42", "+1 415 555 0100, (415) 555-0101"),
+                ImportRow::new("43", "14155550102"),
+                ImportRow::new("44", ""),
+                ImportRow::new("45", ""),
+                ImportRow::new("a, b", "+14155550103"),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unquoted_list_in_the_last_column_is_read_whole() {
+        let rows =
+            read("email,userId,phoneNumbers\nx@y,42,+14155550100,+14155550101\n").expect("csv");
+        assert_eq!(rows, [ImportRow::new("42", "+14155550100,+14155550101")]);
+        let error =
+            read("phoneNumbers,userId\n+14155550100,42,+14155550101\n").expect_err("ambiguous");
+        assert!(
+            matches!(
+                error,
+                CsvError::FieldCount {
+                    line: 2,
+                    fields: 3,
+                    header: 2
+                }
+            ),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_header_without_the_columns_is_refused_naming_what_it_has() {
+        let error = read("user,phones\n42,+14155550100\n").expect_err("no userId");
+        assert_eq!(
+            error.to_string(),
+            "the CSV header has no \"userId\" column (it has: user, phones)"
+        );
+        assert!(read("").is_err());
+        let bytes: &[u8] = b"userId,phoneNumbers\n42,\"\xff\"\n";
+        let error = CsvRows::new(bytes)
+            .expect("header")
+            .collect::<Result<Vec<_>, _>>()
+            .expect_err("invalid UTF-8");
+        assert!(matches!(error, CsvError::Csv(_)), "{error}");
+    }
+
+    proptest::proptest! {
+        /// Any bytes after a valid header: rows or an error, never a panic,
+        /// and every row the planner reads is accounted for.
+        #[test]
+        fn any_csv_reads_without_panicking(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+            let mut bytes = b"userId,phoneNumbers\n".to_vec();
+            bytes.extend(body);
+            let mut planner = ibiki_core::ImportPlanner::new(ibiki_core::Normalizer::new());
+            let mut rows = 0;
+            for row in CsvRows::new(bytes.as_slice()).expect("header") {
+                match row {
+                    Ok(row) => {
+                        planner.push(row);
+                        rows += 1;
+                    }
+                    Err(_) => break,
+                }
+            }
+            proptest::prop_assert_eq!(planner.rows(), rows);
+        }
+    }
+}
