@@ -40,6 +40,10 @@ pub struct Config {
     /// unsigned or wrongly signed webhooks are rejected with 401.
     #[arg(long, env = "IBIKI_WEBHOOK_SECRET", hide_env_values = true)]
     pub webhook_secret: Option<Secret>,
+
+    /// Instead of serving: `import` (see `ibiki-server import --help`).
+    #[command(subcommand)]
+    pub command: Option<crate::import::Command>,
 }
 
 #[cfg(test)]
