@@ -5,7 +5,8 @@
 #   DATABASE_URL=postgres://... scripts/import-bench.sh
 #
 # Env: IMPORT_BENCH_CLIENTS (default 100000; 5 numbers each, written in five
-# formats), IMPORT_BENCH_ADMIN (1 to also time the admin API, default 1).
+# formats), IMPORT_BENCH_CONCURRENCY (clients at once, default 8),
+# IMPORT_BENCH_ADMIN (1 to also time the admin API, default 1).
 # Uses the schemas ibiki_import_bench_legacy (the old table),
 # ibiki_import_bench (the import) and ibiki_import_bench_admin (the admin API),
 # dropped at the start and the end.
@@ -14,6 +15,7 @@ cd "$(dirname "$0")/.."
 : "${DATABASE_URL:?set DATABASE_URL}"
 CLIENTS=${IMPORT_BENCH_CLIENTS:-100000}
 ADMIN=${IMPORT_BENCH_ADMIN:-1}
+CONCURRENCY=${IMPORT_BENCH_CONCURRENCY:-8}
 PORT=${IMPORT_BENCH_PORT:-18090}
 TOKEN=import-bench-token
 
@@ -58,7 +60,7 @@ import() {
   env -u DATABASE_URL RUST_LOG=warn "$bin" import \
     --from-database "$DATABASE_URL" --table ibiki_import_bench_legacy.client_profiles \
     --database-url "$DATABASE_URL" --database-schema ibiki_import_bench \
-    --default-region US --format json "$@"
+    --default-region US --format json --concurrency "$CONCURRENCY" "$@"
 }
 seconds() { python3 -c "import sys, time; print(f'{time.time() - float(sys.argv[1]):.2f}')" "$1"; }
 summary() { python3 -c "import json, sys; r = json.load(sys.stdin); print({k: v if not isinstance(v, list) else len(v) for k, v in r.items()})"; }
