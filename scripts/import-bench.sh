@@ -6,7 +6,8 @@
 #
 # Env: IMPORT_BENCH_CLIENTS (default 100000; 5 numbers each, written in five
 # formats), IMPORT_BENCH_CONCURRENCY (clients at once, default 8),
-# IMPORT_BENCH_ADMIN (1 to also time the admin API, default 1).
+# IMPORT_BENCH_ADMIN (1 to also time the admin API, default 1),
+# IMPORT_BENCH_TARGET_URL (the store's URL, default DATABASE_URL).
 # Uses the schemas ibiki_import_bench_legacy (the old table),
 # ibiki_import_bench (the import) and ibiki_import_bench_admin (the admin API),
 # dropped at the start and the end.
@@ -16,6 +17,7 @@ cd "$(dirname "$0")/.."
 CLIENTS=${IMPORT_BENCH_CLIENTS:-100000}
 ADMIN=${IMPORT_BENCH_ADMIN:-1}
 CONCURRENCY=${IMPORT_BENCH_CONCURRENCY:-8}
+TARGET_URL=${IMPORT_BENCH_TARGET_URL:-$DATABASE_URL}
 PORT=${IMPORT_BENCH_PORT:-18090}
 TOKEN=import-bench-token
 
@@ -59,7 +61,7 @@ echo "legacy table: $CLIENTS clients x 5 numbers"
 import() {
   env -u DATABASE_URL RUST_LOG=warn "$bin" import \
     --from-database "$DATABASE_URL" --table ibiki_import_bench_legacy.client_profiles \
-    --database-url "$DATABASE_URL" --database-schema ibiki_import_bench \
+    --database-url "$TARGET_URL" --database-schema ibiki_import_bench \
     --default-region US --format json --concurrency "$CONCURRENCY" "$@"
 }
 seconds() { python3 -c "import sys, time; print(f'{time.time() - float(sys.argv[1]):.2f}')" "$1"; }

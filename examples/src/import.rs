@@ -18,7 +18,6 @@ use ibiki_memory::MemoryStore;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::server::StartError;
-use crate::store::open_store;
 
 /// Exit status when some entries were left out (each one is listed).
 pub const EXIT_LEFT_OUT: u8 = 3;
@@ -134,35 +133,94 @@ pub async fn import(args: &ImportArgs) -> Result<ImportReport, StartError> {
         normalizer = normalizer.with_default_region(region);
     }
     // Open the target first: a wrong URL fails before a long read.
-    let store = open_target(args).await?;
+    let target = open_target(args).await?;
     let plan = read_plan(args, normalizer).await?;
     let bar = progress(plan.clients().len() as u64, "clients");
     let report = plan
         .run(
-            &*store,
+            &*target.store,
             args.dry_run,
             usize::from(args.concurrency),
             &|| bar.inc(1),
         )
         .await;
     bar.finish_and_clear();
-    Ok(report?)
+    // Even after a failure: what was done is on disk before we exit.
+    let synced = target.sync().await;
+    let report = report?;
+    synced?;
+    Ok(report)
+}
+
+/// The store imported into.
+struct Target {
+    store: Arc<DynReplyStore>,
+    /// The same store when it commits without waiting for the disk.
+    #[cfg(feature = "postgres")]
+    unsynced: Option<ibiki_postgres::PostgresStore>,
+}
+
+impl Target {
+    fn new(store: Arc<DynReplyStore>) -> Self {
+        Self {
+            store,
+            #[cfg(feature = "postgres")]
+            unsynced: None,
+        }
+    }
+
+    /// Waits until every change made is on disk.
+    async fn sync(&self) -> Result<(), StartError> {
+        #[cfg(feature = "postgres")]
+        if let Some(store) = &self.unsynced {
+            store.sync().await?;
+        }
+        Ok(())
+    }
 }
 
 /// The store to import into. A dry run changes nothing, not even the
 /// schema: without ibiki's tables it checks against an empty store.
-async fn open_target(args: &ImportArgs) -> Result<Arc<DynReplyStore>, StartError> {
+async fn open_target(args: &ImportArgs) -> Result<Target, StartError> {
     let Some(url) = &args.database_url else {
         if args.dry_run {
             tracing::warn!("no --database-url: checking against an empty store");
-            return Ok(Arc::new(MemoryStore::new()));
+            return Ok(Target::new(Arc::new(MemoryStore::new())));
         }
         return Err("no store to import into: give --database-url (or DATABASE_URL)".into());
     };
     if args.dry_run {
-        return open_read_only(url, &args.database_schema).await;
+        return Ok(Target::new(
+            open_read_only(url, &args.database_schema).await?,
+        ));
     }
-    Ok(open_store(Some(url), &args.database_schema).await?)
+    open_for_import(url, &args.database_schema).await
+}
+
+/// The PostgreSQL store, migrated, committing each client without waiting
+/// for the disk (several times faster); [`Target::sync`] makes it all
+/// durable with one commit before the report is printed. A crash before
+/// that loses whole clients only, and running the import again restores
+/// them.
+#[cfg(feature = "postgres")]
+async fn open_for_import(url: &Secret, schema: &str) -> Result<Target, StartError> {
+    let store = ibiki_postgres::PostgresStore::builder(url.expose())
+        .schema(schema)
+        .synchronous_commit(false)
+        .connect()
+        .await?;
+    store.migrate().await?;
+    Ok(Target {
+        store: Arc::new(store.clone()),
+        unsynced: Some(store),
+    })
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn open_for_import(url: &Secret, schema: &str) -> Result<Target, StartError> {
+    Ok(Target::new(
+        crate::store::open_store(Some(url), schema).await?,
+    ))
 }
 
 #[cfg(feature = "postgres")]

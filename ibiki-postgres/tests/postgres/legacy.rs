@@ -221,3 +221,42 @@ async fn a_legacy_table_imports_into_the_store_once() {
     let again = plan.apply(store.store()).await.expect("again");
     assert_eq!((again.assigned, again.already_assigned), (0, 100));
 }
+
+#[tokio::test]
+async fn a_store_without_synchronous_commit_syncs_on_demand() {
+    let Some(url) = database_url() else {
+        return;
+    };
+    check_reachable(&url).await;
+    let schema = unique_schema();
+    let _guard = SchemaGuard::new(&url, &schema);
+    let store = ibiki_postgres::PostgresStore::builder(&url)
+        .schema(&schema)
+        .max_connections(1)
+        .synchronous_commit(false)
+        .connect()
+        .await
+        .expect("connect");
+    store.migrate().await.expect("migrate");
+    let setting: String = sqlx::query_scalar("SHOW synchronous_commit")
+        .fetch_one(store.pool())
+        .await
+        .expect("show");
+    assert_eq!(setting, "off");
+    store
+        .add_numbers(&client("a"), &[number("+14155550100")])
+        .await
+        .expect("add");
+    store.sync().await.expect("sync");
+    // The session keeps its setting after the sync.
+    let setting: String = sqlx::query_scalar("SHOW synchronous_commit")
+        .fetch_one(store.pool())
+        .await
+        .expect("show");
+    assert_eq!(setting, "off");
+    assert_eq!(
+        store.owner_of(number("+14155550100")).await.expect("read"),
+        Some(client("a"))
+    );
+    store.pool().close().await;
+}
