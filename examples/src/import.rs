@@ -404,3 +404,86 @@ pub fn text_report(report: &ImportReport) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use ibiki_core::{ClientId, Contested, ImportConflict, InvalidImport, InvalidReason};
+
+    use super::*;
+    use crate::Config;
+
+    fn id(text: &str) -> ClientId {
+        ClientId::new(text).expect("client id")
+    }
+
+    #[test]
+    fn import_flags_parse() {
+        let config = Config::try_parse_from([
+            "ibiki-server",
+            "import",
+            "--from-database",
+            "postgres://old/app",
+            "--table",
+            "crm.Client Profiles",
+            "--numbers-column",
+            "phones",
+            "--dry-run",
+            "--format",
+            "json",
+            "--default-region",
+            "us",
+        ])
+        .expect("valid flags");
+        let Some(Command::Import(args)) = config.command else {
+            panic!("no import: {config:?}");
+        };
+        assert_eq!(args.table.as_deref(), Some("crm.Client Profiles"));
+        assert_eq!(args.client_column, None);
+        assert_eq!(args.numbers_column.as_deref(), Some("phones"));
+        assert!(args.dry_run);
+        assert_eq!(args.format, Format::Json);
+        assert_eq!(args.concurrency, 8);
+        assert!(!format!("{args:?}").contains("postgres://old"));
+        assert!(Config::try_parse_from(["ibiki-server", "import", "--concurrency", "0"]).is_err());
+    }
+
+    #[test]
+    fn the_text_report_lists_every_left_out_entry() {
+        let report = ImportReport {
+            dry_run: true,
+            clients: 3,
+            entries: 6,
+            empty_rows: 1,
+            duplicates: 0,
+            assigned: 1,
+            already_assigned: 0,
+            released: 0,
+            invalid: vec![InvalidImport {
+                user_id: "acme".into(),
+                index: 2,
+                input: "+1111".into(),
+                reason: InvalidReason::Number(ibiki_core::NumberError::NotValid),
+            }],
+            contested: vec![Contested {
+                phone_number: "+14155550100".parse().expect("number"),
+                user_ids: vec![id("acme"), id("globex")],
+            }],
+            conflicts: vec![ImportConflict {
+                phone_number: "+14155550101".parse().expect("number"),
+                user_id: id("acme"),
+                owner_user_id: id("umbrella"),
+            }],
+        };
+        let text = text_report(&report);
+        for line in [
+            "Dry run: nothing was changed.",
+            "  would be assigned      1",
+            "  userId \"acme\", entry 2 \"+1111\": not a valid number for its country",
+            "  +14155550100: acme, globex",
+            "  +14155550101: for acme, owned by umbrella",
+        ] {
+            assert!(text.contains(line), "{line:?} missing from:\n{text}");
+        }
+    }
+}
