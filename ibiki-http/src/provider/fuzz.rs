@@ -9,11 +9,50 @@ use super::plivo::Plivo;
 use super::telnyx::Telnyx;
 use super::twilio::Twilio;
 use super::vonage::Vonage;
-use super::{ErrorKind, Provider, Received, Signing, WebhookRequest};
+use super::{
+    Bandwidth, ErrorKind, Generic, GenericConfig, Infobip, MessageBird, Provider, Received,
+    Signing, Sinch, WebhookRequest,
+};
 
 /// The providers in the order the first byte selects them (`byte % len`).
 /// New providers go at the end, so that existing seeds keep their meaning.
-pub const PROVIDERS: &[&str] = &["twilio", "telnyx", "vonage", "plivo"];
+pub const PROVIDERS: &[&str] = &[
+    "twilio",
+    "telnyx",
+    "vonage",
+    "plivo",
+    "bandwidth",
+    "infobip",
+    "sinch",
+    "messagebird",
+    "generic",
+    "generic-form",
+];
+
+/// The `generic` gateway fuzzed: JSON batches under `/messages`, numbers
+/// without `+` (the README's gateway, unsigned).
+const GENERIC_JSON: &str = r#"{
+    "format": "json",
+    "messages": "/messages",
+    "numbers": "international-digits",
+    "fields": {
+        "message_id": "/msg_id", "from": "/sender", "to": "/recipient",
+        "text": "/content/text", "received_at": "/received"
+    },
+    "auth": {"type": "none"}
+}"#;
+
+/// The `generic-form` gateway fuzzed: one message per form.
+const GENERIC_FORM: &str = r#"{
+    "format": "form",
+    "fields": {"message_id": "id", "from": "from", "to": "to", "text": "text", "received_at": "at"},
+    "auth": {"type": "none"}
+}"#;
+
+fn generic(config: &str) -> Option<Box<dyn Provider>> {
+    let config = GenericConfig::from_json(config).ok()?;
+    Some(Box::new(Generic::new(config, false).ok()?))
+}
 
 /// The content types the second byte selects (`(byte >> 1) % len`).
 pub const CONTENT_TYPES: &[&str] = &[
@@ -29,6 +68,12 @@ fn provider(index: usize) -> Option<Box<dyn Provider>> {
         "telnyx" => Box::new(Telnyx::new(Signing::AcceptUnsigned)),
         "vonage" => Box::new(Vonage::new(Signing::AcceptUnsigned)),
         "plivo" => Box::new(Plivo::new(Signing::AcceptUnsigned)),
+        "bandwidth" => Box::new(Bandwidth::new(Signing::AcceptUnsigned)),
+        "infobip" => Box::new(Infobip::new(Signing::AcceptUnsigned)),
+        "sinch" => Box::new(Sinch::new(Signing::AcceptUnsigned)),
+        "messagebird" => Box::new(MessageBird::new(Signing::AcceptUnsigned)),
+        "generic" => generic(GENERIC_JSON)?,
+        "generic-form" => generic(GENERIC_FORM)?,
         _ => return None,
     };
     Some(provider)
@@ -134,14 +179,15 @@ mod tests {
 
         #[test]
         fn any_form_fields_are_answered(
-            selector in 0u8..8,
+            selector in 0u8..14,
             shape in any::<u8>(),
             fields in proptest::collection::vec(
                 (
                     prop::sample::select(vec![
                         "From", "To", "Body", "Text", "MessageSid", "MessageUUID", "msisdn",
                         "to", "text", "messageId", "NumMedia", "MediaUrl0", "Media1", "sig",
-                        "timestamp",
+                        "timestamp", "id", "mid", "originator", "recipient", "shortcode", "body",
+                        "message", "from", "at",
                     ]),
                     "[ -~]{0,40}",
                 ),
@@ -165,5 +211,13 @@ mod tests {
         decode_provider(&seed);
         decode_provider(&[]);
         decode_provider(&[255, 255]);
+    }
+
+    #[test]
+    fn every_named_provider_is_built() {
+        for (index, name) in PROVIDERS.iter().enumerate() {
+            let provider = provider(index).unwrap_or_else(|| panic!("{name} is not built"));
+            assert!(name.starts_with(provider.name()), "{name}");
+        }
     }
 }

@@ -24,23 +24,40 @@ use ibiki_core::{InboundReply, MessageId, Normalizer};
 use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
 
+mod bandwidth;
+mod basic_auth;
 pub mod clock;
 pub mod error;
 pub mod form;
 #[cfg(feature = "testing")]
 #[doc(hidden)]
 pub mod fuzz;
+mod generic;
+mod infobip;
+mod messagebird;
 pub mod number;
 pub mod plivo;
 pub mod signing;
+mod sinch;
 pub mod telnyx;
 pub mod twilio;
 pub mod url;
 pub mod vonage;
 
+pub use self::bandwidth::{Bandwidth, BandwidthEvent, BandwidthMessage};
+pub use self::basic_auth::BasicCredentials;
 pub use self::error::{ErrorKind, WebhookError};
 pub use self::form::Form;
+pub use self::generic::{
+    BodyFormat, Generic, GenericAuth, GenericConfig, GenericConfigError, GenericFields,
+    HmacAlgorithm, NumberStyle, SignatureEncoding,
+};
+pub use self::infobip::{Infobip, InfobipInbound, InfobipMessage, InfobipPrice};
+pub use self::messagebird::{MessageBird, MessageBirdClaims, MessageBirdMessage};
 pub use self::signing::{Signing, SigningMode};
+pub use self::sinch::{
+    Sinch, SinchKey, SinchMediaBody, SinchMediaItem, SinchMoBinary, SinchMoMedia, SinchMoText,
+};
 pub use self::url::PublicUrl;
 
 /// Largest body any provider sends for one delivery, in bytes.
@@ -197,6 +214,14 @@ pub trait Provider: Send + Sync + fmt::Debug {
     /// The answer that makes the provider deliver again later, for when the
     /// store fails; each provider documents its retry policy.
     fn retry(&self) -> Answer;
+
+    /// The `WWW-Authenticate` value a `401` answer carries, for providers
+    /// that authenticate with HTTP Basic credentials (RFC 7235: a client may
+    /// send its credentials only once challenged); `None` for providers that
+    /// sign their requests.
+    fn challenge(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// Providers by name, as a server routes them.
