@@ -46,6 +46,10 @@ pub struct Config {
     /// The SMS providers' keys, the public URL and --require-signatures.
     #[command(flatten)]
     pub providers: ProviderFlags,
+
+    /// Instead of serving: `import` (see `ibiki-server import --help`).
+    #[command(subcommand)]
+    pub command: Option<crate::import::Command>,
 }
 
 #[cfg(test)]

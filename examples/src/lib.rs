@@ -22,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod import;
 pub mod providers;
 pub mod server;
 pub mod store;

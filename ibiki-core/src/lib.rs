@@ -20,6 +20,7 @@
 //!   [`ReplyStore`] contract (inboxes and the held area), whose
 //!   [`receive`](ReplyStore::receive) states the routing rule every store
 //!   follows;
+//! - the import of another system's assignments ([`ImportPlanner`]);
 //! - with the `testing` feature, the conformance suite every store runs
 //!   (`testing`, [`conformance_tests!`]): a store of your own implements both
 //!   traits and runs it.
@@ -64,6 +65,7 @@
 mod assignment;
 mod client_id;
 mod error;
+mod import;
 mod normalize;
 mod page;
 mod phone_number;
@@ -80,6 +82,12 @@ pub use crate::client_id::ClientId;
 pub use crate::error::{
     BoxError, CanonicalError, ClientIdError, Conflict, InvalidEntry, NormalizeError, NumberError,
     StoreError,
+};
+#[cfg(feature = "csv")]
+pub use crate::import::{CSV_CLIENT_HEADER, CSV_NUMBERS_HEADER, CsvError, CsvRows};
+pub use crate::import::{
+    Contested, DEFAULT_IMPORT_CONCURRENCY, ImportConflict, ImportPlan, ImportPlanner, ImportReport,
+    ImportRow, InvalidImport, InvalidReason,
 };
 pub use crate::normalize::{
     BareDigits, MAX_ENTRY_CHARS, Normalizer, PhoneNumbersInput, Region, UnknownRegion, Validation,

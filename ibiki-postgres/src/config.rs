@@ -44,6 +44,7 @@ pub struct PostgresStoreBuilder {
     max_connections: u32,
     acquire_timeout: Duration,
     statement_timeout: Option<Duration>,
+    synchronous_commit: bool,
 }
 
 impl PostgresStoreBuilder {
@@ -54,6 +55,7 @@ impl PostgresStoreBuilder {
             max_connections: 10,
             acquire_timeout: Duration::from_secs(5),
             statement_timeout: None,
+            synchronous_commit: true,
         }
     }
 
@@ -84,6 +86,19 @@ impl PostgresStoreBuilder {
     /// with [`StoreError::Unavailable`].
     pub fn statement_timeout(mut self, timeout: Duration) -> Self {
         self.statement_timeout = Some(timeout);
+        self
+    }
+
+    /// Whether a change waits for its commit to reach the disk (default
+    /// `true`, PostgreSQL's `synchronous_commit`). With `false` each commit
+    /// returns before its WAL is flushed: many small changes go several times
+    /// faster, and a server crash may lose the last fraction of a second of
+    /// them (whole transactions, never part of one). For bulk work such as an
+    /// import, which then calls [`PostgresStore::sync`] before it reports;
+    /// never for a server answering webhooks, which must not acknowledge a
+    /// reply that is not on disk.
+    pub fn synchronous_commit(mut self, on: bool) -> Self {
+        self.synchronous_commit = on;
         self
     }
 
@@ -125,6 +140,9 @@ impl PostgresStoreBuilder {
             let millis = timeout.as_millis().max(1);
             session.push(("statement_timeout", millis.to_string()));
         }
+        if !self.synchronous_commit {
+            session.push(("synchronous_commit", "off".to_owned()));
+        }
         Ok(options.options(session))
     }
 }
@@ -138,6 +156,7 @@ impl fmt::Debug for PostgresStoreBuilder {
             .field("max_connections", &self.max_connections)
             .field("acquire_timeout", &self.acquire_timeout)
             .field("statement_timeout", &self.statement_timeout)
+            .field("synchronous_commit", &self.synchronous_commit)
             .finish()
     }
 }
@@ -165,5 +184,13 @@ mod tests {
             Some(r"-c default_transaction_isolation=read\ committed -c statement_timeout=1")
         );
         assert_eq!(options.get_application_name(), Some("ibiki"));
+        let options = PostgresStore::builder("postgres://db/app")
+            .synchronous_commit(false)
+            .connect_options()
+            .expect("valid url");
+        assert_eq!(
+            options.get_options(),
+            Some(r"-c default_transaction_isolation=read\ committed -c synchronous_commit=off")
+        );
     }
 }

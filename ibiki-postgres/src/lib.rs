@@ -71,6 +71,7 @@
 mod assign;
 mod config;
 mod error;
+mod legacy;
 mod migrate;
 mod read;
 mod receive;
@@ -82,5 +83,8 @@ mod store;
 pub mod testing;
 
 pub use crate::config::PostgresStoreBuilder;
+pub use crate::legacy::{
+    LEGACY_NUMBERS_COLUMNS, LegacyError, LegacyReader, LegacyShape, LegacyTable,
+};
 pub use crate::schema::InvalidSchemaName;
 pub use crate::store::PostgresStore;

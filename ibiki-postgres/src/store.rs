@@ -75,6 +75,21 @@ impl PostgresStore {
         migrate::migrate_with(&self.pool.connect_options(), &self.schema).await
     }
 
+    /// Waits until every change committed so far on this server is on disk:
+    /// one durable commit, whose flush covers all earlier ones. A store built
+    /// with [`synchronous_commit(false)`](PostgresStoreBuilder::synchronous_commit)
+    /// calls it before reporting its work done; otherwise it costs one commit.
+    pub async fn sync(&self) -> Result<(), StoreError> {
+        // txid_current() gives the transaction an id, so its commit is
+        // written to the WAL and, with synchronous_commit on, flushed with
+        // everything before it.
+        sqlx::raw_sql("BEGIN; SET LOCAL synchronous_commit = on; SELECT txid_current(); COMMIT")
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(store_error)
+    }
+
     /// The pool, for the application's own queries.
     pub fn pool(&self) -> &PgPool {
         &self.pool

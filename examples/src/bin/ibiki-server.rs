@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use ibiki_examples::import::{Command, run_import};
 use ibiki_examples::{Config, run};
 use tracing_subscriber::EnvFilter;
 
@@ -16,6 +17,9 @@ async fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    if let Some(Command::Import(args)) = config.command {
+        return run_import(args).await;
+    }
     match run(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -4,6 +4,7 @@
 #[cfg(feature = "postgres")]
 mod database;
 mod harness;
+mod import;
 mod stores;
 
 /// Makes each listed `async fn(Arc<DynReplyStore>)` a test against every

@@ -17,6 +17,7 @@
 mod conformance;
 #[doc(hidden)]
 pub mod fuzz;
+pub mod import;
 pub mod model;
 mod state_machine;
 

@@ -4,6 +4,8 @@
 mod cleanup;
 mod conformance;
 mod errors;
+mod import;
+mod legacy;
 mod races;
 mod schema;
 mod support;
