@@ -29,7 +29,7 @@ if [ -n "${DATABASE_URL:-}" ]; then
   psql "$DATABASE_URL" -qc "DROP SCHEMA IF EXISTS ibiki_loadtest CASCADE" >/dev/null
   args+=(--database-url "$DATABASE_URL" --database-schema ibiki_loadtest)
 fi
-env -u DATABASE_URL RUST_LOG=warn target/release/ibiki-server "${args[@]}" >/tmp/ibiki-loadtest.log 2>&1 &
+env -u DATABASE_URL RUST_LOG=warn "${CARGO_TARGET_DIR:-target}/release/ibiki-server" "${args[@]}" >/tmp/ibiki-loadtest.log 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
 for _ in $(seq 1 50); do curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.2; done
@@ -55,6 +55,13 @@ if [ "$store" = postgres ]; then
   echo "$insert"
   tps=$(echo "$insert" | awk '/^tps/ {print $3}')
   echo "== ratio: webhook $w req/s / pgbench insert $tps tps = $(python3 -c "print(f'{$w / $tps:.2f}')")"
+  # wrk's connection count: the durable-insert rate the database reaches when
+  # that many clients commit at once (its group commit at work).
+  echo "== pgbench: one-row INSERT per transaction, $CONNECTIONS clients"
+  insert=$(scripts/loadtest/pgbench-insert.sh "$SECONDS_EACH" "$CONNECTIONS")
+  echo "$insert"
+  tps=$(echo "$insert" | awk '/^tps/ {print $3}')
+  echo "== ratio: webhook $w req/s / pgbench insert at $CONNECTIONS clients $tps tps = $(python3 -c "print(f'{$w / $tps:.2f}')")"
   psql "$DATABASE_URL" -qc "SET client_min_messages = warning; DROP SCHEMA IF EXISTS ibiki_loadtest CASCADE"
 fi
 if echo "$webhook$health" | grep -q "Non-2xx"; then
