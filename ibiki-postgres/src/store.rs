@@ -18,15 +18,18 @@ use crate::{migrate, read, receive};
 
 /// Assignments and replies in PostgreSQL, in a schema of their own.
 ///
-/// Every operation is one statement: receives and assignment changes call
-/// functions the migration creates, which take per-number advisory locks so
-/// that a reply received while its number is being assigned ends in the new
-/// owner's inbox (see the crate docs). Cloning is cheap and shares the pool.
+/// Assignment changes are one statement, a function the migration creates;
+/// receives are recorded in batches, many replies to a transaction (group
+/// commit: one WAL flush for all, each caller answered after it). Both take
+/// per-number advisory locks so that a reply received while its number is
+/// being assigned ends in the new owner's inbox (see the crate docs). Cloning
+/// is cheap and shares the pool and the batches.
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: PgPool,
     schema: Schema,
     sql: Arc<Statements>,
+    receives: Arc<receive::Batcher>,
 }
 
 impl PostgresStore {
@@ -54,7 +57,12 @@ impl PostgresStore {
 
     pub(crate) fn new(pool: PgPool, schema: Schema) -> Self {
         let sql = Arc::new(Statements::new(&schema));
-        Self { pool, schema, sql }
+        Self {
+            pool,
+            schema,
+            sql,
+            receives: Arc::default(),
+        }
     }
 
     /// Creates the schema if needed and applies the embedded migrations
@@ -140,7 +148,7 @@ impl AssignmentStore for PostgresStore {
 #[async_trait]
 impl ReplyStore for PostgresStore {
     async fn receive(&self, reply: InboundReply) -> Result<Receipt, StoreError> {
-        receive::receive(&self.pool, &self.sql.receive, reply).await
+        self.receives.receive(&self.pool, &self.sql, reply).await
     }
 
     async fn inbox(
