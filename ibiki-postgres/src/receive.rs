@@ -20,9 +20,9 @@
 //!    numbers are taken, ascending, with `lock_numbers`;
 //! 2. the owners are read, after those locks: an assignment change of one of
 //!    the numbers committed before, or waits until this batch commits and then
-//!    releases what it held, exactly as for one receive;
-//! 3. the delivery locks of those owners are taken in ascending key order;
-//! 4. one `INSERT` records the batch, numbering each owner's replies after its
+//!    releases what it held, exactly as for one receive; and the delivery
+//!    locks of those owners are taken, in ascending key order;
+//! 3. one `INSERT` records the batch, numbering each owner's replies after its
 //!    last position, in message id order (two batches holding the same ids
 //!    wait for each other in the same order, never in a cycle).
 //!
@@ -250,7 +250,7 @@ async fn record(
         .fetch_one(&mut *tx)
         .await?;
     let recorded: std::collections::HashSet<&str> = recorded.iter().map(String::as_str).collect();
-    // 2. The owners, read after the locks.
+    // 2. The owners, read after the locks, and their delivery locks.
     let owners: Vec<(PhoneNumber, ClientId)> = if numbers.is_empty() {
         Vec::new()
     } else {
@@ -281,15 +281,7 @@ async fn record(
         rows.push(reply, owner);
     }
     if !rows.is_empty() {
-        // 3. The delivery locks of the owners, in key order.
-        let clients: Vec<&ClientId> = rows.owners.iter().flatten().collect();
-        if !clients.is_empty() {
-            sqlx::query(&sql.batch_lock_deliveries)
-                .bind(&clients)
-                .execute(&mut *tx)
-                .await?;
-        }
-        // 4. The rows, numbered in each inbox.
+        // 3. The rows, numbered in each inbox.
         let inserted = sqlx::query(&sql.batch_insert)
             .bind(&rows.message_ids)
             .bind(&rows.to_numbers)

@@ -12,7 +12,6 @@ pub(crate) struct Statements {
     pub(crate) receive: String,
     pub(crate) batch_lock_numbers: String,
     pub(crate) batch_owners: String,
-    pub(crate) batch_lock_deliveries: String,
     pub(crate) batch_insert: String,
     pub(crate) change_numbers: String,
     pub(crate) owner_of: String,
@@ -37,17 +36,19 @@ impl Statements {
                  WHERE r.message_id = ANY ($2::text[])) AS recorded \
                  FROM {s}.require_read_committed() AS checked, {s}.lock_numbers($1::text[]) AS locked"
             ),
+            // The owners (a snapshot taken after the number locks), then
+            // their delivery locks: ascending by lock key, each key once (a
+            // subquery with DISTINCT and ORDER BY is not merged into the
+            // outer query, so the locks are taken in its order), all taken
+            // before the first row is returned.
             batch_owners: format!(
-                "SELECT a.phone_number, a.client_id FROM {s}.assignments AS a \
-                 WHERE a.phone_number = ANY ($1::text[])"
-            ),
-            // Ascending by lock key, each key once. A subquery with ORDER BY
-            // is not merged into the outer query, so the locks are taken in
-            // its order.
-            batch_lock_deliveries: format!(
-                "SELECT {s}.lock_client_deliveries(o.client) FROM \
-                 (SELECT DISTINCT ON (hashtext(c)) c AS client FROM unnest($1::text[]) AS c \
-                 ORDER BY hashtext(c)) AS o"
+                "WITH owners AS MATERIALIZED (SELECT a.phone_number, a.client_id \
+                 FROM {s}.assignments AS a WHERE a.phone_number = ANY ($1::text[])), \
+                 locked AS MATERIALIZED (SELECT {s}.lock_client_deliveries(o.client_id) \
+                 FROM (SELECT DISTINCT ON (hashtext(w.client_id)) w.client_id FROM owners AS w \
+                 ORDER BY hashtext(w.client_id)) AS o) \
+                 SELECT owners.phone_number, owners.client_id FROM owners \
+                 WHERE (SELECT count(*) FROM locked) >= 0"
             ),
             // Positions after each inbox's last one, read by a subquery (the
             // statement's snapshot: none of its own rows), in arrival order;
