@@ -4,7 +4,9 @@
 # with the in-memory store, then with PostgreSQL (when DATABASE_URL is set),
 # and runs schemathesis against /openapi.json. Any server error (5xx) or any
 # answer the document does not describe (status, content type, body schema)
-# fails the step.
+# fails the step. The live inbox (`/api/clients/{user_id}/events`) is left
+# out: a stream that never ends is not an answer schemathesis can wait for;
+# its errors and events are checked by examples/tests/server/live.rs.
 #
 #   .ci/schemathesis.sh                 # both stores (DATABASE_URL for Postgres)
 #   SCHEMATHESIS_EXAMPLES=200 .ci/schemathesis.sh
@@ -75,6 +77,7 @@ run_store() {
     --header "Authorization: Bearer $TOKEN" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
     --max-examples "$EXAMPLES" \
+    --exclude-path-regex '/events$' \
     --workers 1 \
     --request-timeout 10 \
     --generation-database none \

@@ -6,6 +6,8 @@ use clap::Parser;
 use ibiki_core::Region;
 use ibiki_http::Secret;
 
+use crate::providers::ProviderFlags;
+
 /// Routes inbound SMS replies to the client that owns the number replied to.
 ///
 /// Every setting is a flag or an environment variable; the flag wins.
@@ -40,6 +42,10 @@ pub struct Config {
     /// unsigned or wrongly signed webhooks are rejected with 401.
     #[arg(long, env = "IBIKI_WEBHOOK_SECRET", hide_env_values = true)]
     pub webhook_secret: Option<Secret>,
+
+    /// The SMS providers' keys, the public URL and --require-signatures.
+    #[command(flatten)]
+    pub providers: ProviderFlags,
 }
 
 #[cfg(test)]
@@ -78,11 +84,92 @@ mod tests {
     }
 
     #[test]
+    fn provider_keys_never_show() {
+        // A valid Ed25519 public key (RFC 8032, test 1), base64.
+        let telnyx = "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
+        let config = Config::try_parse_from([
+            "ibiki-server",
+            "--twilio-auth-token",
+            "tw-secret-1",
+            "--telnyx-public-key",
+            telnyx,
+            "--vonage-signature-secret",
+            "vo-secret-2",
+            "--vonage-signature-method",
+            "sha256",
+            "--plivo-auth-token",
+            "pl-secret-3",
+            "--bandwidth-username",
+            "bw-user",
+            "--bandwidth-password",
+            "bw-secret-4",
+            "--sinch-webhook-secret",
+            "si-secret-5",
+            "--messagebird-signing-key",
+            "mb-secret-6",
+            "--infobip-username",
+            "ib-user",
+            "--infobip-password",
+            "ib-secret-7",
+            "--public-url",
+            "https://sms.example.com",
+            "--require-signatures",
+        ])
+        .expect("valid flags");
+        let debug = format!("{config:?}");
+        for secret in [
+            "tw-secret-1",
+            "vo-secret-2",
+            "pl-secret-3",
+            "bw-secret-4",
+            "si-secret-5",
+            "mb-secret-6",
+            "ib-secret-7",
+            telnyx,
+        ] {
+            assert!(!debug.contains(secret), "{secret} in {debug}");
+        }
+        assert!(config.providers.require_signatures);
+        assert_eq!(
+            config.providers.public_url.as_ref().map(|url| url.as_str()),
+            Some("https://sms.example.com")
+        );
+        let help = Config::command().render_long_help().to_string();
+        for flag in [
+            "--twilio-auth-token",
+            "IBIKI_TWILIO_AUTH_TOKEN",
+            "--telnyx-public-key",
+            "IBIKI_TELNYX_PUBLIC_KEY",
+            "--vonage-signature-secret",
+            "--vonage-signature-method",
+            "--plivo-auth-token",
+            "--public-url",
+            "IBIKI_PUBLIC_URL",
+            "--require-signatures",
+            "IBIKI_REQUIRE_SIGNATURES",
+            "--bandwidth-username",
+            "--bandwidth-password",
+            "--sinch-webhook-secret",
+            "--messagebird-signing-key",
+            "--infobip-username",
+            "--infobip-password",
+        ] {
+            assert!(help.contains(flag), "{flag} missing from --help");
+        }
+    }
+
+    #[test]
     fn bad_values_are_rejected() {
         for args in [
             ["ibiki-server", "--default-region", "XX"],
             ["ibiki-server", "--admin-token", ""],
             ["ibiki-server", "--listen", "nowhere"],
+            ["ibiki-server", "--twilio-auth-token", ""],
+            ["ibiki-server", "--telnyx-public-key", "not-a-key"],
+            ["ibiki-server", "--vonage-signature-method", "crc32"],
+            ["ibiki-server", "--public-url", "sms.example.com"],
+            ["ibiki-server", "--bandwidth-username", "only-the-user"],
+            ["ibiki-server", "--infobip-password", "only-the-password"],
         ] {
             assert!(Config::try_parse_from(args).is_err(), "{args:?}");
         }

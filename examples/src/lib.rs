@@ -2,8 +2,8 @@
 //! binary's configuration on any listener.
 //!
 //! Everything HTTP lives in [`ibiki_http`]; this crate only chooses the
-//! store from the configuration ([`open_store`]), reads flags ([`Config`])
-//! and serves ([`run`]):
+//! store from the configuration ([`open_store`]), reads flags ([`Config`]),
+//! builds the SMS providers from them ([`providers`]) and serves ([`run`]):
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -22,9 +22,11 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod providers;
 pub mod server;
 pub mod store;
 
 pub use crate::config::Config;
+pub use crate::providers::{ProviderConfigError, ProviderFlags, Providers, providers};
 pub use crate::server::{run, serve, shutdown_signal};
 pub use crate::store::open_store;

@@ -26,14 +26,34 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         normalizer = normalizer.with_default_region(region);
     }
     warm_up_in_background(&normalizer);
+    let require_signatures = config.providers.require_signatures;
     let mut app = App::new(store, admin_token).with_normalizer(normalizer);
     match config.webhook_secret {
         Some(secret) => app = app.with_webhook_secret(WebhookSecret::new(secret)),
+        None if require_signatures => {
+            tracing::warn!(
+                "no webhook secret and signatures required: /webhooks/sms refuses every request"
+            );
+            app = app.refuse_unsigned_webhooks();
+        }
         None => tracing::warn!("no webhook secret: unsigned webhooks are accepted"),
     }
+    app = config.providers.apply(app)?;
+    // One signal for both: the live inbox streams end, then the server
+    // finishes the requests in flight.
+    let (stop, stopped) = tokio::sync::watch::channel(());
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        drop(stop);
+    });
+    let when_stopped = |mut stopped: tokio::sync::watch::Receiver<()>| async move {
+        // Completes when the sender is dropped.
+        let _ = stopped.changed().await;
+    };
+    let app = app.with_shutdown(when_stopped(stopped.clone()));
     let listener = TcpListener::bind(config.listen).await?;
     tracing::info!(address = %listener.local_addr()?, "listening");
-    serve(listener, app.router(), shutdown_signal()).await?;
+    serve(listener, app.router(), when_stopped(stopped)).await?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -6,16 +6,16 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
-use ibiki_core::{ClientId, PhoneNumber, PhoneNumbersInput};
+use ibiki_core::{ClientId, Cursor, PhoneNumber, PhoneNumbersInput};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::app::{ADMIN_BODY_LIMIT, App};
 use crate::error::ApiError;
 use crate::openapi::ErrorBody;
-use crate::request::{BodyFormat, body_bytes, body_format, parse_json};
+use crate::request::{BodyFormat, body_bytes, body_format, page_request, parse_json};
 
 /// The body of `POST /api/admin/update-phone-numbers`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -199,5 +199,72 @@ pub(crate) async fn route(
     Ok(Json(RouteAnswer {
         phone_number: number,
         user_id: owner,
+    }))
+}
+
+/// A client and its numbers, as `GET /api/admin/clients` lists it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ClientNumbers {
+    /// The client.
+    #[schema(value_type = String)]
+    user_id: ClientId,
+    /// Its numbers, E.164, sorted; never empty.
+    #[schema(value_type = Vec<String>)]
+    phone_numbers: Vec<PhoneNumber>,
+}
+
+/// One page of clients, ordered by `userId`, and where to continue.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ClientsAnswer {
+    /// The clients that own at least one number, ordered by `userId`.
+    clients: Vec<ClientNumbers>,
+    /// The `after` of the next page: the position of this page's last
+    /// client, or null for an empty page.
+    #[schema(value_type = Option<String>, required = true)]
+    next: Option<Cursor>,
+}
+
+/// `GET /api/admin/clients?limit=N&after=CURSOR`: every client that owns a
+/// number, ordered by `userId`, with its numbers.
+#[utoipa::path(
+    get,
+    path = "/api/admin/clients",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000,
+            description = "Page size, 1 to 1000 (default 100)"),
+        ("after" = Option<String>, Query, min_length = 1, max_length = 256,
+            description = "A `next` cursor of an earlier page"),
+    ),
+    responses(
+        (status = 200, description = "One page of clients", body = ClientsAnswer),
+        (status = 400, description = "Invalid `limit`, `after` or query string", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 503, description = "The store is unavailable; retry later", body = ErrorBody),
+    )
+)]
+pub(crate) async fn clients(
+    State(app): State<Arc<App>>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<ClientsAnswer>, ApiError> {
+    let page = page_request(query.as_deref())?;
+    let listed = app.store().list_clients(&page).await?;
+    let mut clients = Vec::with_capacity(listed.items.len());
+    for summary in listed.items {
+        let phone_numbers = app.store().numbers_of(&summary.client).await?;
+        // Its last number went between the two reads: the listing leaves out
+        // clients without numbers, so this page does too.
+        if !phone_numbers.is_empty() {
+            clients.push(ClientNumbers {
+                user_id: summary.client,
+                phone_numbers,
+            });
+        }
+    }
+    Ok(Json(ClientsAnswer {
+        clients,
+        next: listed.next,
     }))
 }

@@ -1,6 +1,8 @@
 //! The application: its state and its router.
 
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::Router;
@@ -15,8 +17,9 @@ use utoipa_axum::routes;
 use crate::auth::{AdminAuth, require_admin};
 use crate::error::ApiError;
 use crate::openapi::{ErrorBody, Health};
+use crate::provider::{MAX_BODY_BYTES, PublicUrl, Registry};
 use crate::signature::WebhookSecret;
-use crate::{admin, inbox, openapi, webhook};
+use crate::{admin, events, inbox, openapi, pages, provider_webhook, webhook};
 
 /// Largest webhook body, in bytes: a reply is at most a few KiB.
 pub const WEBHOOK_BODY_LIMIT: usize = 64 * 1024;
@@ -26,26 +29,107 @@ pub const WEBHOOK_BODY_LIMIT: usize = 64 * 1024;
 /// error code.
 pub const ADMIN_BODY_LIMIT: usize = 256 * 1024;
 
-/// Everything a request needs: the store, the normalizer and the secrets.
+/// Everything a request needs: the store, the normalizer, the secrets and
+/// the SMS providers.
 #[derive(Debug)]
 pub struct App {
     store: Arc<DynReplyStore>,
     normalizer: Normalizer,
     admin_auth: Arc<dyn AdminAuth>,
     webhook_secret: Option<WebhookSecret>,
+    unsigned_webhooks_refused: bool,
+    providers: Registry,
+    public_url: Option<PublicUrl>,
+    shutdown: Shutdown,
+}
+
+/// A signal that ends the live streams, started by the first stream.
+type Signal = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// When the live streams end: never, or once the app's shutdown signal
+/// completes.
+#[derive(Debug)]
+struct Shutdown {
+    /// `true` once the signal completed; dropped unsent when there is none.
+    closed: tokio::sync::watch::Receiver<bool>,
+    /// The signal and the sender it completes, until a stream starts them.
+    pending: Mutex<Option<PendingSignal>>,
+}
+
+struct PendingSignal(Signal, tokio::sync::watch::Sender<bool>);
+
+impl std::fmt::Debug for PendingSignal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PendingSignal(..)")
+    }
+}
+
+impl Shutdown {
+    fn never() -> Self {
+        let (_, closed) = tokio::sync::watch::channel(false);
+        Self {
+            closed,
+            pending: Mutex::new(None),
+        }
+    }
+
+    fn on(signal: Signal) -> Self {
+        let (close, closed) = tokio::sync::watch::channel(false);
+        Self {
+            closed,
+            pending: Mutex::new(Some(PendingSignal(signal, close))),
+        }
+    }
+
+    /// Completes when the streams must end; starts watching the signal on
+    /// the first call (from a request, inside the runtime).
+    fn closing(&self) -> impl Future<Output = ()> + Send + use<> {
+        let pending = match self.pending.lock() {
+            Ok(mut pending) => pending.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        if let Some(PendingSignal(signal, close)) = pending {
+            tokio::spawn(async move {
+                signal.await;
+                let _ = close.send(true);
+            });
+        }
+        let mut closed = self.closed.clone();
+        async move {
+            // No signal at all (the sender is gone, never having sent): the
+            // streams run until their clients leave.
+            if closed.wait_for(|closed| *closed).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
 }
 
 impl App {
     /// An app over `store`, its `/api` routes guarded by `admin_auth` (an
     /// [`AdminToken`](crate::AdminToken) or your own [`AdminAuth`]), with the
-    /// default normalizer and unsigned webhooks.
+    /// default normalizer, unsigned webhooks and no provider webhooks
+    /// (every `/webhooks/{provider}` answers 404).
     pub fn new(store: Arc<DynReplyStore>, admin_auth: impl AdminAuth) -> Self {
         Self {
             store,
             normalizer: Normalizer::new(),
             admin_auth: Arc::new(admin_auth),
             webhook_secret: None,
+            unsigned_webhooks_refused: false,
+            providers: Registry::new(),
+            public_url: None,
+            shutdown: Shutdown::never(),
         }
+    }
+
+    /// Ends the live inbox streams (`/api/clients/{userId}/events`, which
+    /// never end by themselves) once `signal` completes: give it the signal
+    /// of your server's graceful shutdown, which otherwise waits for every
+    /// open stream's client to leave.
+    pub fn with_shutdown(mut self, signal: impl Future<Output = ()> + Send + 'static) -> Self {
+        self.shutdown = Shutdown::on(Box::pin(signal));
+        self
     }
 
     /// Uses `normalizer` for admin input and inbound numbers.
@@ -58,6 +142,42 @@ impl App {
     pub fn with_webhook_secret(mut self, secret: WebhookSecret) -> Self {
         self.webhook_secret = Some(secret);
         self
+    }
+
+    /// Without a webhook secret, refuses every `/webhooks/sms` request with
+    /// 401 instead of accepting it unchecked (with a secret, signatures are
+    /// required anyway).
+    pub fn refuse_unsigned_webhooks(mut self) -> Self {
+        self.unsigned_webhooks_refused = true;
+        self
+    }
+
+    /// Serves each provider of `providers` at `/webhooks/{name}` (`GET` too
+    /// where it sends `GET`).
+    pub fn with_providers(mut self, providers: Registry) -> Self {
+        self.providers = providers;
+        self
+    }
+
+    /// The public base URL providers call, for the URL-signed schemes
+    /// (Twilio, Plivo) behind a reverse proxy: each request's path and query
+    /// are appended to it. Without one, the URL is `http://` and the
+    /// request's `Host` header.
+    pub fn with_public_url(mut self, public_url: PublicUrl) -> Self {
+        self.public_url = Some(public_url);
+        self
+    }
+
+    pub(crate) fn unsigned_webhooks_refused(&self) -> bool {
+        self.unsigned_webhooks_refused
+    }
+
+    pub(crate) fn providers(&self) -> &Registry {
+        &self.providers
+    }
+
+    pub(crate) fn public_url(&self) -> Option<&PublicUrl> {
+        self.public_url.as_ref()
     }
 
     pub(crate) fn store(&self) -> &DynReplyStore {
@@ -76,6 +196,11 @@ impl App {
         self.webhook_secret.as_ref()
     }
 
+    /// Completes when the live streams must end.
+    pub(crate) fn closing(&self) -> impl Future<Output = ()> + Send + use<> {
+        self.shutdown.closing()
+    }
+
     /// ibiki's routes, without a fallback: merge them into your own
     /// `Router`, whose fallback then answers every other path.
     pub fn routes(self) -> Router {
@@ -87,13 +212,25 @@ impl App {
         let (public, _) = public_routes()
             .layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT))
             .split_for_parts();
-        api.merge(public).with_state(app)
+        let (providers, _) = provider_routes()
+            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+            .split_for_parts();
+        api.merge(public).merge(providers).with_state(app)
     }
 
-    /// The whole server's router: [`App::routes`] plus JSON 404 and 405
-    /// answers and a debug log line per request.
+    /// The dashboard pages (`/`, `/held`, `/inbox/{userId}`, `/assets/*`),
+    /// without state: merge them beside [`App::routes`] where the dashboard
+    /// should be served. They read everything through the `/api` routes,
+    /// signed in with the admin token.
+    pub fn pages() -> Router {
+        pages::router()
+    }
+
+    /// The whole server's router: [`App::routes`], [`App::pages`], JSON 404
+    /// and 405 answers and a debug log line per request.
     pub fn router(self) -> Router {
         self.routes()
+            .merge(Self::pages())
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed)
             .layer(middleware::from_fn(log_request))
@@ -103,7 +240,7 @@ impl App {
 /// Every route, with its documentation: what [`App::router`] serves and
 /// [`openapi::document`](crate::openapi::document) describes.
 pub(crate) fn routes() -> OpenApiRouter<Arc<App>> {
-    api_routes().merge(public_routes())
+    api_routes().merge(public_routes()).merge(provider_routes())
 }
 
 /// The `/api` routes, behind the admin token.
@@ -112,8 +249,10 @@ fn api_routes() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(admin::update_phone_numbers))
         .routes(routes!(admin::phone_numbers))
         .routes(routes!(admin::route))
+        .routes(routes!(admin::clients))
         .routes(routes!(inbox::held))
         .routes(routes!(inbox::messages))
+        .routes(routes!(events::events))
 }
 
 /// The public routes.
@@ -122,6 +261,14 @@ fn public_routes() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(webhook::receive))
         .routes(routes!(healthz))
         .routes(routes!(openapi::serve_document))
+}
+
+/// The providers' webhooks, whose bodies may be larger than ibiki's own.
+fn provider_routes() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::new().routes(routes!(
+        provider_webhook::receive_post,
+        provider_webhook::receive_get
+    ))
 }
 
 /// 200 when the store answers, 503 otherwise.

@@ -8,9 +8,19 @@
 //! - `POST /webhooks/sms` records each reply a provider posts, in the inbox of
 //!   the client that owns the number replied to, or held until someone does;
 //!   with a [`WebhookSecret`], only requests signed with `X-Ibiki-Signature`;
+//! - `/webhooks/{provider}` serves each SMS provider given to
+//!   [`App::with_providers`] as that provider sends, signs and expects to be
+//!   answered ([`provider`]);
 //! - `/api/admin/*` assigns numbers and inspects routing and held replies;
-//! - `/api/clients/{userId}/messages` reads a client's inbox;
-//! - `/healthz` and `/openapi.json` ([`openapi::document`]).
+//! - `GET /api/admin/clients` lists the clients and their numbers;
+//! - `/api/clients/{userId}/messages` reads a client's inbox, and
+//!   `/api/clients/{userId}/events` streams it live (Server-Sent Events);
+//! - `/healthz` and `/openapi.json` ([`openapi::document`]);
+//! - with [`App::pages`] (part of [`App::router`]), the dashboard: `/` lists
+//!   the clients and edits their numbers, `/held` shows the held replies and
+//!   `/inbox/{userId}` a client's replies, live. Plain HTML and a few script
+//!   modules embedded in the binary, under a strict Content-Security-Policy,
+//!   talking to the same authenticated API.
 //!
 //! Every `/api` route is guarded by one [`AdminAuth`]: [`AdminToken`], a
 //! bearer token, by default; implement the trait to put your own
@@ -47,6 +57,8 @@ mod app;
 mod auth;
 #[cfg(feature = "axum")]
 mod error;
+#[cfg(feature = "axum")]
+mod events;
 #[cfg(feature = "testing")]
 #[doc(hidden)]
 pub mod fuzzing;
@@ -54,7 +66,11 @@ pub mod fuzzing;
 mod inbox;
 #[cfg(feature = "axum")]
 pub mod openapi;
+#[cfg(feature = "axum")]
+mod pages;
 pub mod provider;
+#[cfg(feature = "axum")]
+mod provider_webhook;
 #[cfg(feature = "axum")]
 mod request;
 mod secret;
@@ -68,6 +84,10 @@ pub use crate::app::{ADMIN_BODY_LIMIT, App, WEBHOOK_BODY_LIMIT};
 pub use crate::auth::{AdminAuth, AdminToken};
 #[cfg(feature = "axum")]
 pub use crate::error::ApiError;
+#[cfg(feature = "axum")]
+pub use crate::events::POLL_INTERVAL;
+#[cfg(feature = "axum")]
+pub use crate::pages::CONTENT_SECURITY_POLICY_VALUE;
 pub use crate::secret::{EmptySecret, Secret};
 pub use crate::signature::WebhookSecret;
 
@@ -76,3 +96,8 @@ pub use crate::signature::WebhookSecret;
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 struct ReadmeDoctests;
+
+/// This crate's README examples, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct CrateReadmeDoctests;

@@ -158,3 +158,30 @@ pub(crate) struct Health {
     #[schema(example = "ok")]
     status: String,
 }
+
+/// The providers whose webhooks ibiki verifies and decodes, by route name
+/// (`/webhooks/twilio`); a server serves those it was given
+/// ([`App::with_providers`](crate::App::with_providers)).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code, reason = "only describes the path segment")]
+pub(crate) enum ProviderName {
+    /// Twilio Programmable Messaging.
+    Twilio,
+    /// Telnyx Messaging API v2.
+    Telnyx,
+    /// Vonage SMS API.
+    Vonage,
+    /// Plivo Messaging.
+    Plivo,
+    /// Bandwidth Messaging API v2.
+    Bandwidth,
+    /// Sinch SMS REST API.
+    Sinch,
+    /// MessageBird (Bird) SMS API.
+    MessageBird,
+    /// Infobip SMS.
+    Infobip,
+    /// Any other gateway, as its configuration describes it.
+    Generic,
+}

@@ -19,6 +19,7 @@ use utoipa::ToSchema;
 use crate::app::{App, WEBHOOK_BODY_LIMIT};
 use crate::error::ApiError;
 use crate::openapi::ErrorBody;
+use crate::provider::Form;
 use crate::request::{BodyFormat, body_bytes, body_format, parse_form, parse_json};
 use crate::signature::{self, SignatureError, SignatureHeader};
 
@@ -102,8 +103,95 @@ impl From<FormPayload> for Payload {
     }
 }
 
+/// A provider whose own payload can be told apart from ibiki's two formats,
+/// and the fields that tell it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OtherProvider {
+    /// Its route name (`/webhooks/plivo`).
+    pub(crate) name: &'static str,
+    /// Its name for people.
+    pub(crate) display: &'static str,
+}
+
+const fn other(name: &'static str, display: &'static str) -> Option<OtherProvider> {
+    Some(OtherProvider { name, display })
+}
+
+/// The provider whose own payload `body` recognizably is, if any.
+///
+/// These payloads would otherwise be half read: Plivo's and Sinch's `to`
+/// has no `+`, Plivo's text is `Text`, and none has the message id where
+/// ibiki's formats keep it. Checked before either format is read:
+/// - forms: Plivo's `MessageUUID` or `Text`, Vonage's `msisdn`, MessageBird's
+///   `originator`;
+/// - JSON objects: a Telnyx event (`data.event_type`), an Infobip
+///   `results` array, a Sinch MO (`type` `mo_text`, `mo_binary`,
+///   `mo_media`), Vonage's `msisdn`, MessageBird's `originator`;
+/// - a JSON array of objects with `type` and `message`: Bandwidth events.
+pub(crate) fn other_provider(format: BodyFormat, body: &[u8]) -> Option<OtherProvider> {
+    match format {
+        BodyFormat::Form => {
+            let form = Form::parse(body);
+            if form.contains("MessageUUID") || form.contains("Text") {
+                other("plivo", "Plivo")
+            } else if form.contains("msisdn") {
+                other("vonage", "Vonage")
+            } else if form.contains("originator") {
+                other("messagebird", "MessageBird")
+            } else {
+                None
+            }
+        }
+        BodyFormat::Json => match serde_json::from_slice::<serde_json::Value>(body).ok()? {
+            serde_json::Value::Object(object) => {
+                let sinch_type = object
+                    .get("type")
+                    .and_then(serde_json::Value::as_str)
+                    .is_some_and(|kind| kind.starts_with("mo_"));
+                if object
+                    .get("data")
+                    .is_some_and(|data| data.get("event_type").is_some())
+                {
+                    other("telnyx", "Telnyx")
+                } else if object
+                    .get("results")
+                    .is_some_and(serde_json::Value::is_array)
+                {
+                    other("infobip", "Infobip")
+                } else if sinch_type {
+                    other("sinch", "Sinch")
+                } else if object.contains_key("msisdn") {
+                    other("vonage", "Vonage")
+                } else if object.contains_key("originator") {
+                    other("messagebird", "MessageBird")
+                } else {
+                    None
+                }
+            }
+            serde_json::Value::Array(events)
+                if events
+                    .iter()
+                    .any(|event| event.get("type").is_some() && event.get("message").is_some()) =>
+            {
+                other("bandwidth", "Bandwidth")
+            }
+            _ => None,
+        },
+    }
+}
+
 impl Payload {
     fn parse(format: BodyFormat, body: &[u8]) -> Result<Self, ApiError> {
+        if let Some(provider) = other_provider(format, body) {
+            return Err(ApiError::bad_request(
+                "other_provider_payload",
+                format!(
+                    "this is a {} payload: post it to /webhooks/{}, which reads all of its \
+                     fields and checks its signature",
+                    provider.display, provider.name
+                ),
+            ));
+        }
         match format {
             BodyFormat::Json => parse_json::<JsonPayload>(body, "invalid_payload").map(Self::from),
             BodyFormat::Form => parse_form::<FormPayload>(body, "invalid_payload").map(Self::from),
@@ -191,8 +279,11 @@ impl From<Receipt> for WebhookAnswer {
     )),
     responses(
         (status = 200, description = "Recorded (or recognized as a retry)", body = WebhookAnswer),
-        (status = 400, description = "Unreadable body, missing field or a field over its limit", body = ErrorBody),
-        (status = 401, description = "Missing, malformed, stale or wrong signature", body = ErrorBody),
+        (status = 400, description = "Unreadable body, missing field or a field over its limit, \
+            or another provider's payload (`other_provider_payload`, whose message names the \
+            `/webhooks/{provider}` route to use)", body = ErrorBody),
+        (status = 401, description = "Missing, malformed, stale or wrong signature, or no \
+            secret configured while signatures are required", body = ErrorBody),
         (status = 413, description = "Body larger than 64 KiB", body = ErrorBody),
         (status = 415, description = "Content-Type is neither JSON nor a form", body = ErrorBody),
         (status = 503, description = "Not recorded: the store is unavailable; retry", body = ErrorBody),
@@ -204,6 +295,12 @@ pub(crate) async fn receive(
 ) -> Result<Json<WebhookAnswer>, ApiError> {
     let signed = match app.webhook_secret() {
         Some(secret) => Some((secret, fresh_signature(request.headers())?)),
+        None if app.unsigned_webhooks_refused() => {
+            return Err(ApiError::unauthorized(
+                "signatures_required",
+                "webhooks cannot be verified: no webhook secret is configured",
+            ));
+        }
         None => None,
     };
     let format = body_format(request.headers());
@@ -243,4 +340,46 @@ fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// ibiki's own formats are never taken for another provider's.
+        #[test]
+        fn ibikis_own_payloads_are_never_another_providers(
+            message_id in proptest::option::of(".{0,20}"),
+            from in ".{0,20}",
+            to in ".{0,20}",
+            body in ".{0,40}",
+        ) {
+            let json = serde_json::to_vec(&JsonPayload {
+                message_id: message_id.clone(),
+                from: from.clone(),
+                to: to.clone(),
+                body: body.clone(),
+            })
+            .expect("JSON");
+            prop_assert_eq!(other_provider(BodyFormat::Json, &json), None);
+            let form = serde_urlencoded::to_string(FormPayload {
+                message_sid: message_id,
+                from,
+                to,
+                body,
+            })
+            .expect("form");
+            prop_assert_eq!(other_provider(BodyFormat::Form, form.as_bytes()), None);
+        }
+
+        /// Any bytes are classified without panicking.
+        #[test]
+        fn any_body_is_classified(body in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = other_provider(BodyFormat::Json, &body);
+            let _ = other_provider(BodyFormat::Form, &body);
+        }
+    }
 }

@@ -4,9 +4,10 @@ use std::io;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use clap::Parser;
 use hmac::{Hmac, Mac};
 use ibiki_core::{DynReplyStore, Normalizer};
-use ibiki_examples::serve;
+use ibiki_examples::{Config, serve};
 use ibiki_http::{AdminToken, App, WebhookSecret};
 use reqwest::{RequestBuilder, StatusCode};
 use serde_json::{Value, json};
@@ -34,6 +35,9 @@ pub(crate) struct TestServer {
 pub(crate) struct Options {
     pub(crate) signed: bool,
     pub(crate) region: Option<&'static str>,
+    /// The server's provider flags (`--twilio-auth-token`, `--public-url`,
+    /// `--require-signatures`...), read as the binary reads them.
+    pub(crate) provider_flags: Vec<String>,
 }
 
 impl TestServer {
@@ -58,17 +62,33 @@ impl TestServer {
             normalizer = normalizer.with_default_region(region.parse().expect("known region"));
         }
         let mut app = App::new(store, token).with_normalizer(normalizer);
+        let args = std::iter::once("ibiki-server".to_owned()).chain(options.provider_flags);
+        let config = Config::try_parse_from(args).expect("valid provider flags");
         if options.signed {
             app = app.with_webhook_secret(WebhookSecret::new(SECRET.parse().expect("secret")));
+        } else if config.providers.require_signatures {
+            app = app.refuse_unsigned_webhooks();
         }
+        app = config.providers.apply(app).expect("valid providers");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = listener.local_addr().expect("local address");
         let (shutdown, stop) = oneshot::channel::<()>();
+        // A dropped sender stops the server too; the live streams end first.
+        let (closed, closing) = tokio::sync::watch::channel(());
         let stopped = async move {
-            // A dropped sender stops the server too.
             let _ = stop.await;
+            drop(closed);
         };
-        let task = tokio::spawn(serve(listener, app.router(), stopped));
+        let mut streams_closing = closing.clone();
+        let app = app.with_shutdown(async move {
+            let _ = streams_closing.changed().await;
+        });
+        let mut server_closing = closing;
+        let server_stopped = async move {
+            let _ = server_closing.changed().await;
+        };
+        tokio::spawn(stopped);
+        let task = tokio::spawn(serve(listener, app.router(), server_stopped));
         let http = reqwest::Client::builder()
             .no_proxy()
             .timeout(Duration::from_secs(60))

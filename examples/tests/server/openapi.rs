@@ -11,7 +11,7 @@ use crate::harness::{TestServer, memory_store, send};
 
 /// Every route: method, path template, documented statuses, and whether it
 /// takes the admin bearer token.
-const ROUTES: [(&str, &str, &[u16], bool); 8] = [
+const ROUTES: [(&str, &str, &[u16], bool); 12] = [
     (
         "post",
         "/api/admin/update-phone-numbers",
@@ -31,6 +31,13 @@ const ROUTES: [(&str, &str, &[u16], bool); 8] = [
         true,
     ),
     ("get", "/api/admin/held", &[200, 400, 401, 503], true),
+    ("get", "/api/admin/clients", &[200, 400, 401, 503], true),
+    (
+        "get",
+        "/api/clients/{user_id}/events",
+        &[200, 400, 401, 404, 503],
+        true,
+    ),
     (
         "get",
         "/api/clients/{user_id}/messages",
@@ -43,9 +50,24 @@ const ROUTES: [(&str, &str, &[u16], bool); 8] = [
         &[200, 400, 401, 413, 415, 503],
         false,
     ),
+    (
+        "post",
+        "/webhooks/{provider}",
+        &[200, 204, 400, 401, 404, 405, 413, 415, 503],
+        false,
+    ),
+    (
+        "get",
+        "/webhooks/{provider}",
+        &[200, 204, 400, 401, 404, 405, 503],
+        false,
+    ),
     ("get", "/healthz", &[200, 503], false),
     ("get", "/openapi.json", &[200], false),
 ];
+
+/// Each provider's webhook, whose answers are the provider's own.
+const PROVIDER_PATH: &str = "/webhooks/{provider}";
 
 async fn document(server: &TestServer) -> Value {
     // Public: no token.
@@ -90,8 +112,20 @@ async fn the_document_lists_every_route_and_status() {
             .collect();
         assert_eq!(listed, statuses, "{method} {path}");
         for (status, response) in responses {
-            let content = &response["content"]["application/json"];
-            assert!(content.is_object(), "{method} {path} {status}: JSON body");
+            if path == PROVIDER_PATH && ["200", "204", "503"].contains(&status.as_str()) {
+                // The provider's own answer: TwiML, XML, or no body.
+                continue;
+            }
+            // The live inbox answers with a stream of events; errors are JSON.
+            let media_type = match (path, status.as_str()) {
+                ("/api/clients/{user_id}/events", "200") => "text/event-stream",
+                _ => "application/json",
+            };
+            let content = &response["content"][media_type];
+            assert!(
+                content.is_object(),
+                "{method} {path} {status}: {media_type} body"
+            );
             if status != "200" {
                 assert_eq!(
                     content["schema"]["$ref"], "#/components/schemas/Error",
@@ -135,7 +169,11 @@ async fn the_document_describes_bodies_and_parameters() {
     let update = &paths["/api/admin/update-phone-numbers"]["post"]["requestBody"]["content"];
     assert!(update["application/json"].is_object());
 
-    for path in ["/api/admin/held", "/api/clients/{user_id}/messages"] {
+    for path in [
+        "/api/admin/held",
+        "/api/admin/clients",
+        "/api/clients/{user_id}/messages",
+    ] {
         let parameters = paths[path]["get"]["parameters"].as_array().expect("params");
         let find = |name: &str| {
             parameters
@@ -154,6 +192,7 @@ async fn the_document_describes_bodies_and_parameters() {
         ("/api/admin/clients/{user_id}/phone-numbers", "user_id"),
         ("/api/admin/routes/{phone_number}", "phone_number"),
         ("/api/clients/{user_id}/messages", "user_id"),
+        ("/api/clients/{user_id}/events", "user_id"),
     ] {
         let parameters = paths[path]["get"]["parameters"].as_array().expect("params");
         assert!(
@@ -163,6 +202,39 @@ async fn the_document_describes_bodies_and_parameters() {
             "{path}: path parameter {name}"
         );
     }
+
+    // The provider segment lists exactly the providers the server configures.
+    let configured: BTreeSet<String> =
+        ibiki_examples::providers(&ibiki_examples::ProviderFlags::default())
+            .expect("valid")
+            .registry
+            .iter()
+            .map(|provider| provider.name().to_owned())
+            .chain(["generic".to_owned()])
+            .collect();
+    for method in ["get", "post"] {
+        let parameters = paths[PROVIDER_PATH][method]["parameters"]
+            .as_array()
+            .expect("params");
+        let provider = parameters
+            .iter()
+            .find(|p| p["name"] == "provider" && p["in"] == "path")
+            .expect("the provider path parameter");
+        let schema = &provider["schema"];
+        let names: BTreeSet<String> = schema["enum"]
+            .as_array()
+            .expect("an enum of names")
+            .iter()
+            .map(|name| name.as_str().expect("a name").to_owned())
+            .collect();
+        assert_eq!(names, configured, "{method} {PROVIDER_PATH}");
+    }
+    let provider_body = &paths[PROVIDER_PATH]["post"]["requestBody"]["content"];
+    for content_type in ["application/json", "application/x-www-form-urlencoded"] {
+        assert!(provider_body[content_type].is_object(), "{content_type}");
+    }
+    let twiml = &paths[PROVIDER_PATH]["post"]["responses"]["200"]["content"];
+    assert!(twiml["text/xml"].is_object(), "{twiml}");
 
     let error = &doc["components"]["schemas"]["Error"];
     assert_eq!(error["required"], serde_json::json!(["error", "message"]));
@@ -179,8 +251,9 @@ async fn every_documented_route_is_served() {
     for (method, template, ..) in ROUTES {
         let path = template
             .replace("{user_id}", "123")
-            .replace("{phone_number}", "%2B14155550100");
-        let other = if method == "get" {
+            .replace("{phone_number}", "%2B14155550100")
+            .replace("{provider}", "twilio");
+        let other = if template == PROVIDER_PATH || method == "get" {
             Method::DELETE
         } else {
             Method::GET

@@ -1,0 +1,399 @@
+#!/usr/bin/env python3
+"""The dashboard in a real browser: Debian's Chromium driven by Playwright.
+
+Starts the real `ibiki-server` (in memory, on a free loopback port, with a
+known admin token), then signs in, edits numbers, checks the inline 422 and
+409 errors, adds a client, looks up an owner, watches a webhook reply arrive
+live in an open inbox, and checks that a hostile reply is shown as text.
+Screenshots land in docs/screenshots/.
+
+    python3 e2e/dashboard.py [path/to/ibiki-server]
+
+The server binary defaults to $IBIKI_SERVER, else the debug or release build
+under $CARGO_TARGET_DIR (or target/). The browser is $CHROMIUM, else
+/usr/bin/chromium.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+from playwright.sync_api import expect, sync_playwright
+
+ROOT = Path(__file__).resolve().parent.parent
+SHOTS = ROOT / "docs" / "screenshots"
+TOKEN = "e2e-admin-token"
+LIVE_WITHIN_MS = 1000
+XSS_BODY = "<img src=x onerror=alert(1)>"
+XSS_FROM = "<script>alert(2)</script>"
+LOG = Path(os.environ.get("E2E_SERVER_LOG", "/tmp/ibiki-e2e-server.log"))
+
+
+def server_binary():
+    if len(sys.argv) > 1:
+        return Path(sys.argv[1])
+    if os.environ.get("IBIKI_SERVER"):
+        return Path(os.environ["IBIKI_SERVER"])
+    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+    candidates = [target / p / "ibiki-server" for p in ("debug", "release")]
+    existing = [c for c in candidates if c.exists()]
+    if not existing:
+        sys.exit(f"e2e: no ibiki-server in {target}; build it first")
+    return max(existing, key=lambda c: c.stat().st_mtime)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, binary):
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("IBIKI_") and k != "DATABASE_URL"}
+        self.log = open(LOG, "w")
+        self.process = subprocess.Popen(
+            [str(binary), "--listen", f"127.0.0.1:{self.port}", "--admin-token", TOKEN],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if self.process.poll() is not None:
+                sys.exit(f"e2e: the server exited at start; see {LOG}")
+            try:
+                self.call("GET", "/healthz", auth=False)
+                return
+            except (OSError, urllib.error.URLError):
+                time.sleep(0.1)
+        sys.exit("e2e: the server did not answer /healthz")
+
+    def call(self, method, path, body=None, auth=True, headers=None):
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.base + path, data=data, method=method)
+        if auth:
+            request.add_header("Authorization", f"Bearer {TOKEN}")
+        if body is not None:
+            request.add_header("Content-Type", "application/json")
+        for name, value in (headers or {}).items():
+            request.add_header(name, value)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, dict(response.headers), response.read()
+        except urllib.error.HTTPError as e:
+            return e.code, dict(e.headers), e.read()
+
+    def json(self, method, path, body=None):
+        status, _, raw = self.call(method, path, body)
+        return status, json.loads(raw)
+
+    def numbers_of(self, user_id):
+        status, body = self.json("GET", f"/api/admin/clients/{urllib.parse.quote(user_id, safe='')}/phone-numbers")
+        assert status == 200, body
+        return body["phoneNumbers"]
+
+    def assign(self, user_id, numbers):
+        status, body = self.json("POST", "/api/admin/update-phone-numbers", {"userId": user_id, "phoneNumbers": numbers})
+        assert status == 200, body
+        return body
+
+    def webhook(self, message_id, to, body, sender="+15005550006"):
+        status, answer = self.json(
+            "POST", "/webhooks/sms", {"messageId": message_id, "from": sender, "to": to, "body": body}
+        )
+        assert status == 200, answer
+        return answer
+
+    def stop(self):
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise AssertionError("the server did not stop within 10 s of SIGTERM (open streams?)")
+        finally:
+            self.log.close()
+
+
+def check(name, condition, detail=""):
+    if not condition:
+        raise AssertionError(f"{name}: {detail}")
+    print(f"  ok  {name}")
+
+
+def main():
+    binary = server_binary()
+    print(f"e2e: {binary}")
+    server = Server(binary)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    try:
+        run(server)
+    finally:
+        server.stop()
+    check("the token is in no server log line", TOKEN not in LOG.read_text())
+    print("e2e: the dashboard passed in Chromium")
+
+
+def headers_of(server, path):
+    status, headers, _ = server.call("GET", path, auth=False)
+    return status, {k.lower(): v for k, v in headers.items()}
+
+
+def run(server):
+    # The pages' security headers.
+    for path in ["/", "/held", "/inbox/alice", "/assets/app.css", "/assets/api.js"]:
+        status, headers = headers_of(server, path)
+        csp = headers.get("content-security-policy", "")
+        check(
+            f"{path}: strict headers",
+            status == 200
+            and "default-src 'self'" in csp
+            and "script-src 'self'" in csp
+            and "style-src 'self'" in csp
+            and "object-src 'none'" in csp
+            and "frame-ancestors 'none'" in csp
+            and "base-uri 'none'" in csp
+            and "unsafe-inline" not in csp
+            and headers.get("x-content-type-options") == "nosniff"
+            and headers.get("referrer-policy") == "no-referrer",
+            headers,
+        )
+
+    # Data the pages start with; the first normalization also warms up.
+    server.assign("alice", "+14155550100")
+    server.assign("bob", "+14155550101")
+    server.webhook("SM-held", "+14155550103", "held until someone owns it")
+    server.webhook("SM-old", "+14155550100", "An earlier reply")
+
+    executable = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        try:
+            desktop(server, browser)
+            phone(server, browser)
+            paging(server, browser)
+        finally:
+            browser.close()
+
+
+def watch(page):
+    """Records script errors, dialogs and CSP violations of a page."""
+    trouble = []
+    page.on("pageerror", lambda e: trouble.append(f"page error: {e}"))
+    page.on("dialog", lambda d: (trouble.append(f"dialog: {d.message}"), d.dismiss()))
+    # The browser logs each 4xx answer the page expects (401, 422, 409) as a
+    # console error; those are not trouble, anything else is.
+    page.on(
+        "console",
+        lambda m: trouble.append(f"console {m.type}: {m.text}")
+        if m.type == "error" and "Failed to load resource" not in m.text
+        else None,
+    )
+    return trouble
+
+
+def sign_in(page, server):
+    page.goto(server.base + "/")
+    token = page.get_by_label("Admin token")
+    expect(token).to_be_visible()
+    token.fill(TOKEN)
+    token.press("Enter")
+    expect(page.get_by_role("heading", name="Clients", exact=True)).to_be_visible()
+
+
+def desktop(server, browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 860}, color_scheme="light")
+    page = context.new_page()
+    trouble = watch(page)
+    base = server.base
+
+    # Sign in: a wrong token is refused, the right one is kept in the tab only.
+    page.goto(base + "/")
+    token = page.get_by_label("Admin token")
+    expect(token).to_be_visible()
+    token.fill("wrong-token")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#signin-error")).to_contain_text("refused")
+    token.fill(TOKEN)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Clients", exact=True)).to_be_visible()
+    check("sign-in keeps the token in sessionStorage", page.evaluate("sessionStorage.getItem('ibiki.adminToken')") == TOKEN)
+    check("no cookie, no token in the URL", page.evaluate("document.cookie") == "" and TOKEN not in page.url)
+    check("no localStorage", page.evaluate("localStorage.length") == 0)
+    # Trusted Types: the page refuses to parse HTML from a string.
+    refused = page.evaluate(
+        "() => { try { document.body.insertAdjacentHTML('beforeend', '<b>x</b>'); return false } catch (e) { return true } }"
+    )
+    check("HTML sinks are refused by the page's policy", refused)
+    trouble.clear()  # the probe's own report
+
+    # The clients table: one labelled field per client.
+    alice = page.get_by_label("Assigned numbers for alice", exact=True)
+    bob = page.get_by_label("Assigned numbers for bob", exact=True)
+    expect(alice).to_have_value("+14155550100")
+    expect(bob).to_have_value("+14155550101")
+    check("placeholder", alice.get_attribute("placeholder") == "+1111, +2222, +3333")
+    width = alice.evaluate("e => e.getBoundingClientRect().width")
+    check("the numbers field is wide", width >= 500, f"{width}px")
+
+    # Typing and leaving the field saves; the released held reply is counted.
+    alice_status = page.locator(f"#{alice.get_attribute('id')}-status")
+    alice.fill("+14155550100, +1 415 555 0102, +14155550103")
+    alice.press("Tab")
+    expect(alice_status).to_contain_text("Saved: 3 numbers")
+    expect(alice_status).to_contain_text("1 held reply released")
+    check("saved through the API", server.numbers_of("alice") == ["+14155550100", "+14155550102", "+14155550103"])
+    expect(alice).to_have_value("+14155550100, +14155550102, +14155550103")
+
+    # A bad entry: named with its reason, the text kept, nothing changed.
+    typed = "+14155550100, not-a-number, +14155550102"
+    alice.fill(typed)
+    alice.press("Tab")
+    problems = page.locator(f"#{alice.get_attribute('id')}-problems")
+    expect(alice_status).to_contain_text("Not saved")
+    expect(problems).to_contain_text("not-a-number")
+    expect(alice).to_have_value(typed)
+    expect(alice).to_have_attribute("aria-invalid", "true")
+    check("422 changed nothing", server.numbers_of("alice") == ["+14155550100", "+14155550102", "+14155550103"])
+
+    # Another client's number: the owner is named.
+    alice.fill("+14155550100, +14155550101")
+    alice.press("Enter")
+    expect(problems).to_contain_text("+14155550101")
+    expect(problems).to_contain_text("is assigned to bob")
+    check("409 changed nothing", server.numbers_of("alice") == ["+14155550100", "+14155550102", "+14155550103"])
+    alice.fill("+14155550100, +14155550102, +14155550103")
+    alice.press("Enter")
+    expect(alice_status).to_contain_text("Saved")
+    expect(problems).to_be_hidden()
+
+    # Add client.
+    page.get_by_label("User ID").fill("carol")
+    page.get_by_label("Phone numbers").fill("+14155550104, +14155550105")
+    page.get_by_role("button", name="Add client").click()
+    expect(page.locator("#add-status")).to_contain_text("Added carol")
+    expect(page.get_by_label("Assigned numbers for carol", exact=True)).to_have_value("+14155550104, +14155550105")
+    check("added through the API", server.numbers_of("carol") == ["+14155550104", "+14155550105"])
+    # An existing id is not overwritten.
+    page.get_by_label("User ID").fill("bob")
+    page.get_by_label("Phone numbers").fill("+14155550109")
+    page.get_by_role("button", name="Add client").click()
+    expect(page.locator("#add-status")).to_contain_text("already exists")
+    check("bob untouched", server.numbers_of("bob") == ["+14155550101"])
+    page.get_by_label("User ID").fill("")
+    page.get_by_label("Phone numbers").fill("")
+
+    # Owner lookup, written loosely.
+    page.get_by_label("Phone number", exact=True).fill("+1 (415) 555-0101")
+    page.get_by_role("button", name="Look up").click()
+    expect(page.locator("#lookup-result")).to_contain_text("+14155550101 is assigned to bob")
+
+    # Keyboard: Tab from the top reaches a numbers field.
+    page.locator("body").focus()
+    reached = False
+    for _ in range(30):
+        page.keyboard.press("Tab")
+        label = page.evaluate("document.activeElement && document.activeElement.getAttribute('aria-label')")
+        if label and label.startswith("Assigned numbers for"):
+            reached = True
+            break
+    check("a numbers field is reachable by keyboard", reached)
+    page.locator("body").click(position={"x": 5, "y": 600})
+    page.screenshot(path=str(SHOTS / "clients.png"), full_page=True)
+
+    # The inbox: earlier replies, then a webhook reply appears without reload.
+    page.goto(base + "/inbox/alice")
+    expect(page.get_by_role("heading", name="Inbox of alice")).to_be_visible()
+    replies = page.locator("#inbox li.reply")
+    expect(replies).to_have_count(2)
+    expect(page.locator("#live")).to_have_text("Live")
+    page.evaluate("window.__loaded = true")
+    server.webhook("SM-live", "+14155550102", "On my way, see you at 3")
+    recorded = time.monotonic()
+    expect(replies.nth(2)).to_contain_text("On my way, see you at 3", timeout=LIVE_WITHIN_MS * 3)
+    shown_ms = (time.monotonic() - recorded) * 1000
+    check(f"a webhook reply shows live ({shown_ms:.0f} ms after it was recorded)", shown_ms < LIVE_WITHIN_MS)
+    check("without a reload", page.evaluate("window.__loaded === true"))
+
+    # A hostile reply is text.
+    server.webhook("SM-xss", "+14155550100", XSS_BODY, sender=XSS_FROM)
+    expect(replies.nth(3)).to_contain_text(XSS_BODY)
+    expect(replies.nth(3)).to_contain_text(XSS_FROM)
+    page.wait_for_timeout(500)
+    check("no element injected", page.locator("#inbox img, #inbox script").count() == 0)
+    check("nothing ran", not any("dialog" in t for t in trouble), trouble)
+    page.screenshot(path=str(SHOTS / "inbox.png"), full_page=True)
+
+    # Held replies.
+    server.webhook("SM-held-2", "+14155550199", "Who is this?")
+    page.get_by_role("link", name="Held replies").click()
+    expect(page.locator("#held-count")).to_have_text("1 held reply")
+    expect(page.locator("#held li.reply")).to_contain_text("Who is this?")
+    page.screenshot(path=str(SHOTS / "held.png"), full_page=True)
+
+    check("no script errors", not trouble, trouble)
+    context.close()
+
+
+def phone(server, browser):
+    context = browser.new_context(
+        viewport={"width": 375, "height": 812}, color_scheme="dark", device_scale_factor=2, is_mobile=True, has_touch=True
+    )
+    page = context.new_page()
+    trouble = watch(page)
+    sign_in(page, server)
+    alice = page.get_by_label("Assigned numbers for alice", exact=True)
+    expect(alice).to_be_visible()
+    fits = page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    check("the clients page fits 375 px", fits)
+    box = alice.bounding_box()
+    check("the numbers field spans the screen", box and box["width"] >= 300, box)
+    alice.fill("+14155550100, oops")
+    alice.press("Enter")
+    expect(page.locator(f"#{alice.get_attribute('id')}-problems")).to_contain_text("oops")
+    page.screenshot(path=str(SHOTS / "clients-375-dark.png"), full_page=True)
+    alice.fill("+14155550100, +14155550102, +14155550103")
+    alice.press("Enter")
+    expect(page.locator(f"#{alice.get_attribute('id')}-status")).to_contain_text("Saved")
+
+    page.goto(server.base + "/inbox/alice")
+    expect(page.locator("#live")).to_have_text("Live")
+    server.webhook("SM-phone", "+14155550100", "Running 10 minutes late, sorry!")
+    expect(page.locator("#inbox li.reply").last).to_contain_text("Running 10 minutes late")
+    check("the inbox fits 375 px", page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
+    page.screenshot(path=str(SHOTS / "inbox-375-dark.png"), full_page=True)
+    check("no script errors", not trouble, trouble)
+    context.close()
+
+
+def paging(server, browser):
+    """The clients table shows 50 rows, then the next page on request."""
+    for i in range(55):
+        server.assign(f"zz-{i:02}", f"+1415555{2000 + i}")
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    page = context.new_page()
+    trouble = watch(page)
+    sign_in(page, server)
+    rows = page.locator("#clients tbody tr")
+    expect(rows).to_have_count(50)
+    page.get_by_role("button", name="Load more clients").click()
+    expect(rows).to_have_count(58)
+    expect(page.get_by_label("Assigned numbers for zz-54", exact=True)).to_have_value("+14155552054")
+    expect(page.get_by_role("button", name="Load more clients")).to_be_hidden()
+    check("the clients table pages", True)
+    check("no script errors", not trouble, trouble)
+    context.close()
+
+
+if __name__ == "__main__":
+    main()

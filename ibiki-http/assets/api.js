@@ -1,0 +1,149 @@
+// The dashboard's one way to talk to the server: the admin API with the
+// bearer token, kept in this tab's sessionStorage only (never in a URL or a
+// cookie). Every text that comes from the server is put in the page with
+// textContent (see `el`), never parsed as HTML: reply bodies and senders are
+// written by strangers.
+
+const TOKEN_KEY = "ibiki.adminToken";
+
+export function token() {
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+export function signOut() {
+  sessionStorage.removeItem(TOKEN_KEY);
+  location.reload();
+}
+
+/** An element with attributes and children; strings become text nodes. */
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (name === "text") node.textContent = String(value);
+    else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else node.setAttribute(name, value === true ? "" : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+/** An error answer of the API, or a network failure (status 0). */
+export class ApiError extends Error {
+  constructor(status, body) {
+    super((body && body.message) || `the server answered ${status}`);
+    this.status = status;
+    this.body = body || {};
+  }
+}
+
+/** Calls the API; resolves to the JSON answer, rejects with ApiError. */
+export async function api(path, { method = "GET", body } = {}) {
+  const headers = { Authorization: `Bearer ${token()}`, Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      cache: "no-store",
+      credentials: "omit",
+    });
+  } catch (e) {
+    throw new ApiError(0, { error: "network", message: "The server cannot be reached." });
+  }
+  let json = null;
+  try {
+    json = await response.json();
+  } catch (e) {
+    json = null;
+  }
+  if (response.status === 401) {
+    showSignIn("The admin token was refused. Sign in again.");
+    throw new ApiError(401, json);
+  }
+  if (!response.ok) throw new ApiError(response.status, json);
+  return json;
+}
+
+/** `/api/...` path segment. */
+export const seg = (text) => encodeURIComponent(text);
+
+/** A reply's time, in the reader's locale, with the exact instant in `datetime`. */
+export function timeOf(reply) {
+  const date = new Date(reply.receivedAt);
+  const shown = Number.isNaN(date.getTime()) ? reply.receivedAt : date.toLocaleString();
+  return el("time", { datetime: reply.receivedAt, title: reply.receivedAt, text: shown });
+}
+
+/** One reply, as an article: who, to which number, when, and the text. */
+export function replyItem(reply) {
+  return el(
+    "li",
+    { class: "reply" },
+    el(
+      "div",
+      { class: "reply-meta" },
+      el("span", { class: "reply-from", text: reply.from }),
+      el("span", { class: "reply-arrow", "aria-hidden": "true", text: "→" }),
+      el("span", { class: "visually-hidden", text: " to " }),
+      el("span", { class: "reply-to", text: reply.to }),
+      timeOf(reply),
+    ),
+    el("p", { class: "reply-body", text: reply.body === "" ? "(no text)" : reply.body }),
+  );
+}
+
+let started = null;
+
+function showSignIn(message) {
+  sessionStorage.removeItem(TOKEN_KEY);
+  document.getElementById("page").hidden = true;
+  document.getElementById("signout").hidden = true;
+  const section = document.getElementById("signin");
+  section.hidden = false;
+  const note = document.getElementById("signin-error");
+  note.textContent = message || "";
+  document.getElementById("admin-token").focus();
+}
+
+/** Shows the sign-in form until a token works, then runs the page's `init`. */
+export function start(init) {
+  started = init;
+  const form = document.getElementById("signin-form");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const input = document.getElementById("admin-token");
+    const value = input.value.trim();
+    if (!value) {
+      document.getElementById("signin-error").textContent = "Enter the admin token.";
+      return;
+    }
+    sessionStorage.setItem(TOKEN_KEY, value);
+    input.value = "";
+    try {
+      await api("/api/admin/clients?limit=1");
+    } catch (e) {
+      if (e.status !== 401) {
+        document.getElementById("signin-error").textContent = e.message;
+        sessionStorage.removeItem(TOKEN_KEY);
+      }
+      return;
+    }
+    enter();
+  });
+  document.getElementById("signout").addEventListener("click", signOut);
+  if (token()) enter();
+  else showSignIn();
+}
+
+function enter() {
+  document.getElementById("signin").hidden = true;
+  document.getElementById("page").hidden = false;
+  document.getElementById("signout").hidden = false;
+  started();
+}

@@ -1,0 +1,254 @@
+// The clients page: one row per client with its numbers, saved on blur or
+// Enter; the "Add client" form; the owner lookup.
+
+import { api, el, seg, start } from "./api.js";
+
+const PAGE = 50;
+const PLACEHOLDER = "+1111, +2222, +3333";
+
+const tbody = document.querySelector("#clients tbody");
+const more = document.getElementById("clients-more");
+let after = null;
+let rowCount = 0;
+
+start(() => {
+  loadPage();
+  more.addEventListener("click", loadPage);
+  document.getElementById("add-form").addEventListener("submit", addClient);
+  document.getElementById("lookup-form").addEventListener("submit", lookUp);
+});
+
+async function loadPage() {
+  const error = document.getElementById("clients-error");
+  error.textContent = "";
+  more.disabled = true;
+  const query = after ? `?limit=${PAGE}&after=${seg(after)}` : `?limit=${PAGE}`;
+  let page;
+  try {
+    page = await api(`/api/admin/clients${query}`);
+  } catch (e) {
+    if (e.status !== 401) error.textContent = `Clients could not be loaded: ${e.message}`;
+    more.disabled = false;
+    return;
+  }
+  for (const client of page.clients) {
+    if (!rowOf(client.userId)) tbody.append(row(client.userId, client.phoneNumbers));
+  }
+  if (page.next) after = page.next;
+  more.hidden = page.clients.length < PAGE;
+  more.disabled = false;
+  document.getElementById("clients-empty").hidden = tbody.rows.length > 0;
+}
+
+function rowOf(userId) {
+  return [...tbody.rows].find((r) => r.dataset.userId === userId);
+}
+
+/** A client's row: its id, the numbers field with its state, the inbox link. */
+function row(userId, numbers) {
+  rowCount += 1;
+  const id = `numbers-${rowCount}`;
+  const input = el("input", {
+    id,
+    class: "numbers",
+    type: "text",
+    value: numbers.join(", "),
+    placeholder: PLACEHOLDER,
+    "aria-label": `Assigned numbers for ${userId}`,
+    "aria-describedby": `${id}-status ${id}-problems`,
+    autocomplete: "off",
+    spellcheck: "false",
+  });
+  const status = el("div", { id: `${id}-status`, class: "status", "aria-live": "polite" });
+  const problems = el("ul", { id: `${id}-problems`, class: "problems", hidden: true });
+  const field = { userId, input, status, problems, saved: input.value, saving: null, tried: null };
+  // Leaving the field saves a change once; Enter saves again, e.g. after a
+  // store failure.
+  input.addEventListener("blur", () => {
+    if (input.value !== field.tried) save(field);
+  });
+  input.addEventListener("keydown", (event) => {
+    if (event.key === "Enter") {
+      event.preventDefault();
+      save(field, true);
+    } else if (event.key === "Escape" && !field.saving) {
+      input.value = field.saved;
+      clearState(field);
+    }
+  });
+  const tr = el(
+    "tr",
+    {},
+    el("th", { scope: "row", class: "client", text: userId }),
+    el("td", { class: "field" }, input, status, problems),
+    el("td", { class: "open" }, el("a", { href: `/inbox/${seg(userId)}`, text: "Inbox" })),
+  );
+  tr.dataset.userId = userId;
+  return tr;
+}
+
+function clearState(field) {
+  field.status.textContent = "";
+  field.status.dataset.state = "";
+  field.problems.hidden = true;
+  field.problems.replaceChildren();
+  field.input.removeAttribute("aria-invalid");
+}
+
+/** Saves the field's text as the client's whole set, unless unchanged. */
+async function save(field, again = false) {
+  const text = field.input.value;
+  if (text === field.saving || (text === field.saved && !again)) return;
+  field.saving = text;
+  field.tried = text;
+  clearState(field);
+  setState(field, "saving", "Saving…");
+  try {
+    const answer = await api("/api/admin/update-phone-numbers", {
+      method: "POST",
+      body: { userId: field.userId, phoneNumbers: text },
+    });
+    const shown = answer.phoneNumbers.join(", ");
+    field.saved = shown;
+    // The operator may have typed on while it saved: keep that text.
+    if (field.input.value === text) field.input.value = shown;
+    setState(field, "saved", savedMessage(answer));
+  } catch (e) {
+    showError(field, e);
+  } finally {
+    field.saving = null;
+  }
+}
+
+function savedMessage(answer) {
+  const n = answer.count;
+  let message = n === 0
+    ? "Saved: no numbers left (the client leaves this list when it reloads)"
+    : `Saved: ${n} number${n === 1 ? "" : "s"}`;
+  if (answer.released > 0) {
+    const r = answer.released;
+    message += `, ${r} held repl${r === 1 ? "y" : "ies"} released to the inbox`;
+  }
+  return `${message}.`;
+}
+
+function setState(field, state, text) {
+  field.status.dataset.state = state;
+  field.status.textContent = text;
+}
+
+/** An error next to the field: each bad entry, each conflict, or the message. */
+function showError(field, e) {
+  if (e.status === 401) {
+    setState(field, "error", "Not saved: sign in again.");
+    return;
+  }
+  const body = e.body || {};
+  const items = [];
+  if (Array.isArray(body.invalid)) {
+    setState(field, "error", "Not saved: fix these entries. Nothing was changed.");
+    for (const entry of body.invalid) {
+      const what = entry.input === "" ? `Entry ${entry.index + 1} is empty` : `“${entry.input}”`;
+      items.push(el("li", {}, el("strong", { text: what }), ` ${entry.reason}`));
+    }
+  } else if (Array.isArray(body.conflicts)) {
+    setState(field, "error", "Not saved: another client owns these numbers. Nothing was changed.");
+    for (const conflict of body.conflicts) {
+      items.push(
+        el(
+          "li",
+          {},
+          el("strong", { text: conflict.phoneNumber }),
+          " is assigned to ",
+          el("a", { href: `/inbox/${seg(conflict.userId)}`, text: conflict.userId }),
+        ),
+      );
+    }
+  } else {
+    setState(field, "error", `Not saved: ${e.message}`);
+  }
+  if (items.length > 0) {
+    field.problems.replaceChildren(...items);
+    field.problems.hidden = false;
+  }
+  field.input.setAttribute("aria-invalid", "true");
+}
+
+/** "Add client": refuses an existing id (the update replaces a whole set). */
+async function addClient(event) {
+  event.preventDefault();
+  const userInput = document.getElementById("add-user");
+  const numbersInput = document.getElementById("add-numbers");
+  const status = document.getElementById("add-status");
+  const problems = document.getElementById("add-problems") || el("ul", { id: "add-problems", class: "problems" });
+  status.after(problems);
+  const field = { userId: userInput.value.trim(), input: numbersInput, status, problems };
+  clearState(field);
+  if (!field.userId) {
+    setState(field, "error", "Enter a user ID.");
+    userInput.focus();
+    return;
+  }
+  if (!numbersInput.value.trim()) {
+    setState(field, "error", "Enter at least one number.");
+    numbersInput.focus();
+    return;
+  }
+  setState(field, "saving", "Adding…");
+  try {
+    const existing = await api(`/api/admin/clients/${seg(field.userId)}/phone-numbers`);
+    if (existing.phoneNumbers.length > 0) {
+      setState(field, "error", `${field.userId} already exists: edit its numbers in the list.`);
+      const input = rowOf(field.userId)?.querySelector("input");
+      if (input) input.focus();
+      return;
+    }
+    const answer = await api("/api/admin/update-phone-numbers", {
+      method: "POST",
+      body: { userId: field.userId, phoneNumbers: numbersInput.value },
+    });
+    const tr = row(answer.userId, answer.phoneNumbers);
+    const before = [...tbody.rows].find((r) => r.dataset.userId > answer.userId);
+    tbody.insertBefore(tr, before || null);
+    tr.classList.add("fresh");
+    document.getElementById("clients-empty").hidden = true;
+    setState(field, "saved", `Added ${answer.userId}. ${savedMessage(answer)}`);
+    userInput.value = "";
+    numbersInput.value = "";
+  } catch (e) {
+    showError(field, e);
+  }
+}
+
+/** "Who owns a number?" */
+async function lookUp(event) {
+  event.preventDefault();
+  const number = document.getElementById("lookup-number").value.trim();
+  const result = document.getElementById("lookup-result");
+  result.dataset.state = "";
+  if (!number) {
+    result.dataset.state = "error";
+    result.textContent = "Enter a phone number.";
+    return;
+  }
+  result.textContent = "Looking up…";
+  try {
+    const answer = await api(`/api/admin/routes/${seg(number)}`);
+    if (answer.userId === null) {
+      result.replaceChildren(
+        el("strong", { text: answer.phoneNumber }),
+        " is not assigned: its replies are held.",
+      );
+    } else {
+      result.replaceChildren(
+        el("strong", { text: answer.phoneNumber }),
+        " is assigned to ",
+        el("a", { href: `/inbox/${seg(answer.userId)}`, text: answer.userId }),
+        ".",
+      );
+    }
+  } catch (e) {
+    result.dataset.state = "error";
+    result.textContent = e.status === 401 ? "Sign in again." : e.message;
+  }
+}
