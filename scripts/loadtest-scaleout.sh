@@ -61,7 +61,7 @@ for processes in 1 2 3; do
   for out in "${outputs[@]}"; do
     grep -E "Requests/sec|99%|50%|non-2xx|Non-2xx" "$out" | sed 's/^/   /'
     if grep -q "Non-2xx" "$out"; then echo "ERROR: some responses were not 2xx" >&2; exit 1; fi
-    total=$(python3 -c "print($total + $(awk '/Requests\/sec/ {print $2}' "$out"))")
+    total=$(python3 -c "print(round($total + $(awk '/Requests\/sec/ {print $2}' "$out"), 2))")
     rm -f "$out"
   done
   rate[$processes]=$total
