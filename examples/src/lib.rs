@@ -3,7 +3,7 @@
 //!
 //! Everything HTTP lives in [`ibiki_http`]; this crate only chooses the
 //! store from the configuration ([`open_store`]), reads flags ([`Config`]),
-//! builds the SMS providers from them ([`providers`]) and serves ([`run`]):
+//! builds the SMS providers from them ([`providers()`](fn@providers)) and serves ([`run`]):
 //!
 //! ```no_run
 //! use std::sync::Arc;

@@ -8,13 +8,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use ibiki_http::provider::plivo::Plivo;
-use ibiki_http::provider::telnyx::{Telnyx, TelnyxPublicKey};
-use ibiki_http::provider::twilio::Twilio;
-use ibiki_http::provider::vonage::{SignatureMethod, Vonage, VonageKey};
 use ibiki_http::provider::{
-    Bandwidth, BasicCredentials, Generic, GenericConfig, Infobip, MessageBird, Provider, PublicUrl,
-    Registry, Signing, SigningMode, Sinch, SinchKey,
+    Bandwidth, BasicCredentials, Generic, GenericConfig, Infobip, MessageBird, Plivo, Provider,
+    PublicUrl, Registry, SignatureMethod, Signing, SigningMode, Sinch, SinchKey, Telnyx,
+    TelnyxPublicKey, Twilio, Vonage, VonageKey,
 };
 use ibiki_http::{App, Secret};
 
@@ -25,7 +22,7 @@ use ibiki_http::{App, Secret};
 /// request with 401.
 #[derive(Debug, Clone, Default, Args)]
 pub struct ProviderFlags {
-    /// The public base URL providers call (https://sms.example.com), when
+    /// The public base URL providers call (`https://sms.example.com`), when
     /// the server sits behind a reverse proxy: Twilio and Plivo sign the URL
     /// they call. Without one, the URL is http:// and the Host header.
     #[arg(long, env = "IBIKI_PUBLIC_URL")]

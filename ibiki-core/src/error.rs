@@ -59,7 +59,7 @@ pub enum NumberError {
     /// Nothing but separators.
     #[error("no digits")]
     Empty,
-    /// The entry is longer than [`MAX_ENTRY_CHARS`](crate::normalize::MAX_ENTRY_CHARS).
+    /// The entry is longer than [`MAX_ENTRY_CHARS`](crate::MAX_ENTRY_CHARS).
     #[error("longer than {max} characters")]
     EntryTooLong {
         /// The limit in characters.

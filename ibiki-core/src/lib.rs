@@ -1,5 +1,12 @@
 //! ibiki routes SMS replies to the client that owns the number replied to.
 //!
+//! **Start here**: pick a store (`ibiki-memory` for tests and demos,
+//! `ibiki-postgres` for production), turn admin input into numbers with
+//! [`Normalizer::normalize_list`], assign them with
+//! [`AssignmentStore::replace_numbers`], and record each reply a provider
+//! posts with [`ReplyStore::receive`]; the example below does all of it. For
+//! the HTTP side (webhooks, admin routes), use `ibiki-http`.
+//!
 //! A reseller assigns phone numbers to clients; a client owns any number of
 //! them. Each reply a provider posts to the webhook lands in the inbox of the
 //! client that owns its `to` number, exactly once; a reply to a number nobody
@@ -8,13 +15,14 @@
 //! This crate holds what every store shares:
 //! - [`PhoneNumber`], [`ClientId`] and the [`Normalizer`] that turns admin
 //!   input (`"+1 415 555 0100, (415) 555-0101"`) and provider input into
-//!   canonical E.164 ([`normalize`]);
-//! - the [`AssignmentStore`] contract (who owns which number, [`store`]) and
-//!   the [`ReplyStore`] contract (inboxes and the held area, [`reply`]);
-//! - the routing function [`route`] ([`routing`]);
-//! - with the `testing` feature, the conformance suite every store runs.
-//!
-//! Stores live in their own crates: `ibiki-memory` and `ibiki-postgres`.
+//!   canonical E.164;
+//! - the [`AssignmentStore`] contract (who owns which number) and the
+//!   [`ReplyStore`] contract (inboxes and the held area), whose
+//!   [`receive`](ReplyStore::receive) states the routing rule every store
+//!   follows;
+//! - with the `testing` feature, the conformance suite every store runs
+//!   (`testing`, [`conformance_tests!`]): a store of your own implements both
+//!   traits and runs it.
 //!
 //! # Example
 //!
@@ -35,11 +43,11 @@
 //! let change = store.replace_numbers(&client, &numbers).await?;
 //! assert_eq!(change.count(), 2);
 //!
-//! // A provider posts a reply to the second number: route finds its owner...
-//! let route = ibiki_core::route(&store, &normalizer, "+1 (415) 555-0101").await?;
-//! assert_eq!(route.owner(), Some(&client));
+//! // Who owns a number, in any format a provider posts it...
+//! let number = normalizer.canonicalize_inbound("+1 (415) 555-0101")?;
+//! assert_eq!(store.owner_of(number).await?, Some(client.clone()));
 //!
-//! // ...and receive routes and records it in one atomic step.
+//! // ...is where receive records a reply to it, in one atomic step.
 //! let now = time::OffsetDateTime::now_utc();
 //! let reply = InboundReply::new(&normalizer, None, "+15005550006", "+14155550101", "STOP", now)?;
 //! assert_eq!(store.receive(reply).await?, Receipt::Routed(client.clone()));
@@ -53,28 +61,28 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+mod assignment;
 mod client_id;
-pub mod error;
-pub mod normalize;
-pub mod page;
+mod error;
+mod normalize;
+mod page;
 mod phone_number;
-pub mod reply;
-pub mod routing;
+mod reply;
 #[cfg(feature = "sqlx")]
 mod sqlx;
-pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use async_trait::async_trait;
-
+pub use crate::assignment::{
+    AssignmentChange, AssignmentStore, Change, ClientSummary, DynAssignmentStore,
+};
 pub use crate::client_id::ClientId;
 pub use crate::error::{
     BoxError, CanonicalError, ClientIdError, Conflict, InvalidEntry, NormalizeError, NumberError,
     StoreError,
 };
 pub use crate::normalize::{
-    BareDigits, Normalizer, PhoneNumbersInput, Region, UnknownRegion, Validation,
+    BareDigits, MAX_ENTRY_CHARS, Normalizer, PhoneNumbersInput, Region, UnknownRegion, Validation,
 };
 pub use crate::page::{Cursor, MAX_PAGE_LIMIT, Page, PageLimitError, PageRequest};
 pub use crate::phone_number::PhoneNumber;
@@ -82,5 +90,3 @@ pub use crate::reply::{
     Destination, DynReplyStore, InboundReply, MessageId, Receipt, ReplyError, ReplyStore,
     StoredReply,
 };
-pub use crate::routing::{Route, route};
-pub use crate::store::{AssignmentChange, AssignmentStore, ClientSummary, DynAssignmentStore};

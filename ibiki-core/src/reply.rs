@@ -8,9 +8,9 @@ use async_trait::async_trait;
 use serde::{Serialize, Serializer};
 use time::OffsetDateTime;
 
+use crate::assignment::AssignmentStore;
 use crate::error::StoreError;
 use crate::page::{Page, PageRequest};
-use crate::store::AssignmentStore;
 use crate::{ClientId, Normalizer, PhoneNumber};
 
 /// The provider's id of a message (Twilio's `MessageSid`), used to record a
@@ -264,7 +264,35 @@ pub enum Receipt {
 ///   before that page's cursor.
 #[async_trait]
 pub trait ReplyStore: AssignmentStore {
-    /// Routes and records one reply.
+    /// Routes and records one reply, in one atomic step.
+    ///
+    /// # Routing
+    ///
+    /// The one routing rule, which every store follows and the conformance
+    /// suite (`ibiki_core::testing`, feature `testing`) checks:
+    ///
+    /// 1. A reply whose message id is already recorded is not recorded again:
+    ///    [`Receipt::Duplicate`], and nothing changes. Replies without an id
+    ///    are always recorded (`retried_message_ids_are_recorded_once`).
+    /// 2. Otherwise a reply whose `to` is a number
+    ///    ([`Destination::Number`], canonicalized by [`InboundReply::new`]
+    ///    with [`Normalizer::canonicalize_inbound`], so every format a
+    ///    provider posts finds the number an admin assigned) goes to the end
+    ///    of the inbox of the client that owns that number **at the moment
+    ///    the reply is recorded**: [`Receipt::Routed`] with that client
+    ///    (`receive_routes_to_the_owner`, `replace_assigns_every_number`,
+    ///    `receive_racing_assignment_ends_in_the_inbox`,
+    ///    `concurrent_receives_and_reassignments_lose_nothing`).
+    /// 3. A reply to a number nobody owns is held: [`Receipt::Held`]
+    ///    (`unowned_and_unparsed_replies_are_held`) until an assignment of
+    ///    the number releases it (`assignment_releases_held_replies_oldest_first`).
+    /// 4. A reply whose `to` could not be read as a number
+    ///    ([`Destination::Unparsed`]) is held under the raw text as posted:
+    ///    [`Receipt::Held`], and no assignment releases it
+    ///    (`unowned_and_unparsed_replies_are_held`).
+    ///
+    /// `state_machine_property` checks all four against the reference model
+    /// on random sequences of receives and assignment changes.
     async fn receive(&self, reply: InboundReply) -> Result<Receipt, StoreError>;
 
     /// A client's inbox, oldest delivery first.
@@ -280,6 +308,33 @@ pub trait ReplyStore: AssignmentStore {
 
 /// A type-erased [`ReplyStore`], for `Arc<DynReplyStore>`.
 pub type DynReplyStore = dyn ReplyStore;
+
+/// Implements [`ReplyStore`] for a pointer to a store, every method calling
+/// the pointee's; [`AssignmentStore`] is implemented beside that trait.
+macro_rules! deref_reply_store {
+    ($($pointer:ty),+ $(,)?) => {$(
+        #[async_trait]
+        impl<T: ReplyStore + ?Sized> ReplyStore for $pointer {
+            async fn receive(&self, reply: InboundReply) -> Result<Receipt, StoreError> {
+                (**self).receive(reply).await
+            }
+
+            async fn inbox(
+                &self,
+                client: &ClientId,
+                page: &PageRequest,
+            ) -> Result<Page<StoredReply>, StoreError> {
+                (**self).inbox(client, page).await
+            }
+
+            async fn held(&self, page: &PageRequest) -> Result<Page<StoredReply>, StoreError> {
+                (**self).held(page).await
+            }
+        }
+    )+};
+}
+
+deref_reply_store!(Arc<T>, Box<T>, &'static T);
 
 #[cfg(test)]
 mod tests {

@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 use crate::app::{ADMIN_BODY_LIMIT, App};
 use crate::error::ApiError;
 use crate::openapi::ErrorBody;
-use crate::request::{BodyFormat, body_bytes, body_format, page_request, parse_json};
+use crate::request::{BodyFormat, PageParams, body_bytes, body_format, page_request, parse_json};
 
 /// The body of `POST /api/admin/update-phone-numbers`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -232,12 +232,7 @@ pub(crate) struct ClientsAnswer {
     path = "/api/admin/clients",
     tag = "admin",
     security(("bearer" = [])),
-    params(
-        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000,
-            description = "Page size, 1 to 1000 (default 100)"),
-        ("after" = Option<String>, Query, min_length = 1, max_length = 256,
-            description = "A `next` cursor of an earlier page"),
-    ),
+    params(PageParams),
     responses(
         (status = 200, description = "One page of clients", body = ClientsAnswer),
         (status = 400, description = "Invalid `limit`, `after` or query string", body = ErrorBody),

@@ -13,7 +13,7 @@ use crate::secret::Secret;
 use crate::signature::{SignatureError, SignatureHeader, TOLERANCE_SECS, WebhookSecret};
 use crate::webhook::{self, FormPayload, JsonPayload};
 
-pub use crate::provider::fuzz::decode_provider;
+pub use crate::provider::fuzz::{PROVIDERS, decode_provider};
 
 /// Target `decode_webhook`: the first byte picks the format (even: JSON, odd:
 /// form), the rest is the body, through the webhook's own decode function.

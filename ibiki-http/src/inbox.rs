@@ -13,7 +13,7 @@ use crate::admin::{client_id, path_segment};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::openapi::ErrorBody;
-use crate::request::page_request;
+use crate::request::{PageParams, page_request};
 
 /// One page of replies, oldest first, and where to continue.
 #[derive(Debug, Serialize, ToSchema)]
@@ -44,10 +44,7 @@ impl From<Page<StoredReply>> for MessagesAnswer {
     security(("bearer" = [])),
     params(
         ("user_id" = String, Path, description = "The client", min_length = 1, example = "123"),
-        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000,
-            description = "Page size, 1 to 1000 (default 100)"),
-        ("after" = Option<String>, Query, min_length = 1, max_length = 256,
-            description = "A `next` cursor of an earlier page"),
+        PageParams,
     ),
     responses(
         (status = 200, description = "One page of the client's replies", body = MessagesAnswer),
@@ -73,12 +70,7 @@ pub(crate) async fn messages(
     path = "/api/admin/held",
     tag = "admin",
     security(("bearer" = [])),
-    params(
-        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000,
-            description = "Page size, 1 to 1000 (default 100)"),
-        ("after" = Option<String>, Query, min_length = 1, max_length = 256,
-            description = "A `next` cursor of an earlier page"),
-    ),
+    params(PageParams),
     responses(
         (status = 200, description = "One page of the held replies", body = MessagesAnswer),
         (status = 400, description = "Invalid `limit`, `after` or query string", body = ErrorBody),

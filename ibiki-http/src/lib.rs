@@ -1,7 +1,7 @@
 //! The HTTP edge of ibiki: what sits between a provider's webhook, an
 //! admin's requests and a store.
 //!
-//! Start with [`App`]: give it a store and an admin authenticator, and mount
+//! **Start here**: [`App`]. Give it a store and an admin authenticator, and mount
 //! [`App::routes`] in your own axum `Router` (or serve [`App::router`], which
 //! adds JSON 404/405 answers and request logging):
 //!
@@ -44,8 +44,8 @@
 //! ```
 //!
 //! Without the default `axum` feature, the crate keeps only what does not
-//! depend on a web framework: [`Secret`], the [`signature`] scheme and the
-//! SMS providers' webhooks ([`provider`]).
+//! depend on a web framework: [`Secret`], the `X-Ibiki-Signature` scheme
+//! ([`WebhookSecret`]) and the SMS providers' webhooks ([`provider`]).
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
@@ -74,7 +74,7 @@ mod provider_webhook;
 #[cfg(feature = "axum")]
 mod request;
 mod secret;
-pub mod signature;
+mod signature;
 #[cfg(feature = "axum")]
 mod webhook;
 
@@ -89,7 +89,10 @@ pub use crate::events::POLL_INTERVAL;
 #[cfg(feature = "axum")]
 pub use crate::pages::CONTENT_SECURITY_POLICY_VALUE;
 pub use crate::secret::{EmptySecret, Secret};
-pub use crate::signature::WebhookSecret;
+pub use crate::signature::{
+    HEADER as SIGNATURE_HEADER, SignatureError, SignatureHeader,
+    TOLERANCE_SECS as SIGNATURE_TOLERANCE_SECS, WebhookSecret,
+};
 
 /// The workspace README's examples, compiled as doc tests here, where every
 /// crate they use is a dependency.

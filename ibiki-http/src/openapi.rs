@@ -3,7 +3,7 @@
 //! `GET /openapi.json`.
 //!
 //! The router and the document come from the same route list
-//! ([`app::routes`](crate::app)), so a route cannot be served without being
+//! (`app::routes`), so a route cannot be served without being
 //! documented. The types that only exist as JSON on the wire (the error body,
 //! the stored reply) are described here.
 

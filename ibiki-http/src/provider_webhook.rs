@@ -268,7 +268,7 @@ mod tests {
         let response = answer(Answer {
             status: StatusCode::OK,
             content_type: Some("text/xml"),
-            body: crate::provider::twilio::EMPTY_TWIML,
+            body: crate::provider::EMPTY_TWIML,
         });
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(response.headers()[CONTENT_TYPE], "text/xml");

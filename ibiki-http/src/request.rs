@@ -72,6 +72,19 @@ struct PageQuery {
     after: Option<String>,
 }
 
+/// The same query as the OpenAPI document describes it for every listing.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code, reason = "only read by the OpenAPI derive")]
+pub(crate) struct PageParams {
+    /// Page size, 1 to 1000 (default 100)
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+    /// A `next` cursor of an earlier page
+    #[param(min_length = 1, max_length = 256)]
+    after: Option<String>,
+}
+
 /// Default page size of the listings.
 pub(crate) const DEFAULT_PAGE_LIMIT: usize = 100;
 

@@ -35,7 +35,7 @@ fn decode_provider_seeds_select_the_provider_they_name() {
     // `seed-<provider>-...` and `edge-<provider>-...` files start with the
     // index of <provider> in `PROVIDERS`: a reordering would send them to
     // another provider's decoder.
-    use ibiki_http::provider::fuzz::PROVIDERS;
+    use ibiki_http::fuzzing::PROVIDERS;
     let dir = corpus("decode_provider");
     let mut checked = 0;
     for entry in std::fs::read_dir(&dir).expect("corpus") {

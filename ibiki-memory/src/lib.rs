@@ -1,11 +1,15 @@
-//! The in-memory store for [ibiki](ibiki_core): tests, demos and
-//! single-process use.
+//! The in-memory store for [ibiki](ibiki_core): a store for the
+//! [`AssignmentStore`](ibiki_core::AssignmentStore) and
+//! [`ReplyStore`](ibiki_core::ReplyStore) traits of `ibiki-core`.
 //!
-//! [`MemoryStore`] implements [`AssignmentStore`](ibiki_core::AssignmentStore)
-//! and [`ReplyStore`](ibiki_core::ReplyStore) and passes the whole
-//! conformance suite. Nothing survives a restart: production deployments use
-//! `ibiki-postgres`. This crate is not meant to be used on its own: use it
-//! through the traits of `ibiki-core`.
+//! **Start here**: create a [`MemoryStore`] with [`MemoryStore::new`] and use
+//! it through those traits (or as `Arc<ibiki_core::DynReplyStore>`); the
+//! example on [`MemoryStore`] assigns a number and finds its owner. This
+//! crate is not meant to be used without `ibiki-core`.
+//!
+//! [`MemoryStore`] passes the whole conformance suite. Nothing survives a
+//! restart: production deployments use `ibiki-postgres`. It serves tests,
+//! demos and single-process use.
 //!
 //! # Memory
 //!

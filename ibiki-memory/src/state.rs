@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use foldhash::fast::RandomState;
 use ibiki_core::{
-    AssignmentChange, ClientId, ClientSummary, Conflict, Cursor, InboundReply, MessageId, Page,
-    PageRequest, PhoneNumber, Receipt, StoreError, StoredReply,
+    AssignmentChange, Change, ClientId, ClientSummary, Conflict, Cursor, InboundReply, MessageId,
+    Page, PageRequest, PhoneNumber, Receipt, StoreError, StoredReply,
 };
 
 /// Index of a client in `State::clients`; clients are never removed, so an
@@ -71,14 +71,6 @@ pub(crate) struct State {
     next_held: u64,
 }
 
-/// How an assignment change treats the client's current numbers.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Mode {
-    Replace,
-    Add,
-    Remove,
-}
-
 impl State {
     pub(crate) fn owner_of(&self, number: PhoneNumber) -> Option<&ClientId> {
         let owner = self.owners.get(&Key::from(number))?;
@@ -118,16 +110,16 @@ impl State {
         &mut self,
         client: &ClientId,
         numbers: &[PhoneNumber],
-        mode: Mode,
+        change: Change,
     ) -> Result<AssignmentChange, StoreError> {
         let mut wanted = numbers.to_vec();
         wanted.sort_unstable();
         wanted.dedup();
         let current = self.numbers_of(client);
-        let (added, removed) = match mode {
-            Mode::Replace => (difference(&wanted, &current), difference(&current, &wanted)),
-            Mode::Add => (difference(&wanted, &current), Vec::new()),
-            Mode::Remove => (Vec::new(), intersection(&current, &wanted)),
+        let (added, removed) = match change {
+            Change::Replace => (difference(&wanted, &current), difference(&current, &wanted)),
+            Change::Add => (difference(&wanted, &current), Vec::new()),
+            Change::Remove => (Vec::new(), intersection(&current, &wanted)),
         };
         self.check_conflicts(client, &added)?;
         if added.is_empty() && removed.is_empty() {

@@ -2,12 +2,13 @@
 
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use async_trait::async_trait;
 use ibiki_core::{
-    AssignmentChange, AssignmentStore, ClientId, ClientSummary, InboundReply, Page, PageRequest,
-    PhoneNumber, Receipt, ReplyStore, StoreError, StoredReply, async_trait,
+    AssignmentChange, AssignmentStore, Change, ClientId, ClientSummary, InboundReply, Page,
+    PageRequest, PhoneNumber, Receipt, ReplyStore, StoreError, StoredReply,
 };
 
-use crate::state::{Mode, State};
+use crate::state::State;
 
 /// Assignments and replies in memory, behind one reader-writer lock.
 ///
@@ -59,28 +60,13 @@ impl MemoryStore {
 
 #[async_trait]
 impl AssignmentStore for MemoryStore {
-    async fn replace_numbers(
+    async fn change_numbers(
         &self,
         client: &ClientId,
         numbers: &[PhoneNumber],
+        change: Change,
     ) -> Result<AssignmentChange, StoreError> {
-        self.write().change(client, numbers, Mode::Replace)
-    }
-
-    async fn add_numbers(
-        &self,
-        client: &ClientId,
-        numbers: &[PhoneNumber],
-    ) -> Result<AssignmentChange, StoreError> {
-        self.write().change(client, numbers, Mode::Add)
-    }
-
-    async fn remove_numbers(
-        &self,
-        client: &ClientId,
-        numbers: &[PhoneNumber],
-    ) -> Result<AssignmentChange, StoreError> {
-        self.write().change(client, numbers, Mode::Remove)
+        self.write().change(client, numbers, change)
     }
 
     async fn numbers_of(&self, client: &ClientId) -> Result<Vec<PhoneNumber>, StoreError> {

@@ -3,3 +3,14 @@
 use ibiki_memory::MemoryStore;
 
 ibiki_core::conformance_tests!(|| async { Some(MemoryStore::new()) });
+
+/// A boxed, type-erased store passes the same suite: the pointer impls
+/// forward every call.
+mod boxed {
+    use ibiki_core::DynReplyStore;
+    use ibiki_memory::MemoryStore;
+
+    ibiki_core::conformance_tests!(|| async {
+        Some(Box::new(MemoryStore::new()) as Box<DynReplyStore>)
+    });
+}

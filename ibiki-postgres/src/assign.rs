@@ -1,26 +1,17 @@
 //! Assignment changes: one call of the schema's `change_numbers` function,
 //! which checks, changes and releases held replies in one statement.
 
-use ibiki_core::{AssignmentChange, ClientId, Conflict, PhoneNumber, StoreError};
+use ibiki_core::{AssignmentChange, Change, ClientId, Conflict, PhoneNumber, StoreError};
 use sqlx::PgPool;
 
 use crate::error::{backend, store_error};
 
-/// How a change treats the client's current numbers.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Mode {
-    Replace,
-    Add,
-    Remove,
-}
-
-impl Mode {
-    fn as_sql(self) -> &'static str {
-        match self {
-            Self::Replace => "replace",
-            Self::Add => "add",
-            Self::Remove => "remove",
-        }
+/// The `mode` argument of the schema's `change_numbers` function.
+fn mode(change: Change) -> &'static str {
+    match change {
+        Change::Replace => "replace",
+        Change::Add => "add",
+        Change::Remove => "remove",
     }
 }
 
@@ -41,11 +32,11 @@ pub(crate) async fn change(
     statement: &str,
     client: &ClientId,
     numbers: &[PhoneNumber],
-    mode: Mode,
+    change: Change,
 ) -> Result<AssignmentChange, StoreError> {
     let row: ChangeRow = sqlx::query_as(statement)
         .bind(client)
-        .bind(mode.as_sql())
+        .bind(mode(change))
         .bind(numbers)
         .fetch_one(pool)
         .await

@@ -1,10 +1,15 @@
-//! The PostgreSQL store for [ibiki](ibiki_core).
-//!
-//! This crate is a store for `ibiki-core` and is not meant to be used without
-//! it: [`PostgresStore`] implements `ibiki-core`'s
+//! The PostgreSQL store for [ibiki](ibiki_core): a store for the
 //! [`AssignmentStore`](ibiki_core::AssignmentStore) and
-//! [`ReplyStore`](ibiki_core::ReplyStore) contracts and passes their whole
-//! conformance suite; the application talks to it through those traits.
+//! [`ReplyStore`](ibiki_core::ReplyStore) traits of `ibiki-core`.
+//!
+//! **Start here**: [`PostgresStore::connect`] (or
+//! [`PostgresStore::builder`] for the schema and pool settings), then
+//! [`PostgresStore::migrate`] once, then use the store through the
+//! `ibiki-core` traits, as below.
+//!
+//! This crate is not meant to be used without `ibiki-core`: [`PostgresStore`]
+//! implements its contracts and passes their whole conformance suite; the
+//! application talks to it through those traits.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -85,6 +90,7 @@ mod schema;
 mod sql;
 mod store;
 #[cfg(feature = "testing")]
+#[doc(hidden)]
 pub mod testing;
 
 pub use crate::config::PostgresStoreBuilder;

@@ -3,13 +3,14 @@
 use std::fmt;
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use ibiki_core::{
-    AssignmentChange, AssignmentStore, ClientId, ClientSummary, InboundReply, Page, PageRequest,
-    PhoneNumber, Receipt, ReplyStore, StoreError, StoredReply, async_trait,
+    AssignmentChange, AssignmentStore, Change, ClientId, ClientSummary, InboundReply, Page,
+    PageRequest, PhoneNumber, Receipt, ReplyStore, StoreError, StoredReply,
 };
 use sqlx::PgPool;
 
-use crate::assign::{self, Mode};
+use crate::assign;
 use crate::config::PostgresStoreBuilder;
 use crate::error::{backend, store_error};
 use crate::schema::Schema;
@@ -30,6 +31,10 @@ pub struct PostgresStore {
     schema: Schema,
     sql: Arc<Statements>,
     receives: Arc<receive::Batcher>,
+    /// Drops a test schema with the last clone (`testing::SchemaGuard::attach`);
+    /// declared last, so the pool handle goes first.
+    #[cfg(feature = "testing")]
+    pub(crate) schema_guard: Option<Arc<crate::testing::SchemaGuard>>,
 }
 
 impl PostgresStore {
@@ -62,6 +67,8 @@ impl PostgresStore {
             schema,
             sql,
             receives: Arc::default(),
+            #[cfg(feature = "testing")]
+            schema_guard: None,
         }
     }
 
@@ -97,31 +104,20 @@ impl fmt::Debug for PostgresStore {
 
 #[async_trait]
 impl AssignmentStore for PostgresStore {
-    async fn replace_numbers(
+    async fn change_numbers(
         &self,
         client: &ClientId,
         numbers: &[PhoneNumber],
+        change: Change,
     ) -> Result<AssignmentChange, StoreError> {
-        let statement = &self.sql.change_numbers;
-        assign::change(&self.pool, statement, client, numbers, Mode::Replace).await
-    }
-
-    async fn add_numbers(
-        &self,
-        client: &ClientId,
-        numbers: &[PhoneNumber],
-    ) -> Result<AssignmentChange, StoreError> {
-        let statement = &self.sql.change_numbers;
-        assign::change(&self.pool, statement, client, numbers, Mode::Add).await
-    }
-
-    async fn remove_numbers(
-        &self,
-        client: &ClientId,
-        numbers: &[PhoneNumber],
-    ) -> Result<AssignmentChange, StoreError> {
-        let statement = &self.sql.change_numbers;
-        assign::change(&self.pool, statement, client, numbers, Mode::Remove).await
+        assign::change(
+            &self.pool,
+            &self.sql.change_numbers,
+            client,
+            numbers,
+            change,
+        )
+        .await
     }
 
     async fn numbers_of(&self, client: &ClientId) -> Result<Vec<PhoneNumber>, StoreError> {

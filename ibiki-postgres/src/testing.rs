@@ -10,11 +10,13 @@
 use std::io::Write;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Mutex, Once, OnceLock, mpsc};
+use std::sync::{Arc, Mutex, Once, OnceLock, mpsc};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, Executor, PgConnection};
+
+use crate::PostgresStore;
 
 /// Prefix of every schema the tests create; `.ci/run` checks none is left.
 pub const SCHEMA_PREFIX: &str = "ibiki_test_";
@@ -105,7 +107,7 @@ pub fn unique_schema() -> String {
     format!("{SCHEMA_PREFIX}{}_{started}_{n}", std::process::id())
 }
 
-/// Drops a schema when dropped; see [`drop_schema`].
+/// Drops a schema when dropped; see `drop_schema`.
 #[derive(Debug)]
 pub struct SchemaGuard {
     url: String,
@@ -129,6 +131,14 @@ impl SchemaGuard {
             url: url.to_owned(),
             schema: schema.to_owned(),
         }
+    }
+
+    /// Gives the guard to `store`: the schema is dropped with the store's
+    /// last clone, so a test hands the store itself to code that takes a
+    /// store (the conformance suite) and nothing is left behind.
+    pub fn attach(self, mut store: PostgresStore) -> PostgresStore {
+        store.schema_guard = Some(Arc::new(self));
+        store
     }
 }
 

@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use ed25519_dalek::{Signer, SigningKey};
 use ibiki_core::DynReplyStore;
-use ibiki_http::provider::signing::{base64_encode, hmac_sha256};
+use ibiki_http::provider::testing::{base64_encode, hmac_sha256, plivo, twilio, vonage};
 use ibiki_http::provider::{
-    BasicCredentials, Form, MessageBird, MessageBirdClaims, plivo, twilio, vonage,
+    BasicCredentials, Form, MessageBird, MessageBirdClaims, SignatureMethod,
 };
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -321,7 +321,7 @@ fn sign_vonage(key: Key, _: &str, body: &[u8], signed_at: u64) -> Signed {
     params.push(("timestamp".into(), signed_at.to_string()));
     let sig = vonage::compute_signature(
         &key_text(key, VONAGE_SECRET),
-        vonage::SignatureMethod::Sha256Hmac,
+        SignatureMethod::Sha256Hmac,
         &params,
     );
     params.push(("sig".into(), sig));

@@ -4,9 +4,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use async_trait::async_trait;
 use ibiki_core::{
-    AssignmentChange, AssignmentStore, ClientId, ClientSummary, DynReplyStore, InboundReply, Page,
-    PageRequest, PhoneNumber, Receipt, ReplyStore, StoreError, StoredReply, async_trait,
+    AssignmentChange, AssignmentStore, Change, ClientId, ClientSummary, DynReplyStore,
+    InboundReply, Page, PageRequest, PhoneNumber, Receipt, ReplyStore, StoreError, StoredReply,
 };
 use ibiki_memory::MemoryStore;
 use tokio::sync::Semaphore;
@@ -69,31 +70,14 @@ impl ControlledStore {
 
 #[async_trait]
 impl AssignmentStore for ControlledStore {
-    async fn replace_numbers(
+    async fn change_numbers(
         &self,
         client: &ClientId,
         numbers: &[PhoneNumber],
+        change: Change,
     ) -> Result<AssignmentChange, StoreError> {
         self.check()?;
-        self.inner.replace_numbers(client, numbers).await
-    }
-
-    async fn add_numbers(
-        &self,
-        client: &ClientId,
-        numbers: &[PhoneNumber],
-    ) -> Result<AssignmentChange, StoreError> {
-        self.check()?;
-        self.inner.add_numbers(client, numbers).await
-    }
-
-    async fn remove_numbers(
-        &self,
-        client: &ClientId,
-        numbers: &[PhoneNumber],
-    ) -> Result<AssignmentChange, StoreError> {
-        self.check()?;
-        self.inner.remove_numbers(client, numbers).await
+        self.inner.change_numbers(client, numbers, change).await
     }
 
     async fn numbers_of(&self, client: &ClientId) -> Result<Vec<PhoneNumber>, StoreError> {

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use crate::{
-    ClientId, Conflict, Cursor, InboundReply, MessageId, Normalizer, Page, PageRequest,
-    PhoneNumber, Receipt, ReplyStore, Route, StoreError, StoredReply, route,
+    ClientId, Conflict, Cursor, Destination, InboundReply, MessageId, Normalizer, Page,
+    PageRequest, PhoneNumber, Receipt, ReplyStore, StoreError, StoredReply,
 };
 
 /// A canonical number for tests.
@@ -104,22 +104,27 @@ pub async fn replace_assigns_every_number<S: ReplyStore>(store: S) {
     assert_eq!(change.count(), 3);
     assert_eq!(change.numbers, sorted);
     assert_eq!(ok(store.numbers_of(&acme).await, "numbers_of"), sorted);
+    // Routing reads the owner of the canonical `to` (see `ReplyStore::receive`).
     let normalizer = Normalizer::new();
     for to in ["+14155550100", "+1 (415) 555-0102", "tel:+44-20-7946-0958"] {
-        let routed = ok(route(&store, &normalizer, to).await, "route");
+        let canonical = Destination::from_raw(&normalizer, to)
+            .number()
+            .unwrap_or_else(|| panic!("{to} is a number"));
         assert_eq!(
-            routed.owner(),
-            Some(&acme),
+            ok(store.owner_of(canonical).await, "owner_of"),
+            Some(acme.clone()),
             "reply to {to} reaches the owner"
         );
     }
+    let unowned = number("+14155550199");
     assert_eq!(
-        ok(route(&store, &normalizer, "+14155550199").await, "route"),
-        Route::Unowned(number("+14155550199"))
+        Destination::from_raw(&normalizer, "+14155550199"),
+        Destination::Number(unowned)
     );
+    assert_eq!(ok(store.owner_of(unowned).await, "owner_of"), None);
     assert!(matches!(
-        ok(route(&store, &normalizer, "not a number").await, "route"),
-        Route::Unparsed { .. }
+        Destination::from_raw(&normalizer, "not a number"),
+        Destination::Unparsed(_)
     ));
 }
 
@@ -277,7 +282,13 @@ pub async fn unowned_and_unparsed_replies_are_held<S: ReplyStore>(store: S) {
             .await,
         Receipt::Held
     );
-    assert_eq!(bodies(&whole_held(&store).await), ["one", "two"]);
+    let held = whole_held(&store).await;
+    assert_eq!(bodies(&held), ["one", "two"]);
+    assert_eq!(
+        held[1].to,
+        Destination::Unparsed("garbage".to_owned()),
+        "an unparsed `to` is kept as posted"
+    );
 }
 
 /// A message id is recorded once, wherever the first copy went; replies

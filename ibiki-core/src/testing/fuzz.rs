@@ -13,8 +13,10 @@ use std::cell::RefCell;
 use std::future::Future;
 
 use crate::error::{InvalidEntry, NormalizeError, NumberError};
-use crate::testing::{CLIENTS, NUMBERS, Op, model::Change, run_ops};
-use crate::{BareDigits, Normalizer, PhoneNumber, PhoneNumbersInput, ReplyStore, Validation};
+use crate::testing::{CLIENTS, NUMBERS, Op, run_ops};
+use crate::{
+    BareDigits, Change, Normalizer, PhoneNumber, PhoneNumbersInput, ReplyStore, Validation,
+};
 
 /// Most operations one `store_ops` input decodes to.
 pub const MAX_OPS: usize = 64;

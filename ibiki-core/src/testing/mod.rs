@@ -15,6 +15,7 @@
 //! and [`Model`](model::Model) is the reference the property checks against.
 
 mod conformance;
+#[doc(hidden)]
 pub mod fuzz;
 pub mod model;
 mod state_machine;

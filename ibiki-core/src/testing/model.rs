@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use crate::{
-    AssignmentChange, ClientId, Conflict, InboundReply, PhoneNumber, Receipt, StoredReply,
+    AssignmentChange, Change, ClientId, Conflict, InboundReply, PhoneNumber, Receipt, StoredReply,
 };
 
 /// What a correct store holds.
@@ -17,17 +17,6 @@ pub struct Model {
     /// The held area, arrival order.
     pub held: Vec<StoredReply>,
     seen: HashSet<String>,
-}
-
-/// An assignment change, as the model applies it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Change {
-    /// Replace the whole set.
-    Replace,
-    /// Add to the set.
-    Add,
-    /// Remove from the set.
-    Remove,
 }
 
 impl Model {

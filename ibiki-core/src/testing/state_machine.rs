@@ -10,8 +10,8 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};
 
 use super::conformance::{client, number, reply, whole_held, whole_inbox};
-use super::model::{Change, Model};
-use crate::{ClientId, PageRequest, PhoneNumber, ReplyStore, StoreError};
+use super::model::Model;
+use crate::{Change, ClientId, PageRequest, PhoneNumber, ReplyStore, StoreError};
 
 /// Numbers the operations draw from: few, so that they collide.
 pub const NUMBERS: [&str; 6] = [

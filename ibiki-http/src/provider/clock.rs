@@ -9,11 +9,11 @@ use time::OffsetDateTime;
 use super::error::WebhookError;
 
 /// The tolerance providers use unless they document another: five minutes.
-pub const DEFAULT_TOLERANCE_SECS: u64 = 300;
+pub(crate) const DEFAULT_TOLERANCE_SECS: u64 = 300;
 
 /// Checks that `signed_unix_secs` is within `tolerance_secs` of `now`, either
 /// way.
-pub fn check_fresh(
+pub(crate) fn check_fresh(
     signed_unix_secs: i64,
     now: OffsetDateTime,
     tolerance_secs: u64,
@@ -29,7 +29,7 @@ pub fn check_fresh(
 }
 
 /// Reads a decimal Unix timestamp in seconds; `None` if it is not one.
-pub fn parse_unix_secs(text: &str) -> Option<i64> {
+pub(crate) fn parse_unix_secs(text: &str) -> Option<i64> {
     let text = text.trim();
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
         return None;

@@ -55,7 +55,7 @@ fn generic(config: &str) -> Option<Box<dyn Provider>> {
 }
 
 /// The content types the second byte selects (`(byte >> 1) % len`).
-pub const CONTENT_TYPES: &[&str] = &[
+pub(crate) const CONTENT_TYPES: &[&str] = &[
     "application/x-www-form-urlencoded",
     "application/json",
     "",
@@ -81,7 +81,13 @@ fn provider(index: usize) -> Option<Box<dyn Provider>> {
 
 /// A seed for `decode_provider`: the bytes that send `body` to `provider`
 /// with `method` and `content_type` (one of [`CONTENT_TYPES`]).
-pub fn seed(provider: &str, method: &Method, content_type: &str, body: &[u8]) -> Option<Vec<u8>> {
+#[cfg(test)]
+pub(crate) fn seed(
+    provider: &str,
+    method: &Method,
+    content_type: &str,
+    body: &[u8],
+) -> Option<Vec<u8>> {
     let index = PROVIDERS.iter().position(|p| *p == provider)?;
     let kind = CONTENT_TYPES.iter().position(|c| *c == content_type)?;
     let shape = u8::try_from(kind << 1).ok()? | u8::from(method == Method::GET);
@@ -90,7 +96,7 @@ pub fn seed(provider: &str, method: &Method, content_type: &str, body: &[u8]) ->
 
 /// Target `decode_provider`: the first byte picks the provider, the second
 /// the method (bit 0: `GET`, else `POST`) and the content type (the next
-/// bits, [`CONTENT_TYPES`]); the rest is the body, or the query of a `GET`.
+/// bits, `CONTENT_TYPES`); the rest is the body, or the query of a `GET`.
 /// Each provider accepts unsigned requests, so the decoder itself is fuzzed.
 ///
 /// Properties: nothing panics; a refusal maps to one of the statuses the

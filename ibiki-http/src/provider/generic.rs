@@ -462,7 +462,7 @@ fn hmac(algorithm: HmacAlgorithm, key: &[u8], body: &[u8]) -> Vec<u8> {
 /// absent from a message is an error (`400`) naming it; a value may be a
 /// JSON string or number. `numbers = "international-digits"` reads numbers
 /// written without `+` (`447700900001`) as international ones
-/// ([`number::international`](super::number::international));
+/// (`number::international`);
 /// `numbers = "e164"` (the default) takes them as sent.
 ///
 /// # Authentication

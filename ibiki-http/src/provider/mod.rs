@@ -26,27 +26,26 @@ use time::OffsetDateTime;
 
 mod bandwidth;
 mod basic_auth;
-pub mod clock;
-pub mod error;
-pub mod form;
+mod clock;
+mod error;
+mod form;
 #[cfg(feature = "testing")]
-#[doc(hidden)]
-pub mod fuzz;
+pub(crate) mod fuzz;
 mod generic;
 mod infobip;
 mod messagebird;
-pub mod number;
-pub mod plivo;
-pub mod signing;
+mod number;
+mod plivo;
+mod signing;
 mod sinch;
-pub mod telnyx;
-pub mod twilio;
-pub mod url;
-pub mod vonage;
+mod telnyx;
+mod twilio;
+mod url;
+mod vonage;
 
 pub use self::bandwidth::{Bandwidth, BandwidthEvent, BandwidthMessage};
 pub use self::basic_auth::BasicCredentials;
-pub use self::error::{ErrorKind, WebhookError};
+pub use self::error::{BoxError, ErrorKind, WebhookError};
 pub use self::form::Form;
 pub use self::generic::{
     BodyFormat, Generic, GenericAuth, GenericConfig, GenericConfigError, GenericFields,
@@ -54,11 +53,101 @@ pub use self::generic::{
 };
 pub use self::infobip::{Infobip, InfobipInbound, InfobipMessage, InfobipPrice};
 pub use self::messagebird::{MessageBird, MessageBirdClaims, MessageBirdMessage};
+pub use self::plivo::{Plivo, PlivoMessage};
 pub use self::signing::{Signing, SigningMode};
 pub use self::sinch::{
     Sinch, SinchKey, SinchMediaBody, SinchMediaItem, SinchMoBinary, SinchMoMedia, SinchMoText,
 };
-pub use self::url::PublicUrl;
+pub use self::telnyx::{
+    InvalidPublicKey, Telnyx, TelnyxAddress, TelnyxEvent, TelnyxEventData, TelnyxMedia,
+    TelnyxMessage, TelnyxMeta, TelnyxPublicKey,
+};
+pub use self::twilio::{Twilio, TwilioMedia, TwilioMessage};
+pub use self::url::{PublicUrl, PublicUrlError};
+pub use self::vonage::{SignatureMethod, UnknownSignatureMethod, Vonage, VonageKey, VonageMessage};
+
+#[cfg(test)]
+pub(crate) use self::twilio::EMPTY_TWIML;
+
+/// For tests: signatures computed as each provider computes them, and what
+/// providers send and are answered (feature `testing`; not part of the API).
+#[cfg(feature = "testing")]
+#[doc(hidden)]
+pub mod testing {
+    /// Standard base64, as the signatures travel.
+    pub fn base64_encode(bytes: &[u8]) -> String {
+        super::signing::base64_encode(bytes)
+    }
+
+    /// HMAC-SHA1 of the concatenated `parts`.
+    pub fn hmac_sha1(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+        super::signing::hmac_sha1(key, parts)
+    }
+
+    /// HMAC-SHA256 of the concatenated `parts`.
+    pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+        super::signing::hmac_sha256(key, parts)
+    }
+
+    /// Twilio's signature, header and answer.
+    pub mod twilio {
+        use crate::provider::twilio as provider;
+
+        /// The signature's header.
+        pub const SIGNATURE_HEADER: &str = provider::SIGNATURE_HEADER;
+        /// What Twilio is answered once its replies are recorded.
+        pub const EMPTY_TWIML: &str = provider::EMPTY_TWIML;
+
+        /// `X-Twilio-Signature`.
+        pub fn compute_signature(
+            auth_token: &str,
+            url: &str,
+            params: &[(String, String)],
+        ) -> String {
+            provider::compute_signature(auth_token, url, params)
+        }
+    }
+
+    /// Plivo's signature, headers and answer.
+    pub mod plivo {
+        use http::Method;
+
+        use crate::provider::plivo as provider;
+
+        /// The signature's header.
+        pub const SIGNATURE_HEADER: &str = provider::SIGNATURE_HEADER;
+        /// The nonce's header.
+        pub const NONCE_HEADER: &str = provider::NONCE_HEADER;
+        /// What Plivo is answered once its replies are recorded.
+        pub const EMPTY_XML: &str = provider::EMPTY_XML;
+
+        /// `X-Plivo-Signature-V3`.
+        pub fn compute_signature(
+            auth_token: &str,
+            method: &Method,
+            url: &str,
+            params: &[(String, String)],
+            nonce: &str,
+        ) -> String {
+            provider::compute_signature(auth_token, method, url, params, nonce)
+        }
+    }
+
+    /// Vonage's signature.
+    pub mod vonage {
+        use crate::provider::SignatureMethod;
+        use crate::provider::vonage as provider;
+
+        /// `sig`.
+        pub fn compute_signature(
+            secret: &str,
+            method: SignatureMethod,
+            params: &[(String, String)],
+        ) -> String {
+            provider::compute_signature(secret, method, params)
+        }
+    }
+}
 
 /// Largest body any provider sends for one delivery, in bytes.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -267,7 +356,7 @@ pub struct Fields<'a> {
     /// The sender.
     pub from: &'a str,
     /// The number replied to, already with its `+` where the provider omits
-    /// it ([`number::international`]).
+    /// it (`number::international`).
     pub to: &'a str,
     /// The text.
     pub text: &'a str,

@@ -9,7 +9,7 @@
 /// `raw` as an international number: digits alone (spaces around allowed)
 /// get a `+`; anything else (`+1...`, an alphanumeric sender, an empty
 /// string) is returned trimmed and otherwise unchanged.
-pub fn international(raw: &str) -> String {
+pub(crate) fn international(raw: &str) -> String {
     let trimmed = raw.trim();
     if !trimmed.is_empty() && trimmed.bytes().all(|b| b.is_ascii_digit()) {
         format!("+{trimmed}")

@@ -58,12 +58,12 @@ use super::{Answer, Fields, Provider, Received, WebhookError, WebhookRequest};
 use crate::Secret;
 
 /// The header carrying the signatures.
-pub const SIGNATURE_HEADER: &str = "x-plivo-signature-v3";
+pub(crate) const SIGNATURE_HEADER: &str = "x-plivo-signature-v3";
 /// The header carrying the nonce.
-pub const NONCE_HEADER: &str = "x-plivo-signature-v3-nonce";
+pub(crate) const NONCE_HEADER: &str = "x-plivo-signature-v3-nonce";
 
 /// The empty Plivo XML answer: no reply message.
-pub const EMPTY_XML: &str = r#"<?xml version="1.0" encoding="utf-8"?><Response></Response>"#;
+pub(crate) const EMPTY_XML: &str = r#"<?xml version="1.0" encoding="utf-8"?><Response></Response>"#;
 
 /// An incoming message: every parameter Plivo documents for SMS and MMS.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -139,7 +139,7 @@ fn sorted_query(params: &BTreeMap<&str, Vec<&str>>) -> String {
 /// The URL the signature covers (before `.<nonce>`), as the SDK builds it.
 /// `params` are the `POST` parameters; for a `GET`, extra parameters to
 /// merge with the URL's query (normally none).
-pub fn signed_url(method: &Method, url: &str, params: &[(String, String)]) -> String {
+pub(crate) fn signed_url(method: &Method, url: &str, params: &[(String, String)]) -> String {
     let Some(parts) = UrlParts::parse(url) else {
         return url.to_owned();
     };
@@ -177,7 +177,7 @@ pub fn signed_url(method: &Method, url: &str, params: &[(String, String)]) -> St
 }
 
 /// Computes one `X-Plivo-Signature-V3` value.
-pub fn compute_signature(
+pub(crate) fn compute_signature(
     auth_token: &str,
     method: &Method,
     url: &str,
@@ -192,7 +192,7 @@ pub fn compute_signature(
 }
 
 /// Verifies a (comma-separated) `X-Plivo-Signature-V3` header.
-pub fn verify_signature(
+pub(crate) fn verify_signature(
     auth_token: &str,
     method: &Method,
     url: &str,

@@ -75,7 +75,7 @@ impl<K> Signing<K> {
 }
 
 /// Constant-time equality of two byte strings (their lengths are not secret).
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.ct_eq(b).into()
 }
 
@@ -90,37 +90,37 @@ fn hmac<M: Mac + hmac::digest::KeyInit>(key: &[u8], parts: &[&[u8]]) -> Vec<u8> 
 }
 
 /// HMAC-SHA1 of the concatenated `parts`.
-pub fn hmac_sha1(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+pub(crate) fn hmac_sha1(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
     hmac::<Hmac<sha1::Sha1>>(key, parts)
 }
 
 /// HMAC-SHA256 of the concatenated `parts`.
-pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+pub(crate) fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
     hmac::<Hmac<sha2::Sha256>>(key, parts)
 }
 
 /// HMAC-SHA512 of the concatenated `parts`.
-pub fn hmac_sha512(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+pub(crate) fn hmac_sha512(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
     hmac::<Hmac<sha2::Sha512>>(key, parts)
 }
 
 /// HMAC-MD5 of the concatenated `parts` (Vonage's `md5` signature method).
-pub fn hmac_md5(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+pub(crate) fn hmac_md5(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
     hmac::<Hmac<md5::Md5>>(key, parts)
 }
 
 /// Standard base64 with padding, as most providers encode signatures.
-pub fn base64_encode(bytes: &[u8]) -> String {
+pub(crate) fn base64_encode(bytes: &[u8]) -> String {
     STANDARD.encode(bytes)
 }
 
 /// Decodes standard base64 (with padding); `None` if it is not.
-pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
+pub(crate) fn base64_decode(text: &str) -> Option<Vec<u8>> {
     STANDARD.decode(text.trim()).ok()
 }
 
 /// Decodes hex of either case; `None` if it is not.
-pub fn hex_decode(text: &str) -> Option<Vec<u8>> {
+pub(crate) fn hex_decode(text: &str) -> Option<Vec<u8>> {
     hex::decode(text.trim()).ok()
 }
 
@@ -128,7 +128,7 @@ pub fn hex_decode(text: &str) -> Option<Vec<u8>> {
 ///
 /// A header present more than once yields its first value; a value that is
 /// not ASCII is treated as absent (no provider sends one).
-pub fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+pub(crate) fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers
         .get(name)
         .and_then(|value| value.to_str().ok())
@@ -136,7 +136,7 @@ pub fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 }
 
 /// The value of header `name`, or [`WebhookError::MissingSignature`].
-pub fn signature_header<'h>(
+pub(crate) fn signature_header<'h>(
     headers: &'h HeaderMap,
     name: &'static str,
 ) -> Result<&'h str, WebhookError> {
@@ -147,7 +147,8 @@ pub fn signature_header<'h>(
 }
 
 /// Compares `expected` with the base64 `received` in constant time.
-pub fn verify_base64(
+#[allow(dead_code, reason = "for providers whose signatures are base64")]
+pub(crate) fn verify_base64(
     expected: &[u8],
     received: &str,
     header: &'static str,
@@ -161,7 +162,7 @@ pub fn verify_base64(
 }
 
 /// Compares `expected` with the hex `received` in constant time.
-pub fn verify_hex(
+pub(crate) fn verify_hex(
     expected: &[u8],
     received: &str,
     header: &'static str,

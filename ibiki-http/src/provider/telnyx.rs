@@ -48,11 +48,11 @@ use super::signing::{self, Signing, SigningMode};
 use super::{Answer, Fields, Provider, Received, WebhookError, WebhookRequest};
 
 /// The header carrying the signature.
-pub const SIGNATURE_HEADER: &str = "telnyx-signature-ed25519";
+pub(crate) const SIGNATURE_HEADER: &str = "telnyx-signature-ed25519";
 /// The header carrying the signed Unix timestamp.
-pub const TIMESTAMP_HEADER: &str = "telnyx-timestamp";
+pub(crate) const TIMESTAMP_HEADER: &str = "telnyx-timestamp";
 /// The event type of an inbound message.
-pub const MESSAGE_RECEIVED: &str = "message.received";
+pub(crate) const MESSAGE_RECEIVED: &str = "message.received";
 
 /// Telnyx's public key: the base64 Ed25519 key from the portal.
 #[derive(Clone, PartialEq, Eq)]
@@ -221,7 +221,7 @@ pub struct TelnyxMedia {
 
 /// Verifies a Telnyx signature over `timestamp|body`, then the timestamp's
 /// freshness against `now`.
-pub fn verify_signature(
+pub(crate) fn verify_signature(
     key: &TelnyxPublicKey,
     timestamp: &str,
     body: &[u8],

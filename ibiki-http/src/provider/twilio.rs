@@ -50,13 +50,13 @@ use super::{Answer, Fields, Provider, Received, WebhookError, WebhookRequest};
 use crate::Secret;
 
 /// The header carrying the signature.
-pub const SIGNATURE_HEADER: &str = "x-twilio-signature";
+pub(crate) const SIGNATURE_HEADER: &str = "x-twilio-signature";
 
 /// The query parameter carrying the SHA-256 of a JSON body.
-pub const BODY_SHA256_PARAM: &str = "bodySHA256";
+pub(crate) const BODY_SHA256_PARAM: &str = "bodySHA256";
 
 /// The empty TwiML answer: no reply message.
-pub const EMPTY_TWIML: &str = r#"<?xml version="1.0" encoding="UTF-8"?><Response/>"#;
+pub(crate) const EMPTY_TWIML: &str = r#"<?xml version="1.0" encoding="UTF-8"?><Response/>"#;
 
 /// An incoming message, every parameter Twilio documents for SMS and MMS.
 ///
@@ -148,7 +148,11 @@ impl TwilioMessage {
 /// Computes `X-Twilio-Signature` for `url` and `params` as the SDK's
 /// `compute_signature` does: names sorted, each name's distinct values
 /// sorted, appended to the URL, HMAC-SHA1 with the Auth Token, base64.
-pub fn compute_signature(auth_token: &str, url: &str, params: &[(String, String)]) -> String {
+pub(crate) fn compute_signature(
+    auth_token: &str,
+    url: &str,
+    params: &[(String, String)],
+) -> String {
     let mut pairs: Vec<(&str, &str)> = params
         .iter()
         .map(|(n, v)| (n.as_str(), v.as_str()))
@@ -168,7 +172,7 @@ pub fn compute_signature(auth_token: &str, url: &str, params: &[(String, String)
 
 /// What the signature covers besides the URL.
 #[derive(Debug, Clone, Copy)]
-pub enum Signed<'a> {
+pub(crate) enum Signed<'a> {
     /// Form parameters (a `POST`), or none (a `GET`).
     Params(&'a [(String, String)]),
     /// A raw body whose SHA-256 the URL's `bodySHA256` parameter carries.
@@ -176,7 +180,7 @@ pub enum Signed<'a> {
 }
 
 /// Verifies `signature` as the SDK's `validate` does.
-pub fn verify_signature(
+pub(crate) fn verify_signature(
     auth_token: &str,
     url: &str,
     signed: Signed<'_>,

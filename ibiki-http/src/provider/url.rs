@@ -54,7 +54,7 @@ impl fmt::Display for PublicUrl {
 
 /// A URL cut into the pieces signature schemes care about; no decoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UrlParts<'a> {
+pub(crate) struct UrlParts<'a> {
     /// `https`, lowercase as given.
     pub scheme: &'a str,
     /// Optional userinfo, host and optional port: `example.com:8443`.
@@ -65,7 +65,7 @@ pub struct UrlParts<'a> {
 
 impl<'a> UrlParts<'a> {
     /// Splits `url` as `scheme://authority rest`; `None` if it has no `://`.
-    pub fn parse(url: &'a str) -> Option<Self> {
+    pub(crate) fn parse(url: &'a str) -> Option<Self> {
         let (scheme, after) = url.split_once("://")?;
         let end = after.find(['/', '?', '#']).unwrap_or(after.len());
         Some(Self {
@@ -76,7 +76,7 @@ impl<'a> UrlParts<'a> {
     }
 
     /// The port written in the authority, if any.
-    pub fn port(&self) -> Option<&'a str> {
+    pub(crate) fn port(&self) -> Option<&'a str> {
         let host = self.authority.rsplit('@').next().unwrap_or(self.authority);
         // An IPv6 host is bracketed: only a colon after `]` starts a port.
         let after_host = host.rfind(']').map_or(host, |i| &host[i..]);
@@ -87,13 +87,13 @@ impl<'a> UrlParts<'a> {
     }
 
     /// The query (after `?`, before `#`), if any.
-    pub fn query(&self) -> Option<&'a str> {
+    pub(crate) fn query(&self) -> Option<&'a str> {
         let without_fragment = self.rest.split('#').next().unwrap_or("");
         without_fragment.split_once('?').map(|(_, query)| query)
     }
 
     /// The URL without its port.
-    pub fn without_port(&self) -> String {
+    pub(crate) fn without_port(&self) -> String {
         match self.port() {
             Some(port) => {
                 let authority = &self.authority[..self.authority.len() - port.len() - 1];
@@ -105,7 +105,7 @@ impl<'a> UrlParts<'a> {
 
     /// The URL with an explicit port: the scheme's default when none is
     /// written (`443` for https, `80` otherwise).
-    pub fn with_port(&self) -> String {
+    pub(crate) fn with_port(&self) -> String {
         match self.port() {
             Some(_) => format!("{}://{}{}", self.scheme, self.authority, self.rest),
             None => {

@@ -54,9 +54,9 @@ use super::{Answer, Fields, Provider, Received, WebhookError, WebhookRequest};
 use crate::Secret;
 
 /// The parameter carrying the signature.
-pub const SIGNATURE_PARAM: &str = "sig";
+pub(crate) const SIGNATURE_PARAM: &str = "sig";
 /// The parameter carrying the signed Unix timestamp.
-pub const TIMESTAMP_PARAM: &str = "timestamp";
+pub(crate) const TIMESTAMP_PARAM: &str = "timestamp";
 
 /// The dashboard's signature method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -163,7 +163,7 @@ pub struct VonageMessage {
 }
 
 /// Computes `sig` for `params` (any `sig` among them is left out).
-pub fn compute_signature(
+pub(crate) fn compute_signature(
     secret: &str,
     method: SignatureMethod,
     params: &[(String, String)],
@@ -196,7 +196,7 @@ pub fn compute_signature(
 }
 
 /// Verifies the `sig` among `params`, then the freshness of `timestamp`.
-pub fn verify_signature(
+pub(crate) fn verify_signature(
     key: &VonageKey,
     params: &[(String, String)],
     now: time::OffsetDateTime,

@@ -1,6 +1,7 @@
 use http::Method;
 use ibiki_core::PhoneNumber;
-use ibiki_http::provider::plivo::{Plivo, compute_signature};
+use ibiki_http::provider::Plivo;
+use ibiki_http::provider::testing::plivo::compute_signature;
 use ibiki_http::provider::{Form, Provider, Received, Signing, WebhookError, WebhookRequest};
 
 use super::{POST, at, fixture, headers, normalizer};

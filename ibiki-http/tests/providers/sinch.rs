@@ -1,6 +1,6 @@
 use ibiki_core::{InboundReply, PhoneNumber};
 use ibiki_http::Secret;
-use ibiki_http::provider::signing::{base64_encode, hmac_sha1, hmac_sha256};
+use ibiki_http::provider::testing::{base64_encode, hmac_sha1, hmac_sha256};
 use ibiki_http::provider::{
     BasicCredentials, Provider, Received, Signing, Sinch, SinchKey, SinchMoBinary, SinchMoMedia,
     SinchMoText, WebhookError, WebhookRequest,

@@ -1,8 +1,8 @@
 use ed25519_dalek::{Signer, SigningKey};
 use ibiki_core::PhoneNumber;
-use ibiki_http::provider::signing::base64_encode;
-use ibiki_http::provider::telnyx::{Telnyx, TelnyxPublicKey};
+use ibiki_http::provider::testing::base64_encode;
 use ibiki_http::provider::{Provider, Received, Signing, WebhookError, WebhookRequest};
+use ibiki_http::provider::{Telnyx, TelnyxPublicKey};
 
 use super::{POST, at, fixture, headers, normalizer};
 

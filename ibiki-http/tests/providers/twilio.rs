@@ -1,6 +1,7 @@
 use ibiki_core::PhoneNumber;
 use ibiki_http::Secret;
-use ibiki_http::provider::twilio::{Twilio, compute_signature};
+use ibiki_http::provider::Twilio;
+use ibiki_http::provider::testing::twilio::compute_signature;
 use ibiki_http::provider::{Form, Provider, Received, Signing, WebhookError, WebhookRequest};
 
 use super::{POST, at, fixture, headers, normalizer};

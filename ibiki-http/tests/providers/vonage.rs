@@ -1,7 +1,8 @@
 use http::Method;
 use ibiki_core::PhoneNumber;
-use ibiki_http::provider::vonage::{SignatureMethod, Vonage, VonageKey, compute_signature};
+use ibiki_http::provider::testing::vonage::compute_signature;
 use ibiki_http::provider::{Form, Provider, Received, Signing, WebhookError, WebhookRequest};
+use ibiki_http::provider::{SignatureMethod, Vonage, VonageKey};
 
 use super::{at, fixture, headers, normalizer};
 

@@ -23,7 +23,7 @@ fn every_schema_is_dropped_with_its_store() {
                 if let Ok(mut made) = recorded.lock() {
                     made.push(store.store().schema().to_owned());
                 }
-                Some(store)
+                Some(store.into_store())
             }
         },
         4,
@@ -35,7 +35,7 @@ fn every_schema_is_dropped_with_its_store() {
     runtime.block_on(async {
         if let Some(store) = fresh_store().await {
             let schema = store.store().schema().to_owned();
-            pages_follow_cursors(store).await;
+            pages_follow_cursors(store.into_store()).await;
             made.lock().unwrap_or_else(|e| e.into_inner()).push(schema);
         }
         let made = made.lock().unwrap_or_else(|e| e.into_inner()).clone();

@@ -1,3 +1,5 @@
 //! The whole conformance suite, each test and property case in a fresh schema.
 
-ibiki_core::conformance_tests!(crate::support::fresh_store);
+use crate::support::{TestStore, fresh_store};
+
+ibiki_core::conformance_tests!(|| async { fresh_store().await.map(TestStore::into_store) });

@@ -4,10 +4,6 @@
 
 use std::time::Duration;
 
-use ibiki_core::{
-    AssignmentChange, AssignmentStore, ClientId, ClientSummary, InboundReply, Page, PageRequest,
-    PhoneNumber, Receipt, ReplyStore, StoreError, StoredReply, async_trait,
-};
 use ibiki_postgres::PostgresStore;
 pub(crate) use ibiki_postgres::testing::{
     SchemaGuard, check_reachable, database_url, describe, schema_exists, unique_schema,
@@ -21,12 +17,11 @@ pub(crate) async fn fresh_store() -> Option<TestStore> {
     Some(TestStore::create(&url).await)
 }
 
-/// A [`PostgresStore`] whose schema is dropped when it is.
+/// A [`PostgresStore`] whose schema is dropped with it, and the server's URL.
 #[derive(Debug)]
 pub(crate) struct TestStore {
     store: PostgresStore,
-    // Declared after `store`, so the pool is closed first.
-    cleanup: SchemaGuard,
+    url: String,
 }
 
 impl TestStore {
@@ -47,15 +42,23 @@ impl TestStore {
             .migrate()
             .await
             .unwrap_or_else(|e| panic!("migrate {schema}: {e}"));
-        Self { store, cleanup }
+        Self {
+            store: cleanup.attach(store),
+            url: url.to_owned(),
+        }
     }
 
     pub(crate) fn store(&self) -> &PostgresStore {
         &self.store
     }
 
+    /// The store alone, still dropping its schema with its last clone.
+    pub(crate) fn into_store(self) -> PostgresStore {
+        self.store
+    }
+
     pub(crate) fn url(&self) -> &str {
-        self.cleanup.url()
+        &self.url
     }
 
     /// The schema, quoted for SQL text.
@@ -80,67 +83,5 @@ impl TestStore {
         PgConnection::connect(self.url())
             .await
             .unwrap_or_else(|e| panic!("connect: {e}"))
-    }
-}
-
-#[async_trait]
-impl AssignmentStore for TestStore {
-    async fn replace_numbers(
-        &self,
-        client: &ClientId,
-        numbers: &[PhoneNumber],
-    ) -> Result<AssignmentChange, StoreError> {
-        self.store.replace_numbers(client, numbers).await
-    }
-
-    async fn add_numbers(
-        &self,
-        client: &ClientId,
-        numbers: &[PhoneNumber],
-    ) -> Result<AssignmentChange, StoreError> {
-        self.store.add_numbers(client, numbers).await
-    }
-
-    async fn remove_numbers(
-        &self,
-        client: &ClientId,
-        numbers: &[PhoneNumber],
-    ) -> Result<AssignmentChange, StoreError> {
-        self.store.remove_numbers(client, numbers).await
-    }
-
-    async fn numbers_of(&self, client: &ClientId) -> Result<Vec<PhoneNumber>, StoreError> {
-        self.store.numbers_of(client).await
-    }
-
-    async fn owner_of(&self, number: PhoneNumber) -> Result<Option<ClientId>, StoreError> {
-        self.store.owner_of(number).await
-    }
-
-    async fn list_clients(&self, page: &PageRequest) -> Result<Page<ClientSummary>, StoreError> {
-        self.store.list_clients(page).await
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.store.ping().await
-    }
-}
-
-#[async_trait]
-impl ReplyStore for TestStore {
-    async fn receive(&self, reply: InboundReply) -> Result<Receipt, StoreError> {
-        self.store.receive(reply).await
-    }
-
-    async fn inbox(
-        &self,
-        client: &ClientId,
-        page: &PageRequest,
-    ) -> Result<Page<StoredReply>, StoreError> {
-        self.store.inbox(client, page).await
-    }
-
-    async fn held(&self, page: &PageRequest) -> Result<Page<StoredReply>, StoreError> {
-        self.store.held(page).await
     }
 }
