@@ -7,7 +7,9 @@
 #   DATABASE_URL=postgres://... scripts/loadtest.sh   # PostgreSQL store
 #
 # Env: LOADTEST_SECONDS (default 15), LOADTEST_CONNECTIONS (64),
-# LOADTEST_THREADS (2), LOADTEST_NUMBERS (100000), LOADTEST_PORT (18080).
+# LOADTEST_THREADS (2), LOADTEST_NUMBERS (100000), LOADTEST_PORT (18080),
+# IBIKI_SERVER_BIN (a server binary to test instead of building this tree's,
+# e.g. an earlier version's, for a before/after comparison).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,7 +21,11 @@ PORT=${LOADTEST_PORT:-18080}
 TOKEN=loadtest-token
 
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-cargo build --release -q -p ibiki-examples --bin ibiki-server
+server_bin=${IBIKI_SERVER_BIN:-}
+if [ -z "$server_bin" ]; then
+  cargo build --release -q -p ibiki-examples --bin ibiki-server
+  server_bin=${CARGO_TARGET_DIR:-target}/release/ibiki-server
+fi
 
 store=memory
 args=(--listen "127.0.0.1:$PORT" --admin-token "$TOKEN")
@@ -29,7 +35,7 @@ if [ -n "${DATABASE_URL:-}" ]; then
   psql "$DATABASE_URL" -qc "DROP SCHEMA IF EXISTS ibiki_loadtest CASCADE" >/dev/null
   args+=(--database-url "$DATABASE_URL" --database-schema ibiki_loadtest)
 fi
-env -u DATABASE_URL RUST_LOG=warn target/release/ibiki-server "${args[@]}" >/tmp/ibiki-loadtest.log 2>&1 &
+env -u DATABASE_URL RUST_LOG=warn "$server_bin" "${args[@]}" >/tmp/ibiki-loadtest.log 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
 for _ in $(seq 1 50); do curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.2; done
@@ -55,6 +61,13 @@ if [ "$store" = postgres ]; then
   echo "$insert"
   tps=$(echo "$insert" | awk '/^tps/ {print $3}')
   echo "== ratio: webhook $w req/s / pgbench insert $tps tps = $(python3 -c "print(f'{$w / $tps:.2f}')")"
+  # wrk's connection count: the durable-insert rate the database reaches when
+  # that many clients commit at once (its group commit at work).
+  echo "== pgbench: one-row INSERT per transaction, $CONNECTIONS clients"
+  insert=$(scripts/loadtest/pgbench-insert.sh "$SECONDS_EACH" "$CONNECTIONS")
+  echo "$insert"
+  tps=$(echo "$insert" | awk '/^tps/ {print $3}')
+  echo "== ratio: webhook $w req/s / pgbench insert at $CONNECTIONS clients $tps tps = $(python3 -c "print(f'{$w / $tps:.2f}')")"
   psql "$DATABASE_URL" -qc "SET client_min_messages = warning; DROP SCHEMA IF EXISTS ibiki_loadtest CASCADE"
 fi
 if echo "$webhook$health" | grep -q "Non-2xx"; then

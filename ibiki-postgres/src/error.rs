@@ -30,7 +30,7 @@ pub(crate) fn backend(error: impl Into<ibiki_core::BoxError>) -> StoreError {
 
 /// Whether the same call may succeed later: the server is unreachable, shutting
 /// down, out of resources, or a transaction lost a race it can win on retry.
-fn is_transient(error: &sqlx::Error) -> bool {
+pub(crate) fn is_transient(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::Io(_)
         | sqlx::Error::PoolTimedOut

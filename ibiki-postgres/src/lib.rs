@@ -58,6 +58,18 @@
 //! locks, their order and why they cannot deadlock are described in the
 //! migration, `migrations/0001_assignments_and_replies.sql`.
 //!
+//! # Group commit
+//!
+//! Receives are recorded in batches: the store's batching task records every
+//! reply waiting for it (up to 64) in one transaction, a few batches at a
+//! time, so that concurrent webhooks share a WAL flush; each caller is
+//! answered once its batch has committed, and an idle store answers a lone
+//! reply at once. A batch takes its number locks first (ascending), then the
+//! delivery locks of the owners: the lock order above, so batches cannot
+//! deadlock with anything. A message id twice in a batch is recorded once,
+//! and a reply the database refuses is retried alone, failing only its
+//! caller.
+//!
 //! # Errors
 //!
 //! Connection failures, pool timeouts, server shutdowns, resource exhaustion,

@@ -19,15 +19,18 @@ use crate::{migrate, read, receive};
 
 /// Assignments and replies in PostgreSQL, in a schema of their own.
 ///
-/// Every operation is one statement: receives and assignment changes call
-/// functions the migration creates, which take per-number advisory locks so
-/// that a reply received while its number is being assigned ends in the new
-/// owner's inbox (see the crate docs). Cloning is cheap and shares the pool.
+/// Assignment changes are one statement, a function the migration creates;
+/// receives are recorded in batches, many replies to a transaction (group
+/// commit: one WAL flush for all, each caller answered after it). Both take
+/// per-number advisory locks so that a reply received while its number is
+/// being assigned ends in the new owner's inbox (see the crate docs). Cloning
+/// is cheap and shares the pool and the batches.
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: PgPool,
     schema: Schema,
     sql: Arc<Statements>,
+    receives: Arc<receive::Batcher>,
     /// Drops a test schema with the last clone (`testing::SchemaGuard::attach`);
     /// declared last, so the pool handle goes first.
     #[cfg(feature = "testing")]
@@ -63,6 +66,7 @@ impl PostgresStore {
             pool,
             schema,
             sql,
+            receives: Arc::default(),
             #[cfg(feature = "testing")]
             schema_guard: None,
         }
@@ -155,7 +159,7 @@ impl AssignmentStore for PostgresStore {
 #[async_trait]
 impl ReplyStore for PostgresStore {
     async fn receive(&self, reply: InboundReply) -> Result<Receipt, StoreError> {
-        receive::receive(&self.pool, &self.sql.receive, reply).await
+        self.receives.receive(&self.pool, &self.sql, reply).await
     }
 
     async fn inbox(

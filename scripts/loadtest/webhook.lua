@@ -2,6 +2,8 @@
 -- fill.py) and a message id unique to each request.
 local AREAS = {201, 212, 213, 312, 415, 617, 646, 718, 917, 305}
 local COUNT = tonumber(os.getenv("LOADTEST_NUMBERS") or "100000")
+-- A prefix for the message ids when several wrk run at once (LOADTEST_RUN).
+local RUN = os.getenv("LOADTEST_RUN") or ""
 local threads = 0
 
 function setup(thread)
@@ -16,7 +18,7 @@ function request()
   local i = math.random(0, COUNT - 1)
   local to = string.format("+1%d%d%04d", AREAS[i % 10 + 1], 200 + math.floor(i / 10) % 800, math.floor(i / 8000))
   local body = string.format(
-    '{"messageId":"lt-%d-%d","from":"+15005550006","to":"%s","body":"load test"}', tid, sent, to)
+    '{"messageId":"lt-%s%d-%d","from":"+15005550006","to":"%s","body":"load test"}', RUN, tid, sent, to)
   return wrk.format("POST", "/webhooks/sms", {["Content-Type"] = "application/json"}, body)
 end
 

@@ -1,6 +1,7 @@
 //! The PostgreSQL store against a real server (`DATABASE_URL`), in one binary
 //! so the suites share the server check and the schema janitor.
 
+mod batches;
 mod cleanup;
 mod conformance;
 mod errors;
