@@ -77,12 +77,10 @@ pub struct ClientSummary {
 ///   and reports them in [`AssignmentChange::released`].
 ///
 /// Use it as `Arc<dyn AssignmentStore>` ([`DynAssignmentStore`]). `Arc<T>`,
-/// `Box<T>` and `&'static T` are stores too when `T` is one (`dyn
-/// AssignmentStore` included): every method, provided ones too, calls `T`'s.
-/// (The trait is `'static`, so a borrowed store must be borrowed for
-/// `'static`, e.g. from a `static` or `Box::leak`.)
+/// `Box<T>` and `&T` are stores too when `T` is one (`dyn AssignmentStore`
+/// included): every method, provided ones too, calls `T`'s.
 #[async_trait]
-pub trait AssignmentStore: Send + Sync + fmt::Debug + 'static {
+pub trait AssignmentStore: Send + Sync + fmt::Debug {
     /// Changes the client's numbers as `change` says, in one atomic step:
     /// the one assignment change a store implements. `numbers` may hold
     /// duplicates; each counts once.
@@ -145,7 +143,7 @@ pub type DynAssignmentStore = dyn AssignmentStore;
 macro_rules! deref_assignment_store {
     ($($pointer:ty),+ $(,)?) => {$(
         #[async_trait]
-        impl<T: AssignmentStore + ?Sized> AssignmentStore for $pointer {
+        impl<'a, T: AssignmentStore + ?Sized> AssignmentStore for $pointer {
             async fn change_numbers(
                 &self,
                 client: &ClientId,
@@ -201,4 +199,4 @@ macro_rules! deref_assignment_store {
     )+};
 }
 
-deref_assignment_store!(Arc<T>, Box<T>, &'static T);
+deref_assignment_store!(Arc<T>, Box<T>, &'a T);

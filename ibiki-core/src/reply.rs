@@ -314,7 +314,7 @@ pub type DynReplyStore = dyn ReplyStore;
 macro_rules! deref_reply_store {
     ($($pointer:ty),+ $(,)?) => {$(
         #[async_trait]
-        impl<T: ReplyStore + ?Sized> ReplyStore for $pointer {
+        impl<'a, T: ReplyStore + ?Sized> ReplyStore for $pointer {
             async fn receive(&self, reply: InboundReply) -> Result<Receipt, StoreError> {
                 (**self).receive(reply).await
             }
@@ -334,7 +334,7 @@ macro_rules! deref_reply_store {
     )+};
 }
 
-deref_reply_store!(Arc<T>, Box<T>, &'static T);
+deref_reply_store!(Arc<T>, Box<T>, &'a T);
 
 #[cfg(test)]
 mod tests {

@@ -81,11 +81,13 @@ async fn pointers_call_the_pointee_and_its_overrides() {
         direct[0].contains("replace_numbers") && direct[1].contains("change_numbers(Add)"),
         "{direct:?}"
     );
-    static STATIC: Named = Named;
+    let local = Named;
     let boxed: Box<DynAssignmentStore> = Box::new(Named);
     assert_eq!(calls(&Arc::new(Named)).await, direct);
     assert_eq!(calls(&Box::new(Named)).await, direct);
     assert_eq!(calls(&boxed).await, direct);
     assert_eq!(calls(&Arc::<DynAssignmentStore>::from(boxed)).await, direct);
-    assert_eq!(calls(&&STATIC).await, direct);
+    assert_eq!(calls(&&local).await, direct);
+    let borrowed: &DynAssignmentStore = &local;
+    assert_eq!(calls(&borrowed).await, direct);
 }

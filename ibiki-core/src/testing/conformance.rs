@@ -540,7 +540,7 @@ pub async fn unknowns_read_as_empty<S: ReplyStore>(store: S) {
 
 /// The race of the contract: replies received while their numbers are being
 /// assigned all end in the owner's inbox, none in the held area.
-pub async fn receive_racing_assignment_ends_in_the_inbox<S: ReplyStore>(store: S) {
+pub async fn receive_racing_assignment_ends_in_the_inbox<S: ReplyStore + 'static>(store: S) {
     let store = Arc::new(store);
     let acme = client("acme");
     let numbers: Vec<PhoneNumber> = (0..40)
@@ -581,7 +581,7 @@ pub async fn receive_racing_assignment_ends_in_the_inbox<S: ReplyStore>(store: S
 /// Many tasks receive (with retries) while others move numbers between
 /// clients; afterwards every reply is in exactly one place and no held reply
 /// is for an owned number.
-pub async fn concurrent_receives_and_reassignments_lose_nothing<S: ReplyStore>(store: S) {
+pub async fn concurrent_receives_and_reassignments_lose_nothing<S: ReplyStore + 'static>(store: S) {
     let store = Arc::new(store);
     let numbers: Vec<PhoneNumber> = (0..8)
         .map(|i| number(&format!("+4420794609{i:02}")))
