@@ -10,9 +10,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};
+use proptest::test_runner::TestCaseError;
 
 use super::conformance::{client, number, reply, whole_held};
+use super::property::run_property;
 use crate::{
     ClientId, ImportPlan, ImportPlanner, ImportReport, ImportRow, Normalizer, PhoneNumber,
     PhoneNumbersInput, ReplyStore,
@@ -268,33 +269,7 @@ where
     F: Fn() -> Fut,
     Fut: Future<Output = Option<S>>,
 {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| panic!("runtime: {e}"));
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(cases);
-    let config = Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    };
-    let mut runner = TestRunner::new(config);
-    let result = runner.run(&case(), |case| {
-        runtime.block_on(async {
-            let Some(store) = factory().await else {
-                return Ok(());
-            };
-            check_import(&store, &case).await
-        })
-    });
-    match result {
-        Ok(()) => {}
-        Err(TestError::Fail(reason, case)) => panic!("{reason}\nminimal failing case: {case:#?}"),
-        Err(e) => panic!("{e}"),
-    }
+    run_property(factory, cases, case(), "case", check_import);
 }
 
 fn fail(e: impl std::fmt::Display) -> TestCaseError {

@@ -19,6 +19,7 @@ mod conformance;
 pub mod fuzz;
 pub mod import;
 pub mod model;
+mod property;
 mod state_machine;
 
 pub use self::conformance::*;

@@ -7,10 +7,11 @@ use std::collections::BTreeMap;
 use std::future::Future;
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};
+use proptest::test_runner::TestCaseError;
 
 use super::conformance::{client, number, reply, whole_held, whole_inbox};
 use super::model::Model;
+use super::property::run_property;
 use crate::{Change, ClientId, PageRequest, PhoneNumber, ReplyStore, StoreError};
 
 /// Numbers the operations draw from: few, so that they collide.
@@ -69,33 +70,13 @@ where
     F: Fn() -> Fut,
     Fut: Future<Output = Option<S>>,
 {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| panic!("runtime: {e}"));
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(cases);
-    let config = Config {
+    run_property(
+        factory,
         cases,
-        failure_persistence: None,
-        ..Config::default()
-    };
-    let mut runner = TestRunner::new(config);
-    let result = runner.run(&prop::collection::vec(op(), 1..=50), |ops| {
-        runtime.block_on(async {
-            let Some(store) = factory().await else {
-                return Ok(());
-            };
-            run_ops(&store, &ops).await
-        })
-    });
-    match result {
-        Ok(()) => {}
-        Err(TestError::Fail(reason, ops)) => panic!("{reason}\nminimal failing sequence: {ops:#?}"),
-        Err(e) => panic!("{e}"),
-    }
+        prop::collection::vec(op(), 1..=50),
+        "sequence",
+        async |store, ops: &Vec<Op>| run_ops(store, ops).await,
+    );
 }
 
 /// Applies `ops` in order to `store` (fresh and empty) and to a [`Model`],
