@@ -5,8 +5,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::Serialize;
+use time::OffsetDateTime;
 
 use crate::error::StoreError;
+use crate::history::HistoryEvent;
 use crate::page::{Page, PageRequest};
 use crate::{ClientId, PhoneNumber};
 
@@ -74,7 +76,12 @@ pub struct ClientSummary {
 ///   a client with no numbers is not listed;
 /// - if the store is also a [`ReplyStore`](crate::ReplyStore), a change that
 ///   assigns a number delivers the replies held for it in the same atomic step
-///   and reports them in [`AssignmentChange::released`].
+///   and reports them in [`AssignmentChange::released`];
+/// - each change records, in the same atomic step, one [`HistoryEvent`] per
+///   number it assigns or takes, all at one instant no earlier than the
+///   number's previous event; [`history`](Self::history) lists them oldest
+///   first and [`owner_at`](Self::owner_at) answers from them. The history
+///   is append-only.
 ///
 /// Use it as `Arc<dyn AssignmentStore>` ([`DynAssignmentStore`]). `Arc<T>`,
 /// `Box<T>` and `&T` are stores too when `T` is one (`dyn AssignmentStore`
@@ -127,6 +134,65 @@ pub trait AssignmentStore: Send + Sync + fmt::Debug {
 
     /// The owner of `number`, if any.
     async fn owner_of(&self, number: PhoneNumber) -> Result<Option<ClientId>, StoreError>;
+
+    /// The owner of `number` at `at`, from its history: the owner after the
+    /// last change at or before `at` (at the instant of a change, the owner
+    /// it made). `owner_at(number, now)` agrees with
+    /// [`owner_of`](Self::owner_of).
+    ///
+    /// ```
+    /// use ibiki_core::{AssignmentStore, ClientId, PhoneNumber};
+    /// use ibiki_memory::MemoryStore;
+    /// use time::OffsetDateTime;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = MemoryStore::new();
+    /// let number: PhoneNumber = "+14155550100".parse()?;
+    /// let before = OffsetDateTime::now_utc() - time::Duration::SECOND;
+    /// store.add_numbers(&ClientId::new("acme")?, &[number]).await?;
+    /// assert_eq!(store.owner_at(number, before).await?, None);
+    /// let now = OffsetDateTime::now_utc();
+    /// assert_eq!(store.owner_at(number, now).await?, store.owner_of(number).await?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    async fn owner_at(
+        &self,
+        number: PhoneNumber,
+        at: OffsetDateTime,
+    ) -> Result<Option<ClientId>, StoreError>;
+
+    /// The ownership changes of `number`, oldest first: every client that
+    /// gained or lost it, and when. Empty for a number never assigned.
+    ///
+    /// ```
+    /// use ibiki_core::{AssignmentStore, ClientId, OwnershipChange, PageRequest, PhoneNumber};
+    /// use ibiki_memory::MemoryStore;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = MemoryStore::new();
+    /// let (acme, globex) = (ClientId::new("acme")?, ClientId::new("globex")?);
+    /// let number: PhoneNumber = "+14155550100".parse()?;
+    /// store.add_numbers(&acme, &[number]).await?;
+    /// store.remove_numbers(&acme, &[number]).await?;
+    /// store.add_numbers(&globex, &[number]).await?;
+    /// let page = store.history(number, &PageRequest::first(10)).await?;
+    /// let changes: Vec<_> = page.items.iter().map(|e| (e.client.as_str(), e.change)).collect();
+    /// assert_eq!(changes, [
+    ///     ("acme", OwnershipChange::Assigned),
+    ///     ("acme", OwnershipChange::Unassigned),
+    ///     ("globex", OwnershipChange::Assigned),
+    /// ]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    async fn history(
+        &self,
+        number: PhoneNumber,
+        page: &PageRequest,
+    ) -> Result<Page<HistoryEvent>, StoreError>;
 
     /// Clients that own at least one number, ordered by id.
     async fn list_clients(&self, page: &PageRequest) -> Result<Page<ClientSummary>, StoreError>;
@@ -183,6 +249,22 @@ macro_rules! deref_assignment_store {
 
             async fn owner_of(&self, number: PhoneNumber) -> Result<Option<ClientId>, StoreError> {
                 (**self).owner_of(number).await
+            }
+
+            async fn owner_at(
+                &self,
+                number: PhoneNumber,
+                at: OffsetDateTime,
+            ) -> Result<Option<ClientId>, StoreError> {
+                (**self).owner_at(number, at).await
+            }
+
+            async fn history(
+                &self,
+                number: PhoneNumber,
+                page: &PageRequest,
+            ) -> Result<Page<HistoryEvent>, StoreError> {
+                (**self).history(number, page).await
             }
 
             async fn list_clients(

@@ -65,6 +65,7 @@
 mod assignment;
 mod client_id;
 mod error;
+mod history;
 mod import;
 mod normalize;
 mod page;
@@ -83,6 +84,7 @@ pub use crate::error::{
     BoxError, CanonicalError, ClientIdError, Conflict, InvalidEntry, NormalizeError, NumberError,
     StoreError,
 };
+pub use crate::history::{HistoryEvent, OwnershipChange, owner_in_history};
 #[cfg(feature = "csv")]
 pub use crate::import::{CSV_CLIENT_HEADER, CSV_NUMBERS_HEADER, CsvError, CsvRows};
 pub use crate::import::{

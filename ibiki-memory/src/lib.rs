@@ -21,6 +21,7 @@
 //! lookup`). Replies are kept whole, plus about 40 bytes of index each.
 #![forbid(unsafe_code)]
 
+mod history;
 mod state;
 mod store;
 

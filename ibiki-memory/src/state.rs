@@ -4,9 +4,12 @@ use std::collections::{BTreeMap, HashMap};
 
 use foldhash::fast::RandomState;
 use ibiki_core::{
-    AssignmentChange, Change, ClientId, ClientSummary, Conflict, Cursor, InboundReply, MessageId,
-    Page, PageRequest, PhoneNumber, Receipt, StoreError, StoredReply,
+    AssignmentChange, Change, ClientId, ClientSummary, Conflict, Cursor, HistoryEvent,
+    InboundReply, MessageId, Page, PageRequest, PhoneNumber, Receipt, StoreError, StoredReply,
 };
+use time::OffsetDateTime;
+
+use crate::history::History;
 
 /// Index of a client in `State::clients`; clients are never removed, so an
 /// index stays valid.
@@ -69,12 +72,29 @@ pub(crate) struct State {
     /// Arrival sequences of the replies held for each number.
     held_by_number: HashMap<PhoneNumber, Vec<u64>, RandomState>,
     next_held: u64,
+    /// Every ownership change of every number.
+    history: History,
 }
 
 impl State {
     pub(crate) fn owner_of(&self, number: PhoneNumber) -> Option<&ClientId> {
         let owner = self.owners.get(&Key::from(number))?;
         self.clients.get(owner.idx()).map(|c| &c.id)
+    }
+
+    pub(crate) fn owner_at(&self, number: PhoneNumber, at: OffsetDateTime) -> Option<&ClientId> {
+        let idx = self.history.owner_at(number, at)?;
+        self.clients.get(idx as usize).map(|c| &c.id)
+    }
+
+    pub(crate) fn history(
+        &self,
+        number: PhoneNumber,
+        page: &PageRequest,
+    ) -> Result<Page<HistoryEvent>, StoreError> {
+        self.history.page(number, page, |idx| {
+            self.clients.get(idx as usize).map(|c| &c.id)
+        })
     }
 
     pub(crate) fn numbers_of(&self, client: &ClientId) -> Vec<PhoneNumber> {
@@ -132,6 +152,8 @@ impl State {
             });
         }
         let idx = self.client_idx(client)?;
+        let at = self.history.now();
+        self.history.record(at, idx, &added, &removed);
         for &number in &removed {
             self.owners.remove(&Key::from(number));
         }

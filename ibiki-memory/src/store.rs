@@ -4,9 +4,10 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use ibiki_core::{
-    AssignmentChange, AssignmentStore, Change, ClientId, ClientSummary, InboundReply, Page,
-    PageRequest, PhoneNumber, Receipt, ReplyStore, StoreError, StoredReply,
+    AssignmentChange, AssignmentStore, Change, ClientId, ClientSummary, HistoryEvent, InboundReply,
+    Page, PageRequest, PhoneNumber, Receipt, ReplyStore, StoreError, StoredReply,
 };
+use time::OffsetDateTime;
 
 use crate::state::State;
 
@@ -75,6 +76,22 @@ impl AssignmentStore for MemoryStore {
 
     async fn owner_of(&self, number: PhoneNumber) -> Result<Option<ClientId>, StoreError> {
         Ok(self.owner_of_now(number))
+    }
+
+    async fn owner_at(
+        &self,
+        number: PhoneNumber,
+        at: OffsetDateTime,
+    ) -> Result<Option<ClientId>, StoreError> {
+        Ok(self.read().owner_at(number, at).cloned())
+    }
+
+    async fn history(
+        &self,
+        number: PhoneNumber,
+        page: &PageRequest,
+    ) -> Result<Page<HistoryEvent>, StoreError> {
+        self.read().history(number, page)
     }
 
     async fn list_clients(&self, page: &PageRequest) -> Result<Page<ClientSummary>, StoreError> {

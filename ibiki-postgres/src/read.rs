@@ -5,8 +5,8 @@
 //! last item's.
 
 use ibiki_core::{
-    ClientId, ClientSummary, Cursor, Destination, MessageId, Page, PageRequest, PhoneNumber,
-    StoreError, StoredReply,
+    ClientId, ClientSummary, Cursor, Destination, HistoryEvent, MessageId, OwnershipChange, Page,
+    PageRequest, PhoneNumber, StoreError, StoredReply,
 };
 use sqlx::PgPool;
 use time::OffsetDateTime;
@@ -23,6 +23,68 @@ pub(crate) async fn owner_of(
         .fetch_optional(pool)
         .await
         .map_err(store_error)
+}
+
+/// The owner at `at`: the last event at or before it, when an assignment.
+pub(crate) async fn owner_at(
+    pool: &PgPool,
+    statement: &str,
+    number: PhoneNumber,
+    at: OffsetDateTime,
+) -> Result<Option<ClientId>, StoreError> {
+    let last: Option<(ClientId, String)> = sqlx::query_as(statement)
+        .bind(number)
+        .bind(at)
+        .fetch_optional(pool)
+        .await
+        .map_err(store_error)?;
+    match last {
+        Some((client, change)) => {
+            Ok((ownership(&change)? == OwnershipChange::Assigned).then_some(client))
+        }
+        None => Ok(None),
+    }
+}
+
+/// A page of a number's history; the cursor is the last event's `seq`.
+pub(crate) async fn history(
+    pool: &PgPool,
+    statement: &str,
+    number: PhoneNumber,
+    page: &PageRequest,
+) -> Result<Page<HistoryEvent>, StoreError> {
+    let rows: Vec<(ClientId, String, OffsetDateTime, i64)> = sqlx::query_as(statement)
+        .bind(number)
+        .bind(after_position(page)?)
+        .bind(limit(page))
+        .fetch_all(pool)
+        .await
+        .map_err(store_error)?;
+    let next = match rows.last() {
+        Some(last) => Some(Cursor::from_position(
+            u64::try_from(last.3).map_err(backend)?,
+        )),
+        None => None,
+    };
+    let items = rows
+        .into_iter()
+        .map(|(client, change, at, _)| {
+            Ok(HistoryEvent {
+                client,
+                change: ownership(&change)?,
+                at,
+            })
+        })
+        .collect::<Result<_, StoreError>>()?;
+    Ok(Page { items, next })
+}
+
+fn ownership(change: &str) -> Result<OwnershipChange, StoreError> {
+    match change {
+        "assigned" => Ok(OwnershipChange::Assigned),
+        "unassigned" => Ok(OwnershipChange::Unassigned),
+        other => Err(backend(format!("unknown ownership change {other:?}"))),
+    }
 }
 
 pub(crate) async fn numbers_of(

@@ -15,6 +15,8 @@ pub(crate) struct Statements {
     pub(crate) batch_insert: String,
     pub(crate) change_numbers: String,
     pub(crate) owner_of: String,
+    pub(crate) owner_at: String,
+    pub(crate) history: String,
     pub(crate) numbers_of: String,
     pub(crate) list_clients: String,
     pub(crate) inbox: String,
@@ -74,6 +76,22 @@ impl Statements {
                  FROM {s}.change_numbers($1, $2, $3)"
             ),
             owner_of: format!("SELECT client_id FROM {s}.assignments WHERE phone_number = $1"),
+            // One index scan of number_history_owner_at_idx, first row
+            // (see the migration; `tests/postgres/schema.rs` checks the plan).
+            owner_at: format!(
+                "SELECT h.client_id, h.change FROM {s}.number_history AS h \
+                 WHERE h.phone_number = $1 AND h.at <= $2 \
+                 ORDER BY h.at DESC, h.seq DESC LIMIT 1"
+            ),
+            // Oldest first, after the event whose seq is the cursor ($2; 0
+            // for the first page).
+            history: format!(
+                "SELECT h.client_id, h.change, h.at, h.seq FROM {s}.number_history AS h \
+                 WHERE h.phone_number = $1 AND ($2 = 0 OR (h.at, h.seq) > \
+                 (SELECT c.at, c.seq FROM {s}.number_history AS c \
+                 WHERE c.seq = $2 AND c.phone_number = $1)) \
+                 ORDER BY h.at, h.seq LIMIT $3"
+            ),
             numbers_of: format!("SELECT phone_number FROM {s}.assignments WHERE client_id = $1"),
             // The first page passes '': every client id sorts after it.
             list_clients: format!(

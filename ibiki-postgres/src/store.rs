@@ -5,10 +5,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use ibiki_core::{
-    AssignmentChange, AssignmentStore, Change, ClientId, ClientSummary, InboundReply, Page,
-    PageRequest, PhoneNumber, Receipt, ReplyStore, StoreError, StoredReply,
+    AssignmentChange, AssignmentStore, Change, ClientId, ClientSummary, HistoryEvent, InboundReply,
+    Page, PageRequest, PhoneNumber, Receipt, ReplyStore, StoreError, StoredReply,
 };
 use sqlx::PgPool;
+use time::OffsetDateTime;
 
 use crate::assign;
 use crate::config::PostgresStoreBuilder;
@@ -141,6 +142,22 @@ impl AssignmentStore for PostgresStore {
 
     async fn owner_of(&self, number: PhoneNumber) -> Result<Option<ClientId>, StoreError> {
         read::owner_of(&self.pool, &self.sql.owner_of, number).await
+    }
+
+    async fn owner_at(
+        &self,
+        number: PhoneNumber,
+        at: OffsetDateTime,
+    ) -> Result<Option<ClientId>, StoreError> {
+        read::owner_at(&self.pool, &self.sql.owner_at, number, at).await
+    }
+
+    async fn history(
+        &self,
+        number: PhoneNumber,
+        page: &PageRequest,
+    ) -> Result<Page<HistoryEvent>, StoreError> {
+        read::history(&self.pool, &self.sql.history, number, page).await
     }
 
     async fn list_clients(&self, page: &PageRequest) -> Result<Page<ClientSummary>, StoreError> {

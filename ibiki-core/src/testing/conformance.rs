@@ -6,8 +6,8 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use crate::{
-    ClientId, Conflict, Cursor, Destination, InboundReply, MessageId, Normalizer, Page,
-    PageRequest, PhoneNumber, Receipt, ReplyStore, StoreError, StoredReply,
+    ClientId, Conflict, Cursor, Destination, HistoryEvent, InboundReply, MessageId, Normalizer,
+    OwnershipChange, Page, PageRequest, PhoneNumber, Receipt, ReplyStore, StoreError, StoredReply,
 };
 
 /// A canonical number for tests.
@@ -41,11 +41,19 @@ pub async fn whole_held<S: ReplyStore + ?Sized>(store: &S) -> Vec<StoredReply> {
     read_all("held", async |page| store.held(page).await).await
 }
 
+/// A number's whole ownership history, read page by page.
+pub async fn whole_history<S: ReplyStore + ?Sized>(
+    store: &S,
+    number: PhoneNumber,
+) -> Vec<HistoryEvent> {
+    read_all("history", async |page| store.history(number, page).await).await
+}
+
 /// Follows the cursors of a listing, two items a page, to its end.
-async fn read_all(
+async fn read_all<T: Clone>(
     what: &str,
-    read: impl AsyncFn(&PageRequest) -> Result<Page<StoredReply>, StoreError>,
-) -> Vec<StoredReply> {
+    read: impl AsyncFn(&PageRequest) -> Result<Page<T>, StoreError>,
+) -> Vec<T> {
     let mut all = Vec::new();
     let mut page = PageRequest::first(2);
     loop {
@@ -646,4 +654,128 @@ pub async fn concurrent_receives_and_reassignments_lose_nothing<S: ReplyStore + 
     everywhere.dedup();
     assert_eq!(everywhere.len(), total, "no reply recorded twice");
     assert_eq!(total, 4 * 25, "every distinct message recorded");
+}
+
+/// Far in the future: `owner_at` then is the current owner.
+fn far_future() -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(253_402_300_799).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn changes(events: &[HistoryEvent]) -> Vec<(&str, OwnershipChange)> {
+    events
+        .iter()
+        .map(|e| (e.client.as_str(), e.change))
+        .collect()
+}
+
+/// Every change records who gained or lost each number, one instant per
+/// change, oldest first; refused and empty changes record nothing.
+pub async fn history_records_every_change<S: ReplyStore>(store: S) {
+    use OwnershipChange::{Assigned, Unassigned};
+    let (acme, globex) = (client("acme"), client("globex"));
+    let (a, b, c) = (
+        number("+14155550100"),
+        number("+14155550101"),
+        number("+14155550102"),
+    );
+    ok(store.add_numbers(&acme, &[a, b]).await, "add");
+    ok(store.add_numbers(&acme, &[a]).await, "add again");
+    let _ = conflicts(store.add_numbers(&globex, &[a, c]).await);
+    ok(store.replace_numbers(&acme, &[b, c]).await, "replace");
+    ok(store.remove_numbers(&acme, &[c]).await, "remove");
+    ok(store.add_numbers(&globex, &[a]).await, "reassign");
+    let history = whole_history(&store, a).await;
+    assert_eq!(
+        changes(&history),
+        [
+            ("acme", Assigned),
+            ("acme", Unassigned),
+            ("globex", Assigned)
+        ],
+        "history of {a}"
+    );
+    assert_eq!(
+        changes(&whole_history(&store, b).await),
+        [("acme", Assigned)]
+    );
+    let of_c = whole_history(&store, c).await;
+    assert_eq!(
+        changes(&of_c),
+        [("acme", Assigned), ("acme", Unassigned)],
+        "the refused change recorded nothing"
+    );
+    assert!(
+        history.windows(2).all(|w| w[0].at <= w[1].at),
+        "oldest first: {history:?}"
+    );
+    assert_eq!(
+        history[1].at, of_c[0].at,
+        "one change, one instant: replace took {a} and gave {c} together"
+    );
+    assert!(
+        whole_history(&store, number("+14155550199"))
+            .await
+            .is_empty(),
+        "a number never assigned has no history"
+    );
+    let first = ok(store.history(a, &PageRequest::first(2)).await, "history");
+    assert_eq!(first.items, history[..2]);
+    let next = PageRequest::first(2)
+        .next(&first)
+        .unwrap_or_else(|| panic!("a page has a cursor"));
+    assert_eq!(
+        ok(store.history(a, &next).await, "history").items,
+        history[2..]
+    );
+    let bad = PageRequest::new(2, Cursor::new("not-a-cursor")).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        matches!(store.history(a, &bad).await, Err(StoreError::InvalidCursor)),
+        "a history cursor the store did not issue is refused"
+    );
+}
+
+/// `owner_at` answers from the history: nobody before the first change, the
+/// new owner at the instant of a change, and the current owner today.
+pub async fn owner_at_follows_the_history<S: ReplyStore>(store: S) {
+    let (acme, globex) = (client("acme"), client("globex"));
+    let a = number("+14155550100");
+    ok(store.add_numbers(&acme, &[a]).await, "add");
+    ok(store.remove_numbers(&acme, &[a]).await, "remove");
+    ok(store.add_numbers(&globex, &[a]).await, "add");
+    let history = whole_history(&store, a).await;
+    assert_eq!(history.len(), 3);
+    let owner_at = async |at| ok(store.owner_at(a, at).await, "owner_at");
+    let micro = time::Duration::microseconds(1);
+    assert_eq!(
+        owner_at(history[0].at - micro).await,
+        None,
+        "before any change"
+    );
+    let owners = [Some(acme.clone()), None, Some(globex.clone())];
+    for (event, owner) in history.iter().zip(&owners) {
+        assert_eq!(
+            &owner_at(event.at).await,
+            owner,
+            "at the instant of {event:?}: the owner after it"
+        );
+    }
+    for (pair, before) in history.windows(2).zip(&owners) {
+        if pair[0].at < pair[1].at {
+            assert_eq!(
+                &owner_at(pair[1].at - micro).await,
+                before,
+                "just before {:?}",
+                pair[1]
+            );
+        }
+    }
+    assert_eq!(owner_at(far_future()).await, Some(globex.clone()));
+    assert_eq!(
+        ok(
+            store.owner_at(number("+14155550199"), far_future()).await,
+            "owner_at"
+        ),
+        None,
+        "a number never assigned"
+    );
 }

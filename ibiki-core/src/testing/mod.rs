@@ -45,7 +45,9 @@ macro_rules! conformance_tests {
             released_replies_never_hide_behind_a_cursor,
             pages_follow_cursors,
             clients_are_listed_by_id,
-            unknowns_read_as_empty
+            unknowns_read_as_empty,
+            history_records_every_change,
+            owner_at_follows_the_history
         );
         $crate::conformance_tests!(@concurrent $factory;
             receive_racing_assignment_ends_in_the_inbox,

@@ -4,7 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use crate::{
-    AssignmentChange, Change, ClientId, Conflict, InboundReply, PhoneNumber, Receipt, StoredReply,
+    AssignmentChange, Change, ClientId, Conflict, InboundReply, OwnershipChange, PhoneNumber,
+    Receipt, StoredReply,
 };
 
 /// What a correct store holds.
@@ -16,6 +17,8 @@ pub struct Model {
     pub inboxes: BTreeMap<ClientId, Vec<StoredReply>>,
     /// The held area, arrival order.
     pub held: Vec<StoredReply>,
+    /// Each number's ownership changes, oldest first.
+    pub history: BTreeMap<PhoneNumber, Vec<(ClientId, OwnershipChange)>>,
     seen: HashSet<String>,
 }
 
@@ -61,9 +64,11 @@ impl Model {
         }
         for n in &removed {
             self.owners.remove(n);
+            self.record(*n, client, OwnershipChange::Unassigned);
         }
         for n in &added {
             self.owners.insert(*n, client.clone());
+            self.record(*n, client, OwnershipChange::Assigned);
         }
         let released = self.release(client, &added);
         Ok(AssignmentChange {
@@ -73,6 +78,11 @@ impl Model {
             removed,
             released,
         })
+    }
+
+    fn record(&mut self, number: PhoneNumber, client: &ClientId, change: OwnershipChange) {
+        let events = self.history.entry(number).or_default();
+        events.push((client.clone(), change));
     }
 
     fn release(&mut self, client: &ClientId, added: &[PhoneNumber]) -> u64 {

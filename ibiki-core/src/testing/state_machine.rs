@@ -1,7 +1,10 @@
 //! The state-machine property: random interleavings of assignment changes and
 //! receives (with retried message ids) run against a store and the
 //! [`Model`]; after every step both agree on everything observable, and every
-//! reply is in exactly one place.
+//! reply is in exactly one place. The ownership history is checked at every
+//! step too: each number's events match the model's, and `owner_at` just
+//! before and at the instant the store gave a change answers the model's
+//! owner before and after it.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -9,7 +12,7 @@ use std::future::Future;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 
-use super::conformance::{client, number, reply, whole_held, whole_inbox};
+use super::conformance::{client, number, reply, whole_held, whole_history, whole_inbox};
 use super::model::Model;
 use super::property::run_property;
 use crate::{Change, ClientId, PageRequest, PhoneNumber, ReplyStore, StoreError};
@@ -86,6 +89,7 @@ pub async fn run_ops<S: ReplyStore>(store: &S, ops: &[Op]) -> Result<(), TestCas
     let mut model = Model::default();
     let numbers: Vec<PhoneNumber> = NUMBERS.iter().map(|n| number(n)).collect();
     for (step, op) in ops.iter().enumerate() {
+        let before = model.clone();
         match op {
             Op::Assign {
                 client: c,
@@ -126,6 +130,9 @@ pub async fn run_ops<S: ReplyStore>(store: &S, ops: &[Op]) -> Result<(), TestCas
         check(store, &model, &numbers)
             .await
             .map_err(|e| TestCaseError::fail(format!("after step {step}: {e}")))?;
+        check_history(store, &before, &model, &numbers)
+            .await
+            .map_err(|e| TestCaseError::fail(format!("history after step {step}: {e}")))?;
     }
     Ok(())
 }
@@ -165,6 +172,62 @@ async fn check<S: ReplyStore>(
     places.sort();
     places.dedup();
     prop_assert_eq!(places.len(), total, "a reply is in two places");
+    Ok(())
+}
+
+/// Each number's history matches the model's; the events this step added
+/// share one instant `T`, at which `owner_at` gives the model's owner after
+/// the step, and just before which (when `T` is after the previous event) it
+/// gives the owner before. Today's `owner_at` is the model's owner.
+async fn check_history<S: ReplyStore>(
+    store: &S,
+    before: &Model,
+    model: &Model,
+    numbers: &[PhoneNumber],
+) -> Result<(), TestCaseError> {
+    let fail = |e: StoreError| TestCaseError::fail(e.to_string());
+    let far = time::OffsetDateTime::from_unix_timestamp(253_402_300_799)
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    for &n in numbers {
+        let today = store.owner_at(n, far).await.map_err(fail)?;
+        prop_assert_eq!(
+            today.as_ref(),
+            model.owners.get(&n),
+            "owner_at today of {}",
+            n
+        );
+        let old = before.history.get(&n).map_or(0, Vec::len);
+        let expected = model.history.get(&n).cloned().unwrap_or_default();
+        if expected.len() == old {
+            continue;
+        }
+        let got = whole_history(store, n).await;
+        let changes: Vec<_> = got.iter().map(|e| (e.client.clone(), e.change)).collect();
+        prop_assert_eq!(&changes, &expected, "history of {}", n);
+        let at = got[old].at;
+        prop_assert!(
+            got[old..].iter().all(|e| e.at == at),
+            "one change, one instant"
+        );
+        prop_assert!(old == 0 || got[old - 1].at <= at, "history out of order");
+        let after = store.owner_at(n, at).await.map_err(fail)?;
+        prop_assert_eq!(
+            after.as_ref(),
+            model.owners.get(&n),
+            "owner_at the change of {}",
+            n
+        );
+        if old == 0 || got[old - 1].at < at {
+            let just_before = at - time::Duration::microseconds(1);
+            let prior = store.owner_at(n, just_before).await.map_err(fail)?;
+            prop_assert_eq!(
+                prior.as_ref(),
+                before.owners.get(&n),
+                "owner_at before {}",
+                n
+            );
+        }
+    }
     Ok(())
 }
 

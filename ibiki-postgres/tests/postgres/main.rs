@@ -5,6 +5,7 @@ mod batches;
 mod cleanup;
 mod conformance;
 mod errors;
+mod history;
 mod import;
 mod legacy;
 mod races;

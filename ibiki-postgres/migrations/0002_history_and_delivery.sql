@@ -1,0 +1,115 @@
+-- Ownership history, and how each reply was delivered.
+--
+-- Locks: as in 0001; nothing here takes a lock of its own.
+
+-- Every ownership change of every number, append-only: one row per number
+-- an assignment change assigns ('assigned') or takes ('unassigned'), written
+-- by change_numbers in its own statement, at one instant per change. `seq`
+-- orders events of one number at the same instant (two changes within a
+-- microsecond): rows of one number are inserted under its number lock, so
+-- their seq follow the order of the changes.
+CREATE TABLE number_history (
+    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    phone_number text COLLATE "C" NOT NULL
+        CONSTRAINT number_history_phone_number_canonical
+        CHECK (phone_number ~ '^[+][1-9][0-9]{1,14}$'),
+    at timestamptz NOT NULL,
+    client_id text COLLATE "C" NOT NULL CHECK (client_id <> ''),
+    change text NOT NULL CHECK (change IN ('assigned', 'unassigned'))
+);
+
+-- "Owner of N at T" is the first row of one index-only scan: phone_number =
+-- N AND at <= T, ORDER BY at DESC, seq DESC, LIMIT 1. A number's history,
+-- oldest first, is the same range read backwards.
+CREATE INDEX number_history_owner_at_idx
+    ON number_history (phone_number, at DESC, seq DESC) INCLUDE (client_id, change);
+
+-- Assignments made before this migration have no history: one 'assigned'
+-- event at assigned_at each, so that owner_at agrees with owner_of.
+INSERT INTO number_history (phone_number, at, client_id, change)
+SELECT a.phone_number, a.assigned_at, a.client_id, 'assigned'
+FROM assignments AS a
+ORDER BY a.assigned_at, a.phone_number;
+
+-- The instant of a change of p_numbers, made holding their number locks: the
+-- clock (not now(), the transaction's start, which may predate a change that
+-- committed while this one waited for the locks), never before an event
+-- already recorded for one of them, so each number's history stays in order
+-- even if the server's clock steps back.
+CREATE FUNCTION change_instant(p_numbers text[]) RETURNS timestamptz
+LANGUAGE sql SET search_path FROM CURRENT AS $$
+    SELECT greatest(clock_timestamp(), max(h.at))
+    FROM number_history AS h
+    WHERE h.phone_number = ANY (p_numbers)
+$$;
+
+-- Records that p_client lost p_removed and gained p_added at p_at.
+CREATE FUNCTION record_history(p_client text, p_added text[], p_removed text[], p_at timestamptz)
+RETURNS void
+LANGUAGE sql SET search_path FROM CURRENT AS $$
+    INSERT INTO number_history (phone_number, at, client_id, change)
+    SELECT c.phone_number, p_at, p_client, c.change
+    FROM (
+        SELECT n AS phone_number, 'unassigned' AS change, 1 AS o FROM unnest(p_removed) AS n
+        UNION ALL
+        SELECT n, 'assigned', 2 FROM unnest(p_added) AS n
+    ) AS c
+    ORDER BY c.o, c.phone_number
+$$;
+
+-- One assignment change (p_mode: replace, add or remove), in one statement.
+-- On conflict, conflict_numbers/conflict_owners list every number another
+-- client owns and nothing changes; otherwise the other columns say what did.
+CREATE OR REPLACE FUNCTION change_numbers(
+    p_client text,
+    p_mode text,
+    p_numbers text[],
+    OUT added text[],
+    OUT removed text[],
+    OUT numbers text[],
+    OUT released bigint,
+    OUT conflict_numbers text[],
+    OUT conflict_owners text[]
+)
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+DECLARE
+    v_current text[];
+    v_at timestamptz;
+BEGIN
+    PERFORM require_read_committed();
+    IF p_mode NOT IN ('replace', 'add', 'remove') THEN
+        RAISE EXCEPTION 'unknown assignment change %', p_mode;
+    END IF;
+    PERFORM lock_client_assignments(p_client);
+    v_current := ARRAY(SELECT a.phone_number FROM assignments AS a WHERE a.client_id = p_client);
+    added := CASE WHEN p_mode = 'remove' THEN '{}'::text[]
+        ELSE ARRAY(SELECT unnest(p_numbers) EXCEPT SELECT unnest(v_current)) END;
+    removed := CASE p_mode
+        WHEN 'replace' THEN ARRAY(SELECT unnest(v_current) EXCEPT SELECT unnest(p_numbers))
+        WHEN 'remove' THEN ARRAY(SELECT unnest(v_current) INTERSECT SELECT unnest(p_numbers))
+        ELSE '{}'::text[] END;
+    released := 0;
+    PERFORM lock_numbers(added || removed);
+    -- Holding the number locks: no other change can assign them until commit.
+    SELECT o.numbers, o.owners INTO conflict_numbers, conflict_owners FROM owners_of(added) AS o;
+    IF cardinality(conflict_numbers) > 0 THEN
+        RETURN;
+    END IF;
+    v_at := change_instant(added || removed);
+    BEGIN
+        DELETE FROM assignments AS a WHERE a.client_id = p_client AND a.phone_number = ANY (removed);
+        INSERT INTO assignments (phone_number, client_id, assigned_at)
+            SELECT unnest(added), p_client, v_at;
+    EXCEPTION WHEN unique_violation THEN
+        -- A writer that bypassed the number locks (by hand, say) took one of
+        -- the numbers: undo and report it like any other conflict.
+        SELECT o.numbers, o.owners INTO conflict_numbers, conflict_owners FROM owners_of(added) AS o;
+        IF cardinality(conflict_numbers) = 0 THEN
+            RAISE;
+        END IF;
+        RETURN;
+    END;
+    PERFORM record_history(p_client, added, removed, v_at);
+    released := release_held(p_client, added);
+    numbers := ARRAY(SELECT a.phone_number FROM assignments AS a WHERE a.client_id = p_client);
+END $$;
