@@ -193,6 +193,22 @@ impl AssignmentStore for Failing {
         self.inner.owner_of(number).await
     }
 
+    async fn owner_at(
+        &self,
+        number: PhoneNumber,
+        at: time::OffsetDateTime,
+    ) -> Result<Option<ClientId>, StoreError> {
+        self.inner.owner_at(number, at).await
+    }
+
+    async fn history(
+        &self,
+        number: PhoneNumber,
+        page: &PageRequest,
+    ) -> Result<Page<ibiki_core::HistoryEvent>, StoreError> {
+        self.inner.history(number, page).await
+    }
+
     async fn list_clients(&self, page: &PageRequest) -> Result<Page<ClientSummary>, StoreError> {
         self.inner.list_clients(page).await
     }

@@ -44,6 +44,22 @@ impl AssignmentStore for Named {
         Err(called("owner_of"))
     }
 
+    async fn owner_at(
+        &self,
+        _: PhoneNumber,
+        _: time::OffsetDateTime,
+    ) -> Result<Option<ClientId>, StoreError> {
+        Err(called("owner_at"))
+    }
+
+    async fn history(
+        &self,
+        _: PhoneNumber,
+        _: &PageRequest,
+    ) -> Result<Page<ibiki_core::HistoryEvent>, StoreError> {
+        Err(called("history"))
+    }
+
     async fn list_clients(&self, _: &PageRequest) -> Result<Page<ClientSummary>, StoreError> {
         Err(called("list_clients"))
     }
@@ -65,6 +81,14 @@ async fn calls(store: &impl AssignmentStore) -> Vec<String> {
             .map(drop),
         store.numbers_of(&who).await.map(drop),
         store.owner_of(numbers[0]).await.map(drop),
+        store
+            .owner_at(numbers[0], time::OffsetDateTime::UNIX_EPOCH)
+            .await
+            .map(drop),
+        store
+            .history(numbers[0], &PageRequest::first(1))
+            .await
+            .map(drop),
         store.list_clients(&PageRequest::first(1)).await.map(drop),
         store.ping().await,
     ];

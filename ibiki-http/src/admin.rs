@@ -8,9 +8,11 @@ use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
-use ibiki_core::{ClientId, Cursor, PhoneNumber, PhoneNumbersInput};
+use ibiki_core::{ClientId, Cursor, Normalizer, PhoneNumber, PhoneNumbersInput};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::app::{ADMIN_BODY_LIMIT, App};
 use crate::error::ApiError;
@@ -156,32 +158,56 @@ pub(crate) async fn phone_numbers(
     }))
 }
 
-/// Who owns a number.
+/// Who owns a number, now or at `at`.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct RouteAnswer {
     /// The number, E.164.
     #[schema(value_type = String)]
     phone_number: PhoneNumber,
-    /// Its owner; null when nobody owns it.
+    /// Its owner (at `at`, when asked); null when nobody owns it.
     #[schema(value_type = Option<String>, required = true)]
     user_id: Option<ClientId>,
+    /// The instant asked about (RFC 3339), when the query gave one.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    #[schema(value_type = String, format = DateTime, nullable = false)]
+    at: Option<OffsetDateTime>,
 }
 
-/// `GET /api/admin/routes/{phoneNumber}`: who owns the number, normalized
-/// like admin input (`%2B14155550100`, `+1 415 555 0100`, …).
+/// `?at=` of the route lookup.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct AtQuery {
+    /// An RFC 3339 instant (`2024-01-02T09:00:00Z`; URL-encode `+` of an
+    /// offset as `%2B`): the owner at that instant, from the number's
+    /// history. At the instant of a change, the owner after it.
+    #[param(value_type = Option<String>, format = DateTime)]
+    at: Option<String>,
+}
+
+/// `GET /api/admin/routes/{phoneNumber}[?at=RFC3339]`: who owns the number,
+/// now or at `at`. The number is read like the webhook reads a `to`
+/// ([`Normalizer::canonicalize_inbound`](ibiki_core::Normalizer::canonicalize_inbound)),
+/// so any number a reply can carry can be looked up (`%2B14155550100`,
+/// `+1 415 555 0100`, `+44 020 7946 0958` with its trunk zero kept, …).
 #[utoipa::path(
     get,
     path = "/api/admin/routes/{phone_number}",
     tag = "admin",
     security(("bearer" = [])),
-    params((
-        "phone_number" = String, Path, min_length = 1, example = "+14155550100",
-        description = "The number, read like admin input (URL-encode `+` as `%2B`)"
-    )),
+    params(
+        (
+            "phone_number" = String, Path, min_length = 1, example = "+14155550100",
+            description = "The number, read like the webhook reads a `to` (URL-encode `+` as `%2B`)"
+        ),
+        AtQuery,
+    ),
     responses(
         (status = 200, description = "The number and its owner", body = RouteAnswer),
-        (status = 400, description = "Not a phone number", body = ErrorBody),
+        (status = 400, description = "Not a phone number, or `at` is not an RFC 3339 time", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
         (status = 404, description = "No such route (an empty number)", body = ErrorBody),
         (status = 503, description = "The store is unavailable; retry later", body = ErrorBody),
@@ -190,16 +216,50 @@ pub(crate) struct RouteAnswer {
 pub(crate) async fn route(
     State(app): State<Arc<App>>,
     path: Result<Path<String>, PathRejection>,
+    RawQuery(query): RawQuery,
 ) -> Result<Json<RouteAnswer>, ApiError> {
-    let raw = path_segment(path)?;
-    let number = app.normalizer().normalize(&raw).map_err(|reason| {
-        ApiError::bad_request("invalid_phone_number", format!("phone number: {reason}"))
-    })?;
-    let owner = app.store().owner_of(number).await?;
+    let number = lookup_number(app.normalizer(), &path_segment(path)?)?;
+    let at = at_query(query.as_deref())?;
+    let owner = match at {
+        None => app.store().owner_of(number).await?,
+        Some(at) => app.store().owner_at(number, at).await?,
+    };
     Ok(Json(RouteAnswer {
         phone_number: number,
         user_id: owner,
+        at,
     }))
+}
+
+/// A number from a path, read as the webhook reads a `to`; 400 with the
+/// admin reading's reason when it is no number either way.
+pub(crate) fn lookup_number(normalizer: &Normalizer, raw: &str) -> Result<PhoneNumber, ApiError> {
+    normalizer.canonicalize_inbound(raw).or_else(|_| {
+        normalizer.normalize(raw).map_err(|reason| {
+            ApiError::bad_request("invalid_phone_number", format!("phone number: {reason}"))
+        })
+    })
+}
+
+/// `?at=`: an RFC 3339 instant, or none.
+fn at_query(query: Option<&str>) -> Result<Option<OffsetDateTime>, ApiError> {
+    let query: AtQuery = serde_urlencoded::from_str(query.unwrap_or_default()).map_err(|e| {
+        ApiError::bad_request("invalid_query", format!("invalid query string: {e}"))
+    })?;
+    let Some(text) = query.at else {
+        return Ok(None);
+    };
+    // An offset's `+` sent unencoded arrives as a space.
+    let parsed = OffsetDateTime::parse(&text, &Rfc3339)
+        .or_else(|e| OffsetDateTime::parse(&text.replace(' ', "+"), &Rfc3339).map_err(|_| e));
+    parsed.map(Some).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_at",
+            format!(
+                "`at` must be an RFC 3339 time such as 2024-01-02T09:00:00Z, got {text:?}: {e}"
+            ),
+        )
+    })
 }
 
 /// A client and its numbers, as `GET /api/admin/clients` lists it.

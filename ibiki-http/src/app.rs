@@ -19,7 +19,7 @@ use crate::error::ApiError;
 use crate::openapi::{ErrorBody, Health};
 use crate::provider::{MAX_BODY_BYTES, PublicUrl, Registry};
 use crate::signature::WebhookSecret;
-use crate::{admin, events, inbox, openapi, pages, provider_webhook, webhook};
+use crate::{admin, events, history, inbox, openapi, pages, provider_webhook, webhook};
 
 /// Largest webhook body, in bytes: a reply is at most a few KiB.
 pub const WEBHOOK_BODY_LIMIT: usize = 64 * 1024;
@@ -249,6 +249,7 @@ fn api_routes() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(admin::update_phone_numbers))
         .routes(routes!(admin::phone_numbers))
         .routes(routes!(admin::route))
+        .routes(routes!(history::history))
         .routes(routes!(admin::clients))
         .routes(routes!(inbox::held))
         .routes(routes!(inbox::messages))

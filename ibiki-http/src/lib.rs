@@ -62,6 +62,7 @@ mod events;
 #[cfg(feature = "testing")]
 #[doc(hidden)]
 pub mod fuzzing;
+mod history;
 #[cfg(feature = "axum")]
 mod inbox;
 #[cfg(feature = "axum")]

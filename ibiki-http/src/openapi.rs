@@ -140,6 +140,30 @@ pub(crate) struct StoredReply {
     received_at: String,
 }
 
+/// One ownership change of a number.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct HistoryEvent {
+    /// The client that gained or lost the number.
+    user_id: String,
+    /// Gained (`assigned`) or lost (`unassigned`).
+    change: OwnershipChange,
+    /// When (RFC 3339, whole microseconds).
+    #[schema(format = DateTime)]
+    at: String,
+}
+
+/// Whether a client gained or lost a number.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code, reason = "only describes the JSON")]
+pub(crate) enum OwnershipChange {
+    /// The client became the owner.
+    Assigned,
+    /// The client stopped owning it.
+    Unassigned,
+}
+
 /// `phoneNumbers`: a comma-separated string or an array of strings.
 #[derive(Serialize, ToSchema)]
 #[serde(untagged)]

@@ -40,6 +40,7 @@ mod admin;
 mod auth;
 mod binary;
 mod failures;
+mod history;
 mod live;
 mod openapi;
 mod paging;

@@ -11,7 +11,7 @@ use crate::harness::{TestServer, memory_store, send};
 
 /// Every route: method, path template, documented statuses, and whether it
 /// takes the admin bearer token.
-const ROUTES: [(&str, &str, &[u16], bool); 12] = [
+const ROUTES: [(&str, &str, &[u16], bool); 13] = [
     (
         "post",
         "/api/admin/update-phone-numbers",
@@ -27,6 +27,12 @@ const ROUTES: [(&str, &str, &[u16], bool); 12] = [
     (
         "get",
         "/api/admin/routes/{phone_number}",
+        &[200, 400, 401, 404, 503],
+        true,
+    ),
+    (
+        "get",
+        "/api/admin/numbers/{phone_number}/history",
         &[200, 400, 401, 404, 503],
         true,
     ),
@@ -172,6 +178,7 @@ async fn the_document_describes_bodies_and_parameters() {
     for path in [
         "/api/admin/held",
         "/api/admin/clients",
+        "/api/admin/numbers/{phone_number}/history",
         "/api/clients/{user_id}/messages",
     ] {
         let parameters = paths[path]["get"]["parameters"].as_array().expect("params");
@@ -191,6 +198,7 @@ async fn the_document_describes_bodies_and_parameters() {
     for (path, name) in [
         ("/api/admin/clients/{user_id}/phone-numbers", "user_id"),
         ("/api/admin/routes/{phone_number}", "phone_number"),
+        ("/api/admin/numbers/{phone_number}/history", "phone_number"),
         ("/api/clients/{user_id}/messages", "user_id"),
         ("/api/clients/{user_id}/events", "user_id"),
     ] {

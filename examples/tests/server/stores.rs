@@ -7,9 +7,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use async_trait::async_trait;
 use ibiki_core::{
     AssignmentChange, AssignmentStore, Change, ClientId, ClientSummary, DynReplyStore,
-    InboundReply, Page, PageRequest, PhoneNumber, Receipt, ReplyStore, StoreError, StoredReply,
+    HistoryEvent, InboundReply, Page, PageRequest, PhoneNumber, Receipt, ReplyStore, StoreError,
+    StoredReply,
 };
 use ibiki_memory::MemoryStore;
+use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 
 #[derive(Debug)]
@@ -88,6 +90,24 @@ impl AssignmentStore for ControlledStore {
     async fn owner_of(&self, number: PhoneNumber) -> Result<Option<ClientId>, StoreError> {
         self.check()?;
         self.inner.owner_of(number).await
+    }
+
+    async fn owner_at(
+        &self,
+        number: PhoneNumber,
+        at: OffsetDateTime,
+    ) -> Result<Option<ClientId>, StoreError> {
+        self.check()?;
+        self.inner.owner_at(number, at).await
+    }
+
+    async fn history(
+        &self,
+        number: PhoneNumber,
+        page: &PageRequest,
+    ) -> Result<Page<HistoryEvent>, StoreError> {
+        self.check()?;
+        self.inner.history(number, page).await
     }
 
     async fn list_clients(&self, page: &PageRequest) -> Result<Page<ClientSummary>, StoreError> {
