@@ -64,6 +64,7 @@
 
 mod assignment;
 mod client_id;
+mod delivery;
 mod error;
 mod history;
 mod import;
@@ -80,6 +81,7 @@ pub use crate::assignment::{
     AssignmentChange, AssignmentStore, Change, ClientSummary, DynAssignmentStore,
 };
 pub use crate::client_id::ClientId;
+pub use crate::delivery::{Delivery, DeliveryKind};
 pub use crate::error::{
     BoxError, CanonicalError, ClientIdError, Conflict, InvalidEntry, NormalizeError, NumberError,
     StoreError,

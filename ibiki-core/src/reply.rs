@@ -9,6 +9,7 @@ use serde::{Serialize, Serializer};
 use time::OffsetDateTime;
 
 use crate::assignment::AssignmentStore;
+use crate::delivery::{Delivery, DeliveryKind};
 use crate::error::StoreError;
 use crate::page::{Page, PageRequest};
 use crate::{ClientId, Normalizer, PhoneNumber};
@@ -200,6 +201,9 @@ fn check_len(field: &'static str, value: &str, max: usize) -> Result<(), ReplyEr
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StoredReply {
+    /// The store's id of the reply: stable, unique within the store, never
+    /// reused; what [`ReplyStore::deliver_held`] takes.
+    pub id: u64,
     /// The provider's message id.
     pub message_id: Option<MessageId>,
     /// The sender, as posted.
@@ -211,17 +215,32 @@ pub struct StoredReply {
     /// When the webhook received it.
     #[serde(with = "time::serde::rfc3339")]
     pub received_at: OffsetDateTime,
+    /// How and when it was delivered (or that it is still held).
+    pub delivery: Delivery,
 }
 
-impl From<InboundReply> for StoredReply {
-    fn from(reply: InboundReply) -> Self {
+impl StoredReply {
+    /// `reply` as a store keeps it under `id`, delivered as `delivery` says.
+    pub fn new(id: u64, reply: InboundReply, delivery: Delivery) -> Self {
         Self {
+            id,
             message_id: reply.message_id,
             from: reply.from,
             to: reply.to,
             body: reply.body,
             received_at: reply.received_at,
+            delivery,
         }
+    }
+
+    /// `reply` as kept on receipt: routed (`routed`) or held, at its
+    /// reception.
+    pub fn on_receipt(id: u64, reply: InboundReply, routed: bool) -> Self {
+        let delivery = Delivery {
+            kind: DeliveryKind::on_receipt(&reply.to, routed),
+            at: reply.received_at,
+        };
+        Self::new(id, reply, delivery)
     }
 }
 

@@ -126,6 +126,10 @@ pub(crate) struct Conflict {
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct StoredReply {
+    /// The store's id of the reply: stable and unique; what
+    /// `POST /api/admin/held/{id}/deliver` takes.
+    #[schema(minimum = 0)]
+    id: u64,
     /// The provider's message id, when it sent one.
     #[schema(required = true)]
     message_id: Option<String>,
@@ -138,6 +142,41 @@ pub(crate) struct StoredReply {
     /// When the webhook received it (RFC 3339).
     #[schema(format = DateTime)]
     received_at: String,
+    /// How and when it was delivered, or that it is still held.
+    delivery: Delivery,
+}
+
+/// How a reply was delivered, and when it got that kind.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Delivery {
+    /// `routed` on receipt; `released` by the assignment of its number;
+    /// `held` (nobody owns the number); `unparsed` (held: its `to` is no
+    /// number); `rerouted` by an operator; `delivered` (recorded before the
+    /// store kept how).
+    kind: DeliveryKind,
+    /// When it got that kind (RFC 3339): its reception, or the instant of the
+    /// assignment or re-route that delivered it.
+    #[schema(format = DateTime)]
+    at: String,
+}
+
+/// How a reply was delivered.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code, reason = "only describes the JSON")]
+pub(crate) enum DeliveryKind {
+    /// Routed to its number's owner on receipt.
+    Routed,
+    /// Held, then released by the assignment of its number.
+    Released,
+    /// Held: nobody owns its number.
+    Held,
+    /// Held: its `to` is no number.
+    Unparsed,
+    /// Held, then delivered by an operator.
+    Rerouted,
+    /// Delivered before the store recorded how.
+    Delivered,
 }
 
 /// One ownership change of a number.

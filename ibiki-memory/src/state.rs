@@ -4,8 +4,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use foldhash::fast::RandomState;
 use ibiki_core::{
-    AssignmentChange, Change, ClientId, ClientSummary, Conflict, Cursor, HistoryEvent,
-    InboundReply, MessageId, Page, PageRequest, PhoneNumber, Receipt, StoreError, StoredReply,
+    AssignmentChange, Change, ClientId, ClientSummary, Conflict, Cursor, Delivery, DeliveryKind,
+    HistoryEvent, InboundReply, MessageId, Page, PageRequest, PhoneNumber, Receipt, StoreError,
+    StoredReply,
 };
 use time::OffsetDateTime;
 
@@ -166,7 +167,7 @@ impl State {
         entry.numbers.sort_unstable();
         entry.numbers.shrink_to_fit();
         let numbers = entry.numbers.clone();
-        let released = self.release(idx, &added);
+        let released = self.release(idx, &added, at);
         Ok(AssignmentChange {
             client: client.clone(),
             added,
@@ -194,8 +195,9 @@ impl State {
         }
     }
 
-    /// Moves the replies held for `numbers` to the client's inbox, oldest first.
-    fn release(&mut self, idx: ClientIdx, numbers: &[PhoneNumber]) -> u64 {
+    /// Moves the replies held for `numbers` to the client's inbox, oldest
+    /// first, released at `at`.
+    fn release(&mut self, idx: ClientIdx, numbers: &[PhoneNumber], at: OffsetDateTime) -> u64 {
         let mut seqs: Vec<u64> = numbers
             .iter()
             .filter_map(|n| self.held_by_number.remove(n))
@@ -206,6 +208,12 @@ impl State {
         for seq in &seqs {
             if let Some(reply) = self.held.remove(seq) {
                 inbox.push(reply);
+                if let Some(stored) = self.replies.get_mut(reply as usize) {
+                    stored.delivery = Delivery {
+                        kind: DeliveryKind::Released,
+                        at,
+                    };
+                }
             }
         }
         seqs.len() as u64
@@ -223,8 +231,9 @@ impl State {
             self.message_ids.insert(id.clone(), idx);
         }
         let number = reply.to.number();
-        self.replies.push(reply.into());
         let owner = number.and_then(|n| self.owners.get(&Key::from(n)).copied());
+        let stored = StoredReply::on_receipt(u64::from(idx), reply, owner.is_some());
+        self.replies.push(stored);
         if let Some(owner) = owner {
             let entry = &mut self.clients[owner.idx()];
             entry.inbox.push(idx);

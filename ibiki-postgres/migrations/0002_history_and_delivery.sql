@@ -57,6 +57,102 @@ LANGUAGE sql SET search_path FROM CURRENT AS $$
     ORDER BY c.o, c.phone_number
 $$;
 
+-- How each reply was delivered: 'routed' on receipt, 'held' (or 'unparsed')
+-- while held, 'released' by an assignment, 'rerouted' by an operator; and
+-- when it got that kind (its reception, the assignment's instant, the
+-- re-route's). Written by the INSERT of a receive and by the UPDATE that
+-- delivers a held reply: no statement of its own. NULL for replies recorded
+-- before this migration (read as held, or as delivered without saying how):
+-- adding nullable columns rewrites nothing.
+ALTER TABLE replies
+    ADD COLUMN delivery text CONSTRAINT replies_delivery_kind
+        CHECK (delivery IN ('routed', 'released', 'held', 'unparsed', 'rerouted')),
+    ADD COLUMN delivered_at timestamptz;
+
+-- Routes and records one reply, in one statement. Returns duplicate = true
+-- when its message id was already recorded; otherwise owner is the client
+-- whose inbox it went to, NULL when held.
+CREATE OR REPLACE FUNCTION receive(
+    p_message_id text,
+    p_to_number text,
+    p_to_unparsed text,
+    p_from text,
+    p_body text,
+    p_received_at timestamptz,
+    OUT duplicate boolean,
+    OUT owner text
+)
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+DECLARE
+    v_position bigint;
+    v_id bigint;
+BEGIN
+    PERFORM require_read_committed();
+    -- Retries are common: answer them without taking any lock.
+    IF p_message_id IS NOT NULL
+        AND EXISTS (SELECT 1 FROM replies AS r WHERE r.message_id = p_message_id) THEN
+        duplicate := true;
+        RETURN;
+    END IF;
+    IF p_to_number IS NOT NULL THEN
+        -- An assignment of this number holds the lock until it commits; the
+        -- lookup below starts after that, so it sees the new owner. Or the
+        -- assignment waits for this receive, then releases what it held.
+        PERFORM lock_number(p_to_number);
+        SELECT a.client_id INTO owner FROM assignments AS a WHERE a.phone_number = p_to_number;
+    END IF;
+    IF owner IS NOT NULL THEN
+        PERFORM lock_client_deliveries(owner);
+        v_position := last_position(owner) + 1;
+    END IF;
+    INSERT INTO replies AS r
+        (message_id, to_number, to_unparsed, from_address, body, received_at, client_id, delivery_seq,
+         delivery, delivered_at)
+    VALUES
+        (p_message_id, p_to_number, p_to_unparsed, p_from, p_body, p_received_at, owner, v_position,
+         CASE WHEN owner IS NOT NULL THEN 'routed' WHEN p_to_unparsed IS NOT NULL THEN 'unparsed'
+             ELSE 'held' END,
+         p_received_at)
+    ON CONFLICT (message_id) DO NOTHING
+    RETURNING r.id INTO v_id;
+    -- A concurrent copy of the same message won the insert.
+    duplicate := v_id IS NULL;
+    IF duplicate THEN
+        owner := NULL;
+    END IF;
+END $$;
+
+-- Moves the replies held for p_numbers to the end of the client's inbox,
+-- oldest first, released at p_at (the assignment's instant). The caller holds the number locks, so no reply for these
+-- numbers can be held meanwhile. Returns how many moved.
+CREATE FUNCTION release_held_at(p_client text, p_numbers text[], p_at timestamptz)
+RETURNS bigint
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+DECLARE
+    v_last bigint;
+    v_released bigint;
+BEGIN
+    IF cardinality(p_numbers) = 0 THEN
+        RETURN 0;
+    END IF;
+    PERFORM lock_client_deliveries(p_client);
+    v_last := last_position(p_client);
+    UPDATE replies AS r
+    SET client_id = p_client, delivery_seq = v_last + h.n,
+        delivery = 'released', delivered_at = p_at
+    FROM (
+        SELECT held.id, row_number() OVER (ORDER BY held.id) AS n
+        FROM replies AS held
+        WHERE held.client_id IS NULL AND held.to_number = ANY (p_numbers)
+    ) AS h
+    WHERE r.id = h.id;
+    GET DIAGNOSTICS v_released = ROW_COUNT;
+    RETURN v_released;
+END $$;
+
+-- release_held_at replaces it: change_numbers was its only caller.
+DROP FUNCTION release_held(text, text[]);
+
 -- One assignment change (p_mode: replace, add or remove), in one statement.
 -- On conflict, conflict_numbers/conflict_owners list every number another
 -- client owns and nothing changes; otherwise the other columns say what did.
@@ -110,6 +206,6 @@ BEGIN
         RETURN;
     END;
     PERFORM record_history(p_client, added, removed, v_at);
-    released := release_held(p_client, added);
+    released := release_held_at(p_client, added, v_at);
     numbers := ARRAY(SELECT a.phone_number FROM assignments AS a WHERE a.client_id = p_client);
 END $$;

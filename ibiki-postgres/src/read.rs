@@ -5,8 +5,8 @@
 //! last item's.
 
 use ibiki_core::{
-    ClientId, ClientSummary, Cursor, Destination, HistoryEvent, MessageId, OwnershipChange, Page,
-    PageRequest, PhoneNumber, StoreError, StoredReply,
+    ClientId, ClientSummary, Cursor, Delivery, DeliveryKind, Destination, HistoryEvent, MessageId,
+    OwnershipChange, Page, PageRequest, PhoneNumber, StoreError, StoredReply,
 };
 use sqlx::PgPool;
 use time::OffsetDateTime;
@@ -183,12 +183,17 @@ fn limit(page: &PageRequest) -> i64 {
 
 #[derive(sqlx::FromRow)]
 struct ReplyRow {
+    id: i64,
     message_id: Option<String>,
     to_number: Option<PhoneNumber>,
     to_unparsed: Option<String>,
     from_address: String,
     body: String,
     received_at: OffsetDateTime,
+    /// NULL for replies recorded before migration 0002.
+    delivery: Option<String>,
+    delivered_at: Option<OffsetDateTime>,
+    delivered: bool,
     position: i64,
 }
 
@@ -213,7 +218,18 @@ impl ReplyRow {
             (None, Some(raw)) => Destination::Unparsed(raw),
             (None, None) => return Err(backend("a stored reply has no destination")),
         };
+        let kind = match &self.delivery {
+            Some(name) => DeliveryKind::from_name(name)
+                .ok_or_else(|| backend(format!("unknown delivery kind {name:?}")))?,
+            None if self.delivered => DeliveryKind::Delivered,
+            None => DeliveryKind::on_receipt(&to, false),
+        };
         Ok(StoredReply {
+            id: u64::try_from(self.id).map_err(backend)?,
+            delivery: Delivery {
+                kind,
+                at: self.delivered_at.unwrap_or(self.received_at),
+            },
             message_id: self
                 .message_id
                 .map(MessageId::new)

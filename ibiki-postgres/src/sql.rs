@@ -24,7 +24,8 @@ pub(crate) struct Statements {
 }
 
 /// The columns a listed reply is read from, as `ReplyRow` expects them.
-const REPLY_COLUMNS: &str = "message_id, to_number, to_unparsed, from_address, body, received_at";
+const REPLY_COLUMNS: &str = "id, message_id, to_number, to_unparsed, from_address, body, \
+    received_at, delivery, delivered_at, client_id IS NOT NULL AS delivered";
 
 impl Statements {
     pub(crate) fn new(schema: &Schema) -> Self {
@@ -63,10 +64,12 @@ impl Statements {
                  FROM {s}.replies AS r WHERE r.client_id = o.client_id) AS position \
                  FROM (SELECT DISTINCT i.client_id FROM i WHERE i.client_id IS NOT NULL) AS o) \
                  INSERT INTO {s}.replies AS r (message_id, to_number, to_unparsed, from_address, \
-                 body, received_at, client_id, delivery_seq) \
+                 body, received_at, client_id, delivery_seq, delivery, delivered_at) \
                  SELECT i.message_id, i.to_number, i.to_unparsed, i.from_address, i.body, \
                  i.received_at, i.client_id, CASE WHEN i.client_id IS NOT NULL THEN last.position \
-                 + row_number() OVER (PARTITION BY i.client_id ORDER BY i.n) END \
+                 + row_number() OVER (PARTITION BY i.client_id ORDER BY i.n) END, \
+                 CASE WHEN i.client_id IS NOT NULL THEN 'routed' \
+                 WHEN i.to_unparsed IS NOT NULL THEN 'unparsed' ELSE 'held' END, i.received_at \
                  FROM i LEFT JOIN last ON last.client_id = i.client_id \
                  ORDER BY i.message_id, i.n \
                  ON CONFLICT (message_id) DO NOTHING"

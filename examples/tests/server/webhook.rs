@@ -46,7 +46,13 @@ async fn json_replies_are_routed_to_the_owner(store: Arc<DynReplyStore>) {
         .keys()
         .map(String::as_str)
         .collect();
-    assert_eq!(keys.len(), 5, "{message}");
+    assert_eq!(keys.len(), 7, "{message}");
+    assert!(message["id"].is_u64(), "{message}");
+    assert_eq!(message["delivery"]["kind"], "routed", "{message}");
+    assert_eq!(
+        message["delivery"]["at"], message["receivedAt"],
+        "routed when received"
+    );
     assert_eq!(message["messageId"], "SM1");
     assert_eq!(message["from"], "+15005550006");
     assert_eq!(message["to"], "+14155550101");

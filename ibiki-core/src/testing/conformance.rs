@@ -66,6 +66,20 @@ async fn read_all<T: Clone>(
     }
 }
 
+/// `replies` without what only a store knows, as the [`Model`](super::model::Model)
+/// keeps them: id 0, delivered at their reception.
+pub fn comparable(replies: &[StoredReply]) -> Vec<StoredReply> {
+    replies
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            r.id = 0;
+            r.delivery.at = r.received_at;
+            r
+        })
+        .collect()
+}
+
 fn bodies(replies: &[StoredReply]) -> Vec<&str> {
     replies.iter().map(|r| r.body.as_str()).collect()
 }
@@ -271,8 +285,17 @@ pub async fn receive_routes_to_the_owner<S: ReplyStore>(store: S) {
     assert_eq!(odd.received_at.nanosecond(), 123_456_000);
     let receipt = store.receive_ok(odd.clone()).await;
     assert_eq!(receipt, Receipt::Routed(acme.clone()));
-    let expected = vec![StoredReply::from(sent), StoredReply::from(odd)];
-    assert_eq!(whole_inbox(&store, &acme).await, expected);
+    let expected = vec![
+        StoredReply::on_receipt(0, sent, true),
+        StoredReply::on_receipt(0, odd, true),
+    ];
+    let inbox = whole_inbox(&store, &acme).await;
+    assert_eq!(comparable(&inbox), expected);
+    assert_eq!(
+        inbox[0].delivery.at, inbox[0].received_at,
+        "routed on receipt"
+    );
+    assert_ne!(inbox[0].id, inbox[1].id, "each reply its own id");
     assert!(whole_held(&store).await.is_empty());
 }
 
@@ -778,4 +801,55 @@ pub async fn owner_at_follows_the_history<S: ReplyStore>(store: S) {
         None,
         "a number never assigned"
     );
+}
+
+/// Each reply says how it was delivered: routed on receipt, held, unparsed,
+/// or released by the assignment of its number at that assignment's
+/// instant; and each has an id of its own.
+pub async fn delivery_says_how_each_reply_arrived<S: ReplyStore>(store: S) {
+    use crate::DeliveryKind::{Held, Released, Routed, Unparsed};
+    let acme = client("acme");
+    let (a, b) = (number("+14155550100"), number("+14155550101"));
+    ok(store.add_numbers(&acme, &[a]).await, "add");
+    for (id, to) in [
+        ("SM1", "+14155550100"),
+        ("SM2", "+14155550101"),
+        ("SM3", "garbage"),
+    ] {
+        let _ = store.receive_ok(reply(Some(id), to, id, 1)).await;
+    }
+    let held = whole_held(&store).await;
+    let kinds: Vec<_> = held
+        .iter()
+        .map(|r| (r.body.as_str(), r.delivery.kind))
+        .collect();
+    assert_eq!(kinds, [("SM2", Held), ("SM3", Unparsed)]);
+    assert!(
+        held.iter().all(|r| r.delivery.at == r.received_at),
+        "held since received"
+    );
+    ok(store.add_numbers(&acme, &[b]).await, "add");
+    let inbox = whole_inbox(&store, &acme).await;
+    let kinds: Vec<_> = inbox
+        .iter()
+        .map(|r| (r.body.as_str(), r.delivery.kind))
+        .collect();
+    assert_eq!(kinds, [("SM1", Routed), ("SM2", Released)]);
+    assert_eq!(
+        inbox[0].delivery.at, inbox[0].received_at,
+        "routed on receipt"
+    );
+    let assigned = whole_history(&store, b).await;
+    assert_eq!(
+        inbox[1].delivery.at, assigned[0].at,
+        "released at the instant of the assignment"
+    );
+    let still = whole_held(&store).await;
+    assert_eq!(still.len(), 1);
+    let mut ids: Vec<u64> = inbox.iter().chain(&still).map(|r| r.id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "each reply its own id");
+    assert_eq!(still[0].id, held[1].id, "an id stays with its reply");
+    assert_eq!(inbox[1].id, held[0].id, "an id survives a release");
 }

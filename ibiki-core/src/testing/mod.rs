@@ -47,7 +47,8 @@ macro_rules! conformance_tests {
             clients_are_listed_by_id,
             unknowns_read_as_empty,
             history_records_every_change,
-            owner_at_follows_the_history
+            owner_at_follows_the_history,
+            delivery_says_how_each_reply_arrived
         );
         $crate::conformance_tests!(@concurrent $factory;
             receive_racing_assignment_ends_in_the_inbox,

@@ -4,11 +4,14 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use crate::{
-    AssignmentChange, Change, ClientId, Conflict, InboundReply, OwnershipChange, PhoneNumber,
-    Receipt, StoredReply,
+    AssignmentChange, Change, ClientId, Conflict, DeliveryKind, InboundReply, OwnershipChange,
+    PhoneNumber, Receipt, StoredReply,
 };
 
-/// What a correct store holds.
+/// What a correct store holds. Its replies have id 0 and their delivery
+/// `at` is their reception: the model cannot know the ids and instants a
+/// store gives them, so compare with
+/// [`comparable`](super::comparable) replies.
 #[derive(Debug, Clone, Default)]
 pub struct Model {
     /// Owner of each assigned number.
@@ -91,6 +94,10 @@ impl Model {
             .partition(|r| r.to.number().is_some_and(|n| added.contains(&n)));
         self.held = staying;
         let released = moving.len() as u64;
+        let moving = moving.into_iter().map(|mut reply| {
+            reply.delivery.kind = DeliveryKind::Released;
+            reply
+        });
         if released > 0 {
             self.inboxes
                 .entry(client.clone())
@@ -113,11 +120,11 @@ impl Model {
                 self.inboxes
                     .entry(client.clone())
                     .or_default()
-                    .push(reply.into());
+                    .push(StoredReply::on_receipt(0, reply, true));
                 Receipt::Routed(client)
             }
             None => {
-                self.held.push(reply.into());
+                self.held.push(StoredReply::on_receipt(0, reply, false));
                 Receipt::Held
             }
         }

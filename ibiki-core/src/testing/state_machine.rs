@@ -12,7 +12,9 @@ use std::future::Future;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 
-use super::conformance::{client, number, reply, whole_held, whole_history, whole_inbox};
+use super::conformance::{
+    client, comparable, number, reply, whole_held, whole_history, whole_inbox,
+};
 use super::model::Model;
 use super::property::run_property;
 use crate::{Change, ClientId, PageRequest, PhoneNumber, ReplyStore, StoreError};
@@ -151,6 +153,7 @@ async fn check<S: ReplyStore>(
         prop_assert_eq!(owner.as_ref(), model.owners.get(&n), "owner of {}", n);
     }
     let mut places: Vec<String> = Vec::new();
+    let mut ids: Vec<u64> = Vec::new();
     let every: Vec<ClientId> = CLIENTS.iter().map(|c| client(c)).collect();
     for who in &every {
         let numbers_of = store
@@ -160,14 +163,19 @@ async fn check<S: ReplyStore>(
         prop_assert_eq!(numbers_of, model.numbers_of(who), "numbers of {}", who);
         let inbox = whole_inbox(store, who).await;
         let expected = model.inboxes.get(who).cloned().unwrap_or_default();
-        prop_assert_eq!(&inbox, &expected, "inbox of {}", who);
+        prop_assert_eq!(&comparable(&inbox), &expected, "inbox of {}", who);
+        ids.extend(inbox.iter().map(|r| r.id));
         places.extend(inbox.into_iter().map(|r| r.body));
     }
     let listed = whole_client_list(store).await?;
     prop_assert_eq!(listed, model_client_list(model), "listed clients");
     let held = whole_held(store).await;
-    prop_assert_eq!(&held, &model.held, "held area");
+    prop_assert_eq!(&comparable(&held), &model.held, "held area");
+    ids.extend(held.iter().map(|r| r.id));
     places.extend(held.into_iter().map(|r| r.body));
+    ids.sort_unstable();
+    ids.dedup();
+    prop_assert_eq!(ids.len(), places.len(), "two replies share an id");
     let total = places.len();
     places.sort();
     places.dedup();
