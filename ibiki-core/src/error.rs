@@ -183,9 +183,11 @@ pub struct Conflict {
 
 /// A store operation failed.
 ///
-/// [`Conflict`](StoreError::Conflict) and
-/// [`InvalidCursor`](StoreError::InvalidCursor) are the caller's fault and
-/// changed nothing; the others are the store's: a webhook answers them with
+/// [`Conflict`](StoreError::Conflict),
+/// [`InvalidCursor`](StoreError::InvalidCursor),
+/// [`NoSuchReply`](StoreError::NoSuchReply), [`NotHeld`](StoreError::NotHeld)
+/// and [`Unowned`](StoreError::Unowned) are the caller's fault and changed
+/// nothing; the others are the store's: a webhook answers them with
 /// "retry later", never "ok".
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -196,6 +198,17 @@ pub enum StoreError {
     /// A page cursor that this store did not issue.
     #[error("invalid page cursor")]
     InvalidCursor,
+    /// No reply has this id ([`ReplyStore::deliver_held`](crate::ReplyStore::deliver_held)).
+    /// Nothing changed.
+    #[error("no reply has id {0}")]
+    NoSuchReply(u64),
+    /// The reply is not held: it was delivered already. Nothing changed.
+    #[error("reply {0} is not held: it was delivered already")]
+    NotHeld(u64),
+    /// Nobody owns the number a held reply was to be delivered by. Nothing
+    /// changed.
+    #[error("nobody owns {0}: assign it first, or deliver to a client")]
+    Unowned(PhoneNumber),
     /// The backend cannot be reached or timed out; the same call may succeed later.
     #[error("store unavailable: {0}")]
     Unavailable(#[source] BoxError),

@@ -99,6 +99,6 @@ pub use crate::normalize::{
 pub use crate::page::{Cursor, MAX_PAGE_LIMIT, Page, PageLimitError, PageRequest};
 pub use crate::phone_number::PhoneNumber;
 pub use crate::reply::{
-    Destination, DynReplyStore, InboundReply, MessageId, Receipt, ReplyError, ReplyStore,
-    StoredReply,
+    Destination, DynReplyStore, HeldTarget, InboundReply, MessageId, Receipt, ReplyError,
+    ReplyStore, StoredReply,
 };

@@ -244,6 +244,17 @@ impl StoredReply {
     }
 }
 
+/// Where an operator delivers a held reply
+/// ([`ReplyStore::deliver_held`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeldTarget {
+    /// Into this client's inbox.
+    Client(ClientId),
+    /// Into the inbox of this number's current owner: a corrected `to`. The
+    /// number's ownership does not change, nor does the reply's `to`.
+    Number(PhoneNumber),
+}
+
 /// Where a received reply went.
 #[must_use = "a receipt says whether the reply reached a client or was held"]
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -323,6 +334,44 @@ pub trait ReplyStore: AssignmentStore {
 
     /// Replies nobody owns yet, oldest first.
     async fn held(&self, page: &PageRequest) -> Result<Page<StoredReply>, StoreError>;
+
+    /// Moves the held reply `id` into the inbox `target` names, in one atomic
+    /// step, and returns it as delivered: an operator's way out for a reply
+    /// no assignment will release (an unparsed `to`, a number posted in a
+    /// form no admin input produces, a client that wrote to the wrong
+    /// number).
+    ///
+    /// The reply goes to the end of the inbox, like a released reply, so a
+    /// reader paging with a cursor sees it. Its delivery kind becomes
+    /// [`DeliveryKind::Rerouted`] at the instant of the move: that is the
+    /// record of the re-route. It is a delivery, not an ownership change: no
+    /// number changes hands, and the number's history is unchanged.
+    ///
+    /// Errors, each changing nothing: [`StoreError::NoSuchReply`],
+    /// [`StoreError::NotHeld`] (delivered already), and
+    /// [`StoreError::Unowned`] for a [`HeldTarget::Number`] nobody owns.
+    ///
+    /// ```
+    /// use ibiki_core::{ClientId, DeliveryKind, HeldTarget, InboundReply, Normalizer};
+    /// use ibiki_core::{PageRequest, ReplyStore};
+    /// use ibiki_memory::MemoryStore;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = MemoryStore::new();
+    /// let now = time::OffsetDateTime::now_utc();
+    /// let lost = InboundReply::new(&Normalizer::new(), None, "+15005550006", "4155550100?", "hi", now)?;
+    /// store.receive(lost).await?;
+    /// let held = store.held(&PageRequest::first(10)).await?.items;
+    /// assert_eq!(held[0].delivery.kind, DeliveryKind::Unparsed);
+    /// let acme = ClientId::new("acme")?;
+    /// let moved = store.deliver_held(held[0].id, &HeldTarget::Client(acme.clone())).await?;
+    /// assert_eq!(moved.delivery.kind, DeliveryKind::Rerouted);
+    /// assert_eq!(store.inbox(&acme, &PageRequest::first(10)).await?.items, [moved]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    async fn deliver_held(&self, id: u64, target: &HeldTarget) -> Result<StoredReply, StoreError>;
 }
 
 /// A type-erased [`ReplyStore`], for `Arc<DynReplyStore>`.
@@ -348,6 +397,14 @@ macro_rules! deref_reply_store {
 
             async fn held(&self, page: &PageRequest) -> Result<Page<StoredReply>, StoreError> {
                 (**self).held(page).await
+            }
+
+            async fn deliver_held(
+                &self,
+                id: u64,
+                target: &HeldTarget,
+            ) -> Result<StoredReply, StoreError> {
+                (**self).deliver_held(id, target).await
             }
         }
     )+};

@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 use foldhash::fast::RandomState;
 use ibiki_core::{
     AssignmentChange, Change, ClientId, ClientSummary, Conflict, Cursor, Delivery, DeliveryKind,
-    HistoryEvent, InboundReply, MessageId, Page, PageRequest, PhoneNumber, Receipt, StoreError,
-    StoredReply,
+    HeldTarget, HistoryEvent, InboundReply, MessageId, Page, PageRequest, PhoneNumber, Receipt,
+    StoreError, StoredReply,
 };
 use time::OffsetDateTime;
 
@@ -246,6 +246,47 @@ impl State {
             self.held_by_number.entry(n).or_default().push(seq);
         }
         Ok(Receipt::Held)
+    }
+
+    /// Moves held reply `id` to the end of the target's inbox, re-routed now.
+    pub(crate) fn deliver_held(
+        &mut self,
+        id: u64,
+        target: &HeldTarget,
+    ) -> Result<StoredReply, StoreError> {
+        let idx = ReplyIdx::try_from(id)
+            .ok()
+            .filter(|&i| (i as usize) < self.replies.len())
+            .ok_or(StoreError::NoSuchReply(id))?;
+        // An operator's action: a scan of the held area is fine.
+        let seq = self
+            .held
+            .iter()
+            .find(|&(_, &r)| r == idx)
+            .map(|(&seq, _)| seq)
+            .ok_or(StoreError::NotHeld(id))?;
+        let client = match target {
+            HeldTarget::Client(client) => self.client_idx(client)?,
+            HeldTarget::Number(n) => match self.owners.get(&Key::from(*n)) {
+                Some(owner) => owner.idx() as ClientIdx,
+                None => return Err(StoreError::Unowned(*n)),
+            },
+        };
+        self.held.remove(&seq);
+        let reply = &mut self.replies[idx as usize];
+        if let Some(seqs) = reply
+            .to
+            .number()
+            .and_then(|n| self.held_by_number.get_mut(&n))
+        {
+            seqs.retain(|&s| s != seq);
+        }
+        reply.delivery = Delivery {
+            kind: DeliveryKind::Rerouted,
+            at: self.history.now(),
+        };
+        self.clients[client as usize].inbox.push(idx);
+        Ok(reply.clone())
     }
 
     pub(crate) fn inbox(

@@ -4,8 +4,8 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use ibiki_core::{
-    AssignmentChange, AssignmentStore, Change, ClientId, ClientSummary, HistoryEvent, InboundReply,
-    Page, PageRequest, PhoneNumber, Receipt, ReplyStore, StoreError, StoredReply,
+    AssignmentChange, AssignmentStore, Change, ClientId, ClientSummary, HeldTarget, HistoryEvent,
+    InboundReply, Page, PageRequest, PhoneNumber, Receipt, ReplyStore, StoreError, StoredReply,
 };
 use time::OffsetDateTime;
 
@@ -119,5 +119,9 @@ impl ReplyStore for MemoryStore {
 
     async fn held(&self, page: &PageRequest) -> Result<Page<StoredReply>, StoreError> {
         self.read().held(page)
+    }
+
+    async fn deliver_held(&self, id: u64, target: &HeldTarget) -> Result<StoredReply, StoreError> {
+        self.write().deliver_held(id, target)
     }
 }

@@ -209,3 +209,50 @@ BEGIN
     released := release_held_at(p_client, added, v_at);
     numbers := ARRAY(SELECT a.phone_number FROM assignments AS a WHERE a.client_id = p_client);
 END $$;
+
+-- An operator moves held reply p_id to the end of an inbox: p_client's, or
+-- (p_client NULL) the current owner's of p_number. outcome: 'delivered'
+-- (owner is the client), 'not_found', 'not_held' or 'unowned', the last
+-- three changing nothing. Locks in the usual order: the number locks of the
+-- reply's number (so no assignment releases it meanwhile) and of p_number,
+-- ascending; then the reply's row; then the client's delivery lock. No
+-- ownership changes: the reply's delivery ('rerouted', now) records it.
+CREATE FUNCTION deliver_held(
+    p_id bigint,
+    p_client text,
+    p_number text,
+    OUT outcome text,
+    OUT owner text
+)
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+DECLARE
+    v_to text;
+BEGIN
+    PERFORM require_read_committed();
+    SELECT r.to_number INTO v_to FROM replies AS r WHERE r.id = p_id;
+    IF NOT FOUND THEN
+        outcome := 'not_found';
+        RETURN;
+    END IF;
+    PERFORM lock_numbers(array_remove(ARRAY[v_to, p_number], NULL));
+    IF EXISTS (SELECT 1 FROM replies AS r WHERE r.id = p_id AND r.client_id IS NOT NULL) THEN
+        outcome := 'not_held';
+        RETURN;
+    END IF;
+    PERFORM 1 FROM replies AS r WHERE r.id = p_id FOR UPDATE;
+    owner := p_client;
+    IF p_number IS NOT NULL THEN
+        SELECT a.client_id INTO owner FROM assignments AS a WHERE a.phone_number = p_number;
+        IF owner IS NULL THEN
+            outcome := 'unowned';
+            RETURN;
+        END IF;
+    END IF;
+    PERFORM lock_client_deliveries(owner);
+    -- A concurrent re-route of the same reply committed while this one waited.
+    UPDATE replies AS r
+    SET client_id = owner, delivery_seq = last_position(owner) + 1,
+        delivery = 'rerouted', delivered_at = clock_timestamp()
+    WHERE r.id = p_id AND r.client_id IS NULL;
+    outcome := CASE WHEN FOUND THEN 'delivered' ELSE 'not_held' END;
+END $$;

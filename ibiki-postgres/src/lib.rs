@@ -87,6 +87,7 @@ mod legacy;
 mod migrate;
 mod read;
 mod receive;
+mod reroute;
 mod schema;
 mod sql;
 mod store;

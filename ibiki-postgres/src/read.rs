@@ -165,6 +165,20 @@ pub(crate) async fn held(
     into_page(rows)
 }
 
+/// The reply `id`, as listed.
+pub(crate) async fn reply(
+    pool: &PgPool,
+    statement: &str,
+    id: i64,
+) -> Result<Option<StoredReply>, StoreError> {
+    let row: Option<ReplyRow> = sqlx::query_as(statement)
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+        .map_err(store_error)?;
+    row.map(ReplyRow::into_stored).transpose()
+}
+
 /// The position a page starts after: 0 for the first page.
 fn after_position(page: &PageRequest) -> Result<i64, StoreError> {
     match page.after() {

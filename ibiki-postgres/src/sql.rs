@@ -21,6 +21,8 @@ pub(crate) struct Statements {
     pub(crate) list_clients: String,
     pub(crate) inbox: String,
     pub(crate) held: String,
+    pub(crate) deliver_held: String,
+    pub(crate) reply: String,
 }
 
 /// The columns a listed reply is read from, as `ReplyRow` expects them.
@@ -105,6 +107,8 @@ impl Statements {
                 "SELECT {REPLY_COLUMNS}, delivery_seq AS position FROM {s}.replies \
                  WHERE client_id = $1 AND delivery_seq > $2 ORDER BY delivery_seq LIMIT $3"
             ),
+            deliver_held: format!("SELECT outcome, owner FROM {s}.deliver_held($1, $2, $3)"),
+            reply: format!("SELECT {REPLY_COLUMNS}, id AS position FROM {s}.replies WHERE id = $1"),
             held: format!(
                 "SELECT {REPLY_COLUMNS}, id AS position FROM {s}.replies \
                  WHERE client_id IS NULL AND id > $1 ORDER BY id LIMIT $2"

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use ibiki_core::{
-    AssignmentChange, AssignmentStore, Change, ClientId, ClientSummary, HistoryEvent, InboundReply,
-    Page, PageRequest, PhoneNumber, Receipt, ReplyStore, StoreError, StoredReply,
+    AssignmentChange, AssignmentStore, Change, ClientId, ClientSummary, HeldTarget, HistoryEvent,
+    InboundReply, Page, PageRequest, PhoneNumber, Receipt, ReplyStore, StoreError, StoredReply,
 };
 use sqlx::PgPool;
 use time::OffsetDateTime;
@@ -16,7 +16,7 @@ use crate::config::PostgresStoreBuilder;
 use crate::error::{backend, store_error};
 use crate::schema::Schema;
 use crate::sql::Statements;
-use crate::{migrate, read, receive};
+use crate::{migrate, read, receive, reroute};
 
 /// Assignments and replies in PostgreSQL, in a schema of their own.
 ///
@@ -189,5 +189,9 @@ impl ReplyStore for PostgresStore {
 
     async fn held(&self, page: &PageRequest) -> Result<Page<StoredReply>, StoreError> {
         read::held(&self.pool, &self.sql.held, page).await
+    }
+
+    async fn deliver_held(&self, id: u64, target: &HeldTarget) -> Result<StoredReply, StoreError> {
+        reroute::deliver_held(&self.pool, &self.sql, id, target).await
     }
 }

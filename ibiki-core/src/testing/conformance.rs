@@ -853,3 +853,94 @@ pub async fn delivery_says_how_each_reply_arrived<S: ReplyStore>(store: S) {
     assert_eq!(still[0].id, held[1].id, "an id stays with its reply");
     assert_eq!(inbox[1].id, held[0].id, "an id survives a release");
 }
+
+/// An operator moves one held reply to a client, or to a corrected number's
+/// owner: it goes to the end of the inbox (never behind a reader's cursor),
+/// re-routed at that instant, no ownership changes; an unknown id, a reply
+/// delivered already and an unowned number are refused, changing nothing.
+pub async fn held_replies_can_be_rerouted<S: ReplyStore>(store: S) {
+    use crate::{DeliveryKind, HeldTarget};
+    let acme = client("acme");
+    let (a, b, c) = (
+        number("+14155550100"),
+        number("+14155550101"),
+        number("+14155550102"),
+    );
+    ok(store.add_numbers(&acme, &[a]).await, "add");
+    let _ = store
+        .receive_ok(reply(Some("SM0"), "+14155550100", "routed", 0))
+        .await;
+    let first = ok(store.inbox(&acme, &PageRequest::first(10)).await, "inbox");
+    let cursor = first.next.clone().unwrap_or_else(|| panic!("a cursor"));
+    for (id, to) in [
+        ("SM1", "garbage"),
+        ("SM2", "+14155550101"),
+        ("SM3", "+14155550102"),
+    ] {
+        assert_eq!(
+            store.receive_ok(reply(Some(id), to, id, 1)).await,
+            Receipt::Held
+        );
+    }
+    let held = whole_held(&store).await;
+    let (unparsed, to_b, to_c) = (held[0].id, held[1].id, held[2].id);
+    let moved = ok(
+        store
+            .deliver_held(unparsed, &HeldTarget::Client(acme.clone()))
+            .await,
+        "deliver_held",
+    );
+    assert_eq!(
+        (moved.body.as_str(), moved.delivery.kind),
+        ("SM1", DeliveryKind::Rerouted)
+    );
+    assert_eq!(moved.id, unparsed, "the reply keeps its id");
+    let after = PageRequest::new(10, Some(cursor)).unwrap_or_else(|e| panic!("{e}"));
+    let rest = ok(store.inbox(&acme, &after).await, "inbox");
+    assert_eq!(rest.items, [moved.clone()], "after the cursor, as listed");
+    let moved = ok(
+        store.deliver_held(to_b, &HeldTarget::Number(a)).await,
+        "deliver_held",
+    );
+    assert_eq!(moved.to, Destination::Number(b), "its `to` is kept");
+    assert_eq!(moved.delivery.kind, DeliveryKind::Rerouted);
+    assert_eq!(
+        bodies(&whole_inbox(&store, &acme).await),
+        ["routed", "SM1", "SM2"]
+    );
+    assert_eq!(
+        whole_history(&store, a).await.len(),
+        1,
+        "no ownership changed"
+    );
+    assert!(whole_history(&store, b).await.is_empty());
+    assert_eq!(ok(store.owner_of(b).await, "owner_of"), None);
+
+    let to_acme = HeldTarget::Client(acme.clone());
+    let delivered = store.deliver_held(unparsed, &to_acme).await;
+    let unknown = store.deliver_held(u64::MAX, &to_acme).await;
+    let unowned = store.deliver_held(to_c, &HeldTarget::Number(c)).await;
+    assert!(
+        matches!(delivered, Err(StoreError::NotHeld(id)) if id == unparsed),
+        "{delivered:?}"
+    );
+    assert!(
+        matches!(unknown, Err(StoreError::NoSuchReply(u64::MAX))),
+        "{unknown:?}"
+    );
+    assert!(
+        matches!(unowned, Err(StoreError::Unowned(n)) if n == c),
+        "{unowned:?}"
+    );
+    assert_eq!(
+        bodies(&whole_held(&store).await),
+        ["SM3"],
+        "nothing else changed"
+    );
+    assert_eq!(whole_inbox(&store, &acme).await.len(), 3);
+    let change = ok(store.add_numbers(&client("globex"), &[b, c]).await, "add");
+    assert_eq!(
+        change.released, 1,
+        "a re-routed reply is not released again"
+    );
+}

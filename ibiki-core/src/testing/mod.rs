@@ -48,7 +48,8 @@ macro_rules! conformance_tests {
             unknowns_read_as_empty,
             history_records_every_change,
             owner_at_follows_the_history,
-            delivery_says_how_each_reply_arrived
+            delivery_says_how_each_reply_arrived,
+            held_replies_can_be_rerouted
         );
         $crate::conformance_tests!(@concurrent $factory;
             receive_racing_assignment_ends_in_the_inbox,
