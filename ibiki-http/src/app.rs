@@ -19,7 +19,7 @@ use crate::error::ApiError;
 use crate::openapi::{ErrorBody, Health};
 use crate::provider::{MAX_BODY_BYTES, PublicUrl, Registry};
 use crate::signature::WebhookSecret;
-use crate::{admin, events, history, inbox, openapi, pages, provider_webhook, webhook};
+use crate::{admin, events, history, inbox, openapi, pages, provider_webhook, reroute, webhook};
 
 /// Largest webhook body, in bytes: a reply is at most a few KiB.
 pub const WEBHOOK_BODY_LIMIT: usize = 64 * 1024;
@@ -252,6 +252,7 @@ fn api_routes() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(history::history))
         .routes(routes!(admin::clients))
         .routes(routes!(inbox::held))
+        .routes(routes!(reroute::deliver))
         .routes(routes!(inbox::messages))
         .routes(routes!(events::events))
 }

@@ -81,6 +81,11 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         self.code
     }
+
+    /// The message for people.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
 }
 
 impl From<StoreError> for ApiError {
@@ -98,6 +103,19 @@ impl From<StoreError> for ApiError {
             StoreError::InvalidCursor => Self::bad_request(
                 "invalid_cursor",
                 "`after` is not a cursor this server issued",
+            ),
+            StoreError::NoSuchReply(_) => {
+                Self::new(StatusCode::NOT_FOUND, "reply_not_found", message)
+            }
+            StoreError::NotHeld(_) => Self::new(
+                StatusCode::CONFLICT,
+                "reply_not_held",
+                format!("{message}; nothing was changed"),
+            ),
+            StoreError::Unowned(_) => Self::new(
+                StatusCode::CONFLICT,
+                "phone_number_unassigned",
+                format!("{message}; nothing was changed"),
             ),
             // The store's own failure: log it here, where every path meets, and
             // answer "retry later" without leaking backend details.

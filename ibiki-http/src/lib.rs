@@ -74,6 +74,7 @@ pub mod provider;
 mod provider_webhook;
 #[cfg(feature = "axum")]
 mod request;
+mod reroute;
 mod secret;
 mod signature;
 #[cfg(feature = "axum")]

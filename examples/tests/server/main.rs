@@ -45,6 +45,7 @@ mod live;
 mod openapi;
 mod paging;
 mod providers;
+mod reroute;
 mod signatures;
 mod upgrade;
 mod webhook;

@@ -11,7 +11,7 @@ use crate::harness::{TestServer, memory_store, send};
 
 /// Every route: method, path template, documented statuses, and whether it
 /// takes the admin bearer token.
-const ROUTES: [(&str, &str, &[u16], bool); 13] = [
+const ROUTES: [(&str, &str, &[u16], bool); 14] = [
     (
         "post",
         "/api/admin/update-phone-numbers",
@@ -37,6 +37,12 @@ const ROUTES: [(&str, &str, &[u16], bool); 13] = [
         true,
     ),
     ("get", "/api/admin/held", &[200, 400, 401, 503], true),
+    (
+        "post",
+        "/api/admin/held/{id}/deliver",
+        &[200, 400, 401, 404, 409, 413, 415, 422, 503],
+        true,
+    ),
     ("get", "/api/admin/clients", &[200, 400, 401, 503], true),
     (
         "get",

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use ibiki_core::{
-    AssignmentChange, AssignmentStore, Change, ClientId, ClientSummary, DynReplyStore,
+    AssignmentChange, AssignmentStore, Change, ClientId, ClientSummary, DynReplyStore, HeldTarget,
     HistoryEvent, InboundReply, Page, PageRequest, PhoneNumber, Receipt, ReplyStore, StoreError,
     StoredReply,
 };
@@ -144,5 +144,10 @@ impl ReplyStore for ControlledStore {
     async fn held(&self, page: &PageRequest) -> Result<Page<StoredReply>, StoreError> {
         self.check()?;
         self.inner.held(page).await
+    }
+
+    async fn deliver_held(&self, id: u64, target: &HeldTarget) -> Result<StoredReply, StoreError> {
+        self.check()?;
+        self.inner.deliver_held(id, target).await
     }
 }
