@@ -143,7 +143,11 @@ async fn deliver_errors_change_nothing(store: Arc<DynReplyStore>) {
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
         "unsupported_media_type",
     );
-    assert_eq!(server.held().await, [held.clone()], "nothing changed");
+    assert_eq!(
+        server.held().await,
+        std::slice::from_ref(&held),
+        "nothing changed"
+    );
     let (status, _) = deliver(&server, id, to_client.clone()).await;
     assert_eq!(status, StatusCode::OK);
     assert_error(

@@ -897,7 +897,7 @@ pub async fn held_replies_can_be_rerouted<S: ReplyStore>(store: S) {
     assert_eq!(moved.id, unparsed, "the reply keeps its id");
     let after = PageRequest::new(10, Some(cursor)).unwrap_or_else(|e| panic!("{e}"));
     let rest = ok(store.inbox(&acme, &after).await, "inbox");
-    assert_eq!(rest.items, [moved.clone()], "after the cursor, as listed");
+    assert_eq!(rest.items, [moved], "after the cursor, as listed");
     let moved = ok(
         store.deliver_held(to_b, &HeldTarget::Number(a)).await,
         "deliver_held",
