@@ -18,7 +18,9 @@
 //! sorted vector (8 bytes each) beside its id and inbox. Measured while
 //! assigning 1M numbers to 200k clients: about 84 resident bytes per assigned
 //! number, all in (`BENCHMARKS.md`, `cargo bench -p ibiki-benches --bench
-//! lookup`). Replies are kept whole, plus about 40 bytes of index each.
+//! lookup`). Replies are kept whole, plus about 40 bytes of index each. The
+//! ownership history keeps one small record per number per change and is
+//! never pruned: it grows with assignment changes, not with replies.
 #![forbid(unsafe_code)]
 
 mod history;

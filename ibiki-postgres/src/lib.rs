@@ -39,7 +39,14 @@
 //! - `replies`: every reply, with a unique provider message id (NULL allowed,
 //!   never deduplicated), the canonical `to` or the raw text that did not
 //!   parse, the owner (NULL while held) and its position in that owner's
-//!   inbox; indexed for held replies by number and for inbox pages.
+//!   inbox, and how and when it was delivered (`delivery`, `delivered_at`,
+//!   written by the same `INSERT` or `UPDATE` that places it); indexed for
+//!   held replies by number and for inbox pages.
+//! - `number_history`: every ownership change of every number, append-only,
+//!   written by `change_numbers` in the same statement as the change, at one
+//!   instant per change; its index `(phone_number, at DESC, seq DESC)`
+//!   answers "owner of N at T" with one index-only scan
+//!   ([`AssignmentStore::owner_at`](ibiki_core::AssignmentStore::owner_at)).
 //!
 //! # Receive racing an assignment
 //!
