@@ -103,4 +103,8 @@ impl ReplyStore for MemoryStore {
     async fn held(&self, page: &PageRequest) -> Result<Page<StoredReply>, StoreError> {
         self.read().held(page)
     }
+
+    async fn held_count(&self) -> Result<u64, StoreError> {
+        Ok(self.read().held_count())
+    }
 }

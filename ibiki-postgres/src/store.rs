@@ -173,4 +173,8 @@ impl ReplyStore for PostgresStore {
     async fn held(&self, page: &PageRequest) -> Result<Page<StoredReply>, StoreError> {
         read::held(&self.pool, &self.sql.held, page).await
     }
+
+    async fn held_count(&self) -> Result<u64, StoreError> {
+        read::held_count(&self.pool, &self.sql.held_count).await
+    }
 }

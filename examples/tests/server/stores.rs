@@ -125,4 +125,9 @@ impl ReplyStore for ControlledStore {
         self.check()?;
         self.inner.held(page).await
     }
+
+    async fn held_count(&self) -> Result<u64, StoreError> {
+        self.check()?;
+        self.inner.held_count().await
+    }
 }
