@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
-use ibiki_core::{ClientId, Cursor, PhoneNumber, PhoneNumbersInput};
+use ibiki_core::{Change, ClientId, Cursor, PhoneNumber, PhoneNumbersInput};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -80,6 +80,7 @@ pub(crate) async fn update_phone_numbers(
     let input = phone_numbers_input(request.phone_numbers)?;
     let numbers = app.normalizer().normalize_list(&input)?;
     let change = app.store().replace_numbers(&client, &numbers).await?;
+    app.metrics().assignment_changed(Change::Replace, &change);
     tracing::info!(
         client = %client,
         count = change.count(),
