@@ -41,6 +41,7 @@ mod auth;
 mod binary;
 mod failures;
 mod live;
+mod metrics;
 mod openapi;
 mod paging;
 mod providers;
