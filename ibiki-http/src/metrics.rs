@@ -128,6 +128,11 @@ impl Metrics {
             released: Counter::default(),
             held: Arc::default(),
         };
+        // Every kind shows from the start, at 0: an alert on its rate then
+        // works before the first error.
+        for kind in StoreErrorKind::ALL {
+            let _ = inner.store_errors.get_or_create(&StoreErrorLabels(kind));
+        }
         let mut registry = Registry::default();
         inner.register(&mut registry);
         inner.registry = registry;
@@ -311,7 +316,7 @@ impl Collector for HeldReplies {
         let metric = encoder.encode_descriptor(
             "ibiki_held_replies",
             "Replies held right now, waiting for someone to own their number (read from the \
-             store at each scrape)",
+             store at each scrape).",
             None,
             gauge.metric_type(),
         )?;
@@ -418,6 +423,13 @@ pub(crate) enum StoreErrorKind {
 }
 
 impl StoreErrorKind {
+    const ALL: [Self; 4] = [
+        Self::Conflict,
+        Self::InvalidCursor,
+        Self::Unavailable,
+        Self::Backend,
+    ];
+
     pub(crate) fn of(error: &StoreError) -> Self {
         match error {
             StoreError::Conflict(_) => Self::Conflict,

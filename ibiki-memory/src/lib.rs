@@ -19,9 +19,19 @@
 //! assigning 1M numbers to 200k clients: about 84 resident bytes per assigned
 //! number, all in (`BENCHMARKS.md`, `cargo bench -p ibiki-benches --bench
 //! lookup`). Replies are kept whole, plus about 40 bytes of index each.
+//!
+//! # Tracing
+//!
+//! With the `tracing` feature (on by default), receives and assignment
+//! changes run in `tracing` spans at debug level (`receive`,
+//! `change_numbers`), each closed by an event saying what came of it. They
+//! carry the provider's message id, the client and counts, never a phone
+//! number or a message body: `RUST_LOG=ibiki_memory=debug` shows them.
 #![forbid(unsafe_code)]
 
 mod state;
 mod store;
+#[cfg(feature = "tracing")]
+mod trace;
 
 pub use crate::store::MemoryStore;

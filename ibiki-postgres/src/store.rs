@@ -15,7 +15,7 @@ use crate::config::PostgresStoreBuilder;
 use crate::error::{backend, store_error};
 use crate::schema::Schema;
 use crate::sql::Statements;
-use crate::{migrate, read, receive};
+use crate::{migrate, read, receive, trace};
 
 /// Assignments and replies in PostgreSQL, in a schema of their own.
 ///
@@ -125,14 +125,14 @@ impl AssignmentStore for PostgresStore {
         numbers: &[PhoneNumber],
         change: Change,
     ) -> Result<AssignmentChange, StoreError> {
-        assign::change(
+        let work = assign::change(
             &self.pool,
             &self.sql.change_numbers,
             client,
             numbers,
             change,
-        )
-        .await
+        );
+        trace::change(client, change, numbers.len(), work).await
     }
 
     async fn numbers_of(&self, client: &ClientId) -> Result<Vec<PhoneNumber>, StoreError> {
@@ -159,7 +159,10 @@ impl AssignmentStore for PostgresStore {
 #[async_trait]
 impl ReplyStore for PostgresStore {
     async fn receive(&self, reply: InboundReply) -> Result<Receipt, StoreError> {
-        self.receives.receive(&self.pool, &self.sql, reply).await
+        trace::receive(reply, |reply| {
+            self.receives.receive(&self.pool, &self.sql, reply)
+        })
+        .await
     }
 
     async fn inbox(
