@@ -220,3 +220,46 @@ async fn store_failures_are_counted_by_kind() {
     assert_eq!(up.replies("held"), 1.0);
     assert_eq!(up.value("ibiki_held_replies", &[]), 1.0);
 }
+
+/// A provider's replies are counted under its name, a route naming no
+/// provider under `unknown`, and a store failure on a provider's route (whose
+/// answer is the provider's own retry answer) as a store error too.
+#[tokio::test]
+async fn provider_routes_are_counted_by_name() {
+    let store = Arc::new(ControlledStore::new());
+    let server = TestServer::start(store.clone()).await;
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../ibiki-http/tests/fixtures/twilio/inbound.form");
+    let body = std::fs::read(&fixture).expect("the Twilio fixture");
+    let twilio = || {
+        server
+            .request(Method::POST, "/webhooks/twilio")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.clone())
+    };
+    // No key configured: unsigned requests are accepted.
+    assert_eq!(
+        twilio().send().await.expect("sent").status(),
+        StatusCode::OK
+    );
+    let unknown = server.request(Method::POST, "/webhooks/nope").body("x");
+    assert_eq!(send(unknown).await.0, StatusCode::NOT_FOUND);
+    store.set_down(true);
+    let retry = twilio().send().await.expect("sent").status();
+    assert!(retry.is_server_error(), "{retry}");
+    store.set_down(false);
+
+    let scrape = Scrape::of(&server).await;
+    let twilio = |outcome| [("route", "twilio"), ("outcome", outcome)];
+    let received = "ibiki_replies_received_total";
+    assert_eq!(scrape.value(received, &twilio("held")), 1.0);
+    assert_eq!(scrape.value(received, &twilio("failed")), 1.0);
+    let unknown = [
+        ("route", "unknown"),
+        ("outcome", "rejected"),
+        ("reason", "unknown_provider"),
+    ];
+    assert_eq!(scrape.value(received, &unknown), 1.0);
+    assert_eq!(scrape.store_errors("unavailable"), 1.0);
+    assert_eq!(scrape.replies("held"), 0.0, "not under sms");
+}
