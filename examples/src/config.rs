@@ -18,6 +18,12 @@ pub struct Config {
     #[arg(long, env = "IBIKI_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
+    /// Address and port serving GET /metrics WITHOUT the admin token, for a
+    /// scraper on a private network. Without it, /metrics is served on
+    /// --listen only, behind the admin token.
+    #[arg(long, env = "IBIKI_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// PostgreSQL URL. Without one, everything is kept in memory and lost on
     /// exit; with one, migrations are applied at start.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]

@@ -27,7 +27,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     }
     warm_up_in_background(&normalizer);
     let require_signatures = config.providers.require_signatures;
-    let mut app = App::new(store, admin_token).with_normalizer(normalizer);
+    let mut app = App::new(store.clone(), admin_token).with_normalizer(normalizer);
     match config.webhook_secret {
         Some(secret) => app = app.with_webhook_secret(WebhookSecret::new(secret)),
         None if require_signatures => {
@@ -51,9 +51,28 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         let _ = stopped.changed().await;
     };
     let app = app.with_shutdown(when_stopped(stopped.clone()));
+    let metrics = app.metrics().router(store);
     let listener = TcpListener::bind(config.listen).await?;
     tracing::info!(address = %listener.local_addr()?, "listening");
+    let metrics = match config.metrics_listen {
+        Some(address) => {
+            let listener = TcpListener::bind(address).await?;
+            tracing::info!(
+                address = %listener.local_addr()?,
+                "serving /metrics without the admin token"
+            );
+            Some(tokio::spawn(serve(
+                listener,
+                metrics,
+                when_stopped(stopped.clone()),
+            )))
+        }
+        None => None,
+    };
     serve(listener, app.router(), when_stopped(stopped)).await?;
+    if let Some(metrics) = metrics {
+        metrics.await??;
+    }
     tracing::info!("stopped");
     Ok(())
 }

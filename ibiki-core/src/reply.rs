@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use crate::assignment::AssignmentStore;
 use crate::delivery::{Delivery, DeliveryKind};
 use crate::error::StoreError;
-use crate::page::{Page, PageRequest};
+use crate::page::{MAX_PAGE_LIMIT, Page, PageRequest};
 use crate::{ClientId, Normalizer, PhoneNumber};
 
 /// The provider's id of a message (Twilio's `MessageSid`), used to record a
@@ -372,6 +372,40 @@ pub trait ReplyStore: AssignmentStore {
     /// # }
     /// ```
     async fn deliver_held(&self, id: u64, target: &HeldTarget) -> Result<StoredReply, StoreError>;
+
+    /// How many replies are held right now: what a monitoring gauge reads at
+    /// each scrape, so it is right across processes sharing one store.
+    ///
+    /// The default pages through [`held`](Self::held), reading every held
+    /// reply; stores override it with a count of their own.
+    ///
+    /// ```
+    /// use ibiki_core::{InboundReply, Normalizer, ReplyStore};
+    /// use ibiki_memory::MemoryStore;
+    /// use time::OffsetDateTime;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = MemoryStore::new();
+    /// let now = OffsetDateTime::now_utc();
+    /// let reply = InboundReply::new(&Normalizer::new(), None, "+15005550006", "+14155550100", "hi", now)?;
+    /// let _ = store.receive(reply).await?;
+    /// assert_eq!(store.held_count().await?, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    async fn held_count(&self) -> Result<u64, StoreError> {
+        let mut count = 0u64;
+        let mut page = PageRequest::first(MAX_PAGE_LIMIT);
+        loop {
+            let got = self.held(&page).await?;
+            count += got.items.len() as u64;
+            match page.next(&got) {
+                Some(next) => page = next,
+                None => return Ok(count),
+            }
+        }
+    }
 }
 
 /// A type-erased [`ReplyStore`], for `Arc<DynReplyStore>`.
@@ -405,6 +439,10 @@ macro_rules! deref_reply_store {
                 target: &HeldTarget,
             ) -> Result<StoredReply, StoreError> {
                 (**self).deliver_held(id, target).await
+            }
+
+            async fn held_count(&self) -> Result<u64, StoreError> {
+                (**self).held_count().await
             }
         }
     )+};

@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
-use ibiki_core::{ClientId, Cursor, Normalizer, PhoneNumber, PhoneNumbersInput};
+use ibiki_core::{Change, ClientId, Cursor, Normalizer, PhoneNumber, PhoneNumbersInput};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -82,6 +82,7 @@ pub(crate) async fn update_phone_numbers(
     let input = phone_numbers_input(request.phone_numbers)?;
     let numbers = app.normalizer().normalize_list(&input)?;
     let change = app.store().replace_numbers(&client, &numbers).await?;
+    app.metrics().assignment_changed(Change::Replace, &change);
     tracing::info!(
         client = %client,
         count = change.count(),

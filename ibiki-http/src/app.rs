@@ -10,16 +10,19 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use ibiki_core::{DynReplyStore, Normalizer};
+use ibiki_core::{DynReplyStore, InboundReply, Normalizer, Receipt, StoreError};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::{AdminAuth, require_admin};
-use crate::error::ApiError;
+use crate::error::{ApiError, StoreFailed};
+use crate::metrics::Metrics;
 use crate::openapi::{ErrorBody, Health};
 use crate::provider::{MAX_BODY_BYTES, PublicUrl, Registry};
 use crate::signature::WebhookSecret;
-use crate::{admin, events, history, inbox, openapi, pages, provider_webhook, reroute, webhook};
+use crate::{
+    admin, events, history, inbox, metrics, openapi, pages, provider_webhook, reroute, webhook,
+};
 
 /// Largest webhook body, in bytes: a reply is at most a few KiB.
 pub const WEBHOOK_BODY_LIMIT: usize = 64 * 1024;
@@ -41,6 +44,7 @@ pub struct App {
     providers: Registry,
     public_url: Option<PublicUrl>,
     shutdown: Shutdown,
+    metrics: Metrics,
 }
 
 /// A signal that ends the live streams, started by the first stream.
@@ -120,6 +124,7 @@ impl App {
             providers: Registry::new(),
             public_url: None,
             shutdown: Shutdown::never(),
+            metrics: Metrics::new(),
         }
     }
 
@@ -168,6 +173,13 @@ impl App {
         self
     }
 
+    /// The app's metrics, served at `GET /metrics`: clone them to serve them
+    /// elsewhere ([`Metrics::router`]) or to add them to your own registry
+    /// ([`Metrics::register`]).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
     pub(crate) fn unsigned_webhooks_refused(&self) -> bool {
         self.unsigned_webhooks_refused
     }
@@ -196,6 +208,18 @@ impl App {
         self.webhook_secret.as_ref()
     }
 
+    /// Gives one reply to the store, counted and timed under `route`.
+    pub(crate) async fn receive(
+        &self,
+        route: &'static str,
+        reply: InboundReply,
+    ) -> Result<Receipt, StoreError> {
+        let started = Instant::now();
+        let result = self.store.receive(reply).await;
+        self.metrics.received(route, &result, started.elapsed());
+        result
+    }
+
     /// Completes when the live streams must end.
     pub(crate) fn closing(&self) -> impl Future<Output = ()> + Send + use<> {
         self.shutdown.closing()
@@ -215,7 +239,13 @@ impl App {
         let (providers, _) = provider_routes()
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .split_for_parts();
-        api.merge(public).merge(providers).with_state(app)
+        api.merge(public)
+            .merge(providers)
+            .layer(middleware::from_fn_with_state(
+                app.clone(),
+                count_store_errors,
+            ))
+            .with_state(app)
     }
 
     /// The dashboard pages (`/`, `/held`, `/inbox/{userId}`, `/assets/*`),
@@ -255,6 +285,7 @@ fn api_routes() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(reroute::deliver))
         .routes(routes!(inbox::messages))
         .routes(routes!(events::events))
+        .routes(routes!(metrics::serve))
 }
 
 /// The public routes.
@@ -290,6 +321,16 @@ async fn healthz(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
         axum::Json(serde_json::json!({"status": "ok"})),
     )
         .into_response())
+}
+
+/// Counts the store error an answer reports ([`StoreFailed`]), whichever
+/// route met it.
+async fn count_store_errors(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    if let Some(StoreFailed(kind)) = response.extensions().get() {
+        app.metrics().store_error_kind(*kind);
+    }
+    response
 }
 
 async fn not_found() -> ApiError {

@@ -7,6 +7,8 @@ use axum::response::{IntoResponse, Response};
 use ibiki_core::{Conflict, InvalidEntry, NormalizeError, StoreError};
 use serde::Serialize;
 
+use crate::metrics::StoreErrorKind;
+
 /// An error answer: a status, a stable machine-readable code and a message
 /// for people.
 #[derive(Debug)]
@@ -15,7 +17,13 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     details: Option<Details>,
+    store_error: Option<StoreErrorKind>,
 }
+
+/// A response extension: the answer reports a store error of this kind, for
+/// the metrics.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StoreFailed(pub(crate) StoreErrorKind);
 
 /// The extra fields some errors carry next to `error` and `message`.
 #[derive(Debug, Serialize)]
@@ -41,6 +49,7 @@ impl ApiError {
             code,
             message: message.into(),
             details: None,
+            store_error: None,
         }
     }
 
@@ -90,6 +99,16 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
+        let kind = StoreErrorKind::of(&error);
+        Self {
+            store_error: Some(kind),
+            ..Self::from_store_error(error)
+        }
+    }
+}
+
+impl ApiError {
+    fn from_store_error(error: StoreError) -> Self {
         let message = error.to_string();
         match error {
             StoreError::Conflict(conflicts) => Self {
@@ -179,6 +198,10 @@ impl IntoResponse for ApiError {
             message: &self.message,
             details: self.details.as_ref(),
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(kind) = self.store_error {
+            response.extensions_mut().insert(StoreFailed(kind));
+        }
+        response
     }
 }

@@ -16,6 +16,9 @@
 //! - `/api/clients/{userId}/messages` reads a client's inbox, and
 //!   `/api/clients/{userId}/events` streams it live (Server-Sent Events);
 //! - `/healthz` and `/openapi.json` ([`openapi::document`]);
+//! - `GET /metrics`, behind the admin authentication: replies by outcome,
+//!   receive latency, store errors, held replies and assignment changes in
+//!   the Prometheus text format ([`Metrics`]);
 //! - with [`App::pages`] (part of [`App::router`]), the dashboard: `/` lists
 //!   the clients and edits their numbers, `/held` shows the held replies and
 //!   `/inbox/{userId}` a client's replies, live. Plain HTML and a few script
@@ -66,6 +69,8 @@ mod history;
 #[cfg(feature = "axum")]
 mod inbox;
 #[cfg(feature = "axum")]
+mod metrics;
+#[cfg(feature = "axum")]
 pub mod openapi;
 #[cfg(feature = "axum")]
 mod pages;
@@ -89,12 +94,18 @@ pub use crate::error::ApiError;
 #[cfg(feature = "axum")]
 pub use crate::events::POLL_INTERVAL;
 #[cfg(feature = "axum")]
+pub use crate::metrics::Metrics;
+#[cfg(feature = "axum")]
 pub use crate::pages::CONTENT_SECURITY_POLICY_VALUE;
 pub use crate::secret::{EmptySecret, Secret};
 pub use crate::signature::{
     HEADER as SIGNATURE_HEADER, SignatureError, SignatureHeader,
     TOLERANCE_SECS as SIGNATURE_TOLERANCE_SECS, WebhookSecret,
 };
+/// The Prometheus client [`Metrics`] registers into, for an embedder's own
+/// registry of the same version.
+#[cfg(feature = "axum")]
+pub use prometheus_client;
 
 /// The workspace README's examples, compiled as doc tests here, where every
 /// crate they use is a dependency.

@@ -24,15 +24,15 @@ pub(crate) const BEARER: &str = "bearer";
     info(
         title = "ibiki example server",
         description = "Routes inbound SMS replies to the client that owns the number replied to. \
-            Every `/api` route takes the admin bearer token; `/webhooks/sms`, `/healthz` and \
-            `/openapi.json` are public (the webhook checks its own signature when a secret is set)."
+            Every `/api` route and `/metrics` take the admin bearer token; `/webhooks/sms`, \
+            `/healthz` and `/openapi.json` are public (the webhook checks its own signature when a secret is set)."
     ),
     modifiers(&BearerScheme),
     tags(
         (name = "admin", description = "Assign numbers, inspect routing and held replies"),
         (name = "inbox", description = "A client's replies"),
         (name = "webhook", description = "The provider's inbound-reply webhook"),
-        (name = "meta", description = "Health and this document"),
+        (name = "meta", description = "Health, metrics and this document"),
     )
 )]
 struct ApiDoc;

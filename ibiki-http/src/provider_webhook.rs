@@ -19,7 +19,8 @@ use ibiki_core::InboundReply;
 use time::OffsetDateTime;
 
 use crate::app::App;
-use crate::error::ApiError;
+use crate::error::{ApiError, StoreFailed};
+use crate::metrics::{StoreErrorKind, UNKNOWN_ROUTE};
 use crate::openapi::{ErrorBody, ProviderName};
 use crate::provider::{Answer, MAX_BODY_BYTES, Provider, Received, WebhookError, WebhookRequest};
 use crate::request::body_bytes;
@@ -121,6 +122,7 @@ async fn receive(
         .ok()
         .and_then(|Path(name)| app.providers().get(&name).cloned())
     else {
+        app.metrics().rejected(UNKNOWN_ROUTE, "unknown_provider");
         return ApiError::new(
             StatusCode::NOT_FOUND,
             "unknown_provider",
@@ -133,7 +135,10 @@ async fn receive(
     let url = public_url(&app, &request);
     let body = match body_bytes(Bytes::from_request(request, &()).await, MAX_BODY_BYTES) {
         Ok(body) => body,
-        Err(error) => return error.into_response(),
+        Err(error) => {
+            app.metrics().rejected(provider.name(), error.code());
+            return error.into_response();
+        }
     };
     let received = {
         let request =
@@ -143,10 +148,14 @@ async fn receive(
     match received {
         Ok(Received::Replies(replies)) => record(&app, &*provider, replies).await,
         Ok(Received::Skipped { event }) => {
+            app.metrics().skipped(provider.name());
             tracing::debug!(provider = provider.name(), event, "event skipped");
             answer(provider.success())
         }
-        Err(error) => rejected(&*provider, &error),
+        Err(error) => {
+            app.metrics().rejected(provider.name(), error.code());
+            rejected(&*provider, &error)
+        }
     }
 }
 
@@ -155,7 +164,7 @@ async fn receive(
 async fn record(app: &App, provider: &dyn Provider, replies: Vec<InboundReply>) -> Response {
     for reply in replies {
         let message_id = reply.message_id.clone();
-        match app.store().receive(reply).await {
+        match app.receive(provider.name(), reply).await {
             Ok(receipt) => {
                 tracing::debug!(
                     provider = provider.name(),
@@ -171,7 +180,11 @@ async fn record(app: &App, provider: &dyn Provider, replies: Vec<InboundReply>) 
                     error = %error,
                     "reply not recorded: asking the provider to retry"
                 );
-                return answer(provider.retry());
+                let mut response = answer(provider.retry());
+                response
+                    .extensions_mut()
+                    .insert(StoreFailed(StoreErrorKind::of(&error)));
+                return response;
             }
         }
     }

@@ -18,6 +18,7 @@ use utoipa::ToSchema;
 
 use crate::app::{App, WEBHOOK_BODY_LIMIT};
 use crate::error::ApiError;
+use crate::metrics::SMS_ROUTE;
 use crate::openapi::ErrorBody;
 use crate::provider::Form;
 use crate::request::{BodyFormat, body_bytes, body_format, parse_form, parse_json};
@@ -293,6 +294,17 @@ pub(crate) async fn receive(
     State(app): State<Arc<App>>,
     request: Request,
 ) -> Result<Json<WebhookAnswer>, ApiError> {
+    let reply = read(&app, request).await.inspect_err(|error| {
+        app.metrics().rejected(SMS_ROUTE, error.code());
+    })?;
+    let message_id = reply.message_id.clone();
+    let receipt = app.receive(SMS_ROUTE, reply).await?;
+    tracing::debug!(?message_id, ?receipt, "reply recorded");
+    Ok(Json(receipt.into()))
+}
+
+/// The request's reply, its signature checked, read and canonicalized.
+async fn read(app: &App, request: Request) -> Result<InboundReply, ApiError> {
     let signed = match app.webhook_secret() {
         Some(secret) => Some((secret, fresh_signature(request.headers())?)),
         None if app.unsigned_webhooks_refused() => {
@@ -311,11 +323,7 @@ pub(crate) async fn receive(
     let format = format.ok_or_else(|| {
         ApiError::unsupported_media_type("application/json or application/x-www-form-urlencoded")
     })?;
-    let reply = decode(format, &body, app.normalizer(), OffsetDateTime::now_utc())?;
-    let message_id = reply.message_id.clone();
-    let receipt = app.store().receive(reply).await?;
-    tracing::debug!(?message_id, ?receipt, "reply recorded");
-    Ok(Json(receipt.into()))
+    decode(format, &body, app.normalizer(), OffsetDateTime::now_utc())
 }
 
 /// The signature header, parsed and within the time tolerance.

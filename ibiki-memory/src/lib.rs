@@ -21,10 +21,20 @@
 //! lookup`). Replies are kept whole, plus about 40 bytes of index each. The
 //! ownership history keeps one small record per number per change and is
 //! never pruned: it grows with assignment changes, not with replies.
+//!
+//! # Tracing
+//!
+//! With the `tracing` feature (on by default), receives and assignment
+//! changes run in `tracing` spans at debug level (`receive`,
+//! `change_numbers`), each closed by an event saying what came of it. They
+//! carry the provider's message id, the client and counts, never a phone
+//! number or a message body: `RUST_LOG=ibiki_memory=debug` shows them.
 #![forbid(unsafe_code)]
 
 mod history;
 mod state;
 mod store;
+#[cfg(feature = "tracing")]
+mod trace;
 
 pub use crate::store::MemoryStore;

@@ -334,6 +334,11 @@ impl State {
         Ok(Page { items, next })
     }
 
+    /// How many replies are held: the held area's size, no reply read.
+    pub(crate) fn held_count(&self) -> u64 {
+        self.held.len() as u64
+    }
+
     pub(crate) fn list_clients(
         &self,
         page: &PageRequest,

@@ -67,7 +67,12 @@ impl AssignmentStore for MemoryStore {
         numbers: &[PhoneNumber],
         change: Change,
     ) -> Result<AssignmentChange, StoreError> {
-        self.write().change(client, numbers, change)
+        #[cfg(feature = "tracing")]
+        let _span = crate::trace::change(client, change, numbers.len());
+        let result = self.write().change(client, numbers, change);
+        #[cfg(feature = "tracing")]
+        crate::trace::changed(&result);
+        result
     }
 
     async fn numbers_of(&self, client: &ClientId) -> Result<Vec<PhoneNumber>, StoreError> {
@@ -106,7 +111,12 @@ impl AssignmentStore for MemoryStore {
 #[async_trait]
 impl ReplyStore for MemoryStore {
     async fn receive(&self, reply: InboundReply) -> Result<Receipt, StoreError> {
-        self.write().receive(reply)
+        #[cfg(feature = "tracing")]
+        let _span = crate::trace::receive(&reply);
+        let result = self.write().receive(reply);
+        #[cfg(feature = "tracing")]
+        crate::trace::received(&result);
+        result
     }
 
     async fn inbox(
@@ -123,5 +133,9 @@ impl ReplyStore for MemoryStore {
 
     async fn deliver_held(&self, id: u64, target: &HeldTarget) -> Result<StoredReply, StoreError> {
         self.write().deliver_held(id, target)
+    }
+
+    async fn held_count(&self) -> Result<u64, StoreError> {
+        Ok(self.read().held_count())
     }
 }

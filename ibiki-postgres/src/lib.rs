@@ -101,6 +101,7 @@ mod store;
 #[cfg(feature = "testing")]
 #[doc(hidden)]
 pub mod testing;
+mod trace;
 
 pub use crate::config::PostgresStoreBuilder;
 pub use crate::legacy::{

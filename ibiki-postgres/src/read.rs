@@ -131,6 +131,15 @@ pub(crate) async fn list_clients(
     Ok(Page { items, next })
 }
 
+/// How many replies are held.
+pub(crate) async fn held_count(pool: &PgPool, statement: &str) -> Result<u64, StoreError> {
+    let count: i64 = sqlx::query_scalar(statement)
+        .fetch_one(pool)
+        .await
+        .map_err(store_error)?;
+    u64::try_from(count).map_err(backend)
+}
+
 /// A client's inbox page: `statement` binds the client, the position to
 /// start after, and the limit.
 pub(crate) async fn inbox(

@@ -50,6 +50,7 @@ use ibiki_core::{
 use sqlx::PgPool;
 use time::OffsetDateTime;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tracing::Instrument;
 
 use crate::error::{is_transient, store_error};
 use crate::sql::Statements;
@@ -134,7 +135,8 @@ async fn batching(mut jobs: mpsc::Receiver<Job>, pool: PgPool, sql: Arc<Statemen
                 Err(_) => break,
             }
         }
-        tokio::spawn(commit(pool.clone(), Arc::clone(&sql), batch, lane));
+        let span = crate::trace::batch(batch.len());
+        tokio::spawn(commit(pool.clone(), Arc::clone(&sql), batch, lane).instrument(span));
     }
 }
 
@@ -158,6 +160,7 @@ async fn commit(pool: PgPool, sql: Arc<Statements>, batch: Vec<Job>, _lane: Owne
     }
     match outcome {
         Ok(receipts) => {
+            tracing::debug!(outcome = "committed", "receive batch");
             for (job, receipt) in batch.into_iter().zip(receipts) {
                 let _ = job.answer.send(Ok(receipt));
             }
@@ -165,6 +168,7 @@ async fn commit(pool: PgPool, sql: Arc<Statements>, batch: Vec<Job>, _lane: Owne
         // Nothing was committed: each on its own, so that only a bad reply
         // fails.
         Err(Failure::Shortfall | Failure::Statement) => {
+            tracing::debug!(outcome = "one_by_one", "receive batch");
             for job in batch {
                 let _ = job
                     .answer
@@ -174,6 +178,7 @@ async fn commit(pool: PgPool, sql: Arc<Statements>, batch: Vec<Job>, _lane: Owne
         Err(Failure::Connection(error)) => {
             let error = Arc::new(error);
             let transient = is_transient(&error);
+            tracing::debug!(outcome = "failed", error = %error, "receive batch");
             for job in batch {
                 let shared = Box::new(BatchError(Arc::clone(&error)));
                 let _ = job.answer.send(Err(if transient {

@@ -23,6 +23,7 @@ pub(crate) struct Statements {
     pub(crate) held: String,
     pub(crate) deliver_held: String,
     pub(crate) reply: String,
+    pub(crate) held_count: String,
 }
 
 /// The columns a listed reply is read from, as `ReplyRow` expects them.
@@ -113,6 +114,9 @@ impl Statements {
                 "SELECT {REPLY_COLUMNS}, id AS position FROM {s}.replies \
                  WHERE client_id IS NULL AND id > $1 ORDER BY id LIMIT $2"
             ),
+            // Counted on the partial index `replies_held_idx`: an index-only
+            // scan of the held rows, never the delivered ones.
+            held_count: format!("SELECT count(*) FROM {s}.replies WHERE client_id IS NULL"),
         }
     }
 }

@@ -16,7 +16,7 @@ use crate::config::PostgresStoreBuilder;
 use crate::error::{backend, store_error};
 use crate::schema::Schema;
 use crate::sql::Statements;
-use crate::{migrate, read, receive, reroute};
+use crate::{migrate, read, receive, reroute, trace};
 
 /// Assignments and replies in PostgreSQL, in a schema of their own.
 ///
@@ -126,14 +126,14 @@ impl AssignmentStore for PostgresStore {
         numbers: &[PhoneNumber],
         change: Change,
     ) -> Result<AssignmentChange, StoreError> {
-        assign::change(
+        let work = assign::change(
             &self.pool,
             &self.sql.change_numbers,
             client,
             numbers,
             change,
-        )
-        .await
+        );
+        trace::change(client, change, numbers.len(), work).await
     }
 
     async fn numbers_of(&self, client: &ClientId) -> Result<Vec<PhoneNumber>, StoreError> {
@@ -176,7 +176,10 @@ impl AssignmentStore for PostgresStore {
 #[async_trait]
 impl ReplyStore for PostgresStore {
     async fn receive(&self, reply: InboundReply) -> Result<Receipt, StoreError> {
-        self.receives.receive(&self.pool, &self.sql, reply).await
+        trace::receive(reply, |reply| {
+            self.receives.receive(&self.pool, &self.sql, reply)
+        })
+        .await
     }
 
     async fn inbox(
@@ -193,5 +196,9 @@ impl ReplyStore for PostgresStore {
 
     async fn deliver_held(&self, id: u64, target: &HeldTarget) -> Result<StoredReply, StoreError> {
         reroute::deliver_held(&self.pool, &self.sql, id, target).await
+    }
+
+    async fn held_count(&self) -> Result<u64, StoreError> {
+        read::held_count(&self.pool, &self.sql.held_count).await
     }
 }

@@ -15,8 +15,9 @@ use tokio::time::timeout;
 use crate::harness::{assert_error, reply, send};
 
 /// Every variable the server reads, so the tests' environment cannot leak in.
-const SETTINGS: [&str; 7] = [
+const SETTINGS: [&str; 8] = [
     "IBIKI_LISTEN",
+    "IBIKI_METRICS_LISTEN",
     "DATABASE_URL",
     "IBIKI_DATABASE_SCHEMA",
     "IBIKI_DEFAULT_REGION",
@@ -158,6 +159,54 @@ async fn settings_come_from_flags_or_the_environment() {
     );
     let (status, _) = server.terminate().await;
     assert!(status.success());
+}
+
+/// `--metrics-listen` serves `/metrics` on an address of its own without the
+/// token; the API port still wants it.
+#[tokio::test]
+async fn metrics_listen_serves_metrics_without_the_token() {
+    let mut command = server_command();
+    command
+        .env("IBIKI_ADMIN_TOKEN", "metrics-token")
+        .args(["--metrics-listen", "127.0.0.1:0"]);
+    let mut server = Process::start(command).await;
+    let address = timeout(Duration::from_secs(30), async {
+        while let Some(line) = server.stderr.next_line().await.expect("read stderr") {
+            if let Some((_, address)) = line.split_once("without the admin token address=") {
+                return address.trim().to_owned();
+            }
+        }
+        panic!("ibiki-server exited before serving /metrics");
+    })
+    .await
+    .expect("serving /metrics within 30 s");
+    let webhook =
+        server
+            .request(Method::POST, "/webhooks/sms")
+            .json(&reply("SM1", "+14155550100", "held"));
+    assert_eq!(send(webhook).await.1, json!({"status": "held"}));
+
+    let scrape = server
+        .http
+        .get(format!("http://{address}/metrics"))
+        .send()
+        .await
+        .expect("scraped");
+    assert_eq!(scrape.status(), StatusCode::OK);
+    let text = scrape.text().await.expect("text");
+    assert!(text.contains("\nibiki_held_replies 1\n"), "{text}");
+    assert!(
+        text.contains("ibiki_replies_received_total{route=\"sms\",outcome=\"held\"} 1\n"),
+        "{text}"
+    );
+    let unauthenticated = server.request(Method::GET, "/metrics");
+    assert_error(
+        &send(unauthenticated).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+    let (status, stderr) = server.terminate().await;
+    assert!(status.success(), "{stderr}");
 }
 
 #[tokio::test]

@@ -42,6 +42,7 @@ mod binary;
 mod failures;
 mod history;
 mod live;
+mod metrics;
 mod openapi;
 mod paging;
 mod providers;

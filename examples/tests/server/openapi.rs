@@ -11,7 +11,7 @@ use crate::harness::{TestServer, memory_store, send};
 
 /// Every route: method, path template, documented statuses, and whether it
 /// takes the admin bearer token.
-const ROUTES: [(&str, &str, &[u16], bool); 14] = [
+const ROUTES: [(&str, &str, &[u16], bool); 15] = [
     (
         "post",
         "/api/admin/update-phone-numbers",
@@ -76,6 +76,7 @@ const ROUTES: [(&str, &str, &[u16], bool); 14] = [
     ),
     ("get", "/healthz", &[200, 503], false),
     ("get", "/openapi.json", &[200], false),
+    ("get", "/metrics", &[200, 401], true),
 ];
 
 /// Each provider's webhook, whose answers are the provider's own.
@@ -131,6 +132,7 @@ async fn the_document_lists_every_route_and_status() {
             // The live inbox answers with a stream of events; errors are JSON.
             let media_type = match (path, status.as_str()) {
                 ("/api/clients/{user_id}/events", "200") => "text/event-stream",
+                ("/metrics", "200") => "text/plain; version=0.0.4; charset=utf-8",
                 _ => "application/json",
             };
             let content = &response["content"][media_type];

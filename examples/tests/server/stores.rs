@@ -150,4 +150,9 @@ impl ReplyStore for ControlledStore {
         self.check()?;
         self.inner.deliver_held(id, target).await
     }
+
+    async fn held_count(&self) -> Result<u64, StoreError> {
+        self.check()?;
+        self.inner.held_count().await
+    }
 }

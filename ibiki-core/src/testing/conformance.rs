@@ -322,6 +322,48 @@ pub async fn unowned_and_unparsed_replies_are_held<S: ReplyStore>(store: S) {
     );
 }
 
+/// `held_count` is the size of the held area: held and unparsed replies
+/// count, routed replies and retries do not, released replies stop counting.
+pub async fn held_count_counts_the_held_area<S: ReplyStore>(store: S) {
+    let acme = client("acme");
+    let count = async || ok(store.held_count().await, "held_count");
+    assert_eq!(count().await, 0, "an empty store holds nothing");
+    ok(
+        store.add_numbers(&acme, &[number("+14155550199")]).await,
+        "add",
+    );
+    for (i, to) in ["+14155550100", "+14155550101", "+14155550100", "garbage"]
+        .iter()
+        .enumerate()
+    {
+        let id = format!("SM{i}");
+        assert_eq!(
+            store
+                .receive_ok(reply(Some(&id), to, "held", i as i64))
+                .await,
+            Receipt::Held
+        );
+    }
+    let _ = store
+        .receive_ok(reply(Some("SM0"), "+14155550100", "retry", 9))
+        .await;
+    let _ = store
+        .receive_ok(reply(Some("SM9"), "+14155550199", "routed", 10))
+        .await;
+    assert_eq!(
+        count().await,
+        4,
+        "held and unparsed count, a retry and a routed reply do not"
+    );
+    assert_eq!(count().await as usize, whole_held(&store).await.len());
+    let change = ok(
+        store.add_numbers(&acme, &[number("+14155550100")]).await,
+        "add",
+    );
+    assert_eq!(change.released, 2);
+    assert_eq!(count().await, 2, "released replies are no longer held");
+}
+
 /// A message id is recorded once, wherever the first copy went; replies
 /// without an id are always recorded.
 pub async fn retried_message_ids_are_recorded_once<S: ReplyStore>(store: S) {

@@ -40,6 +40,7 @@ macro_rules! conformance_tests {
             conflicts_are_listed_and_change_nothing,
             receive_routes_to_the_owner,
             unowned_and_unparsed_replies_are_held,
+            held_count_counts_the_held_area,
             retried_message_ids_are_recorded_once,
             assignment_releases_held_replies_oldest_first,
             released_replies_never_hide_behind_a_cursor,

@@ -5,7 +5,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use ibiki_core::testing::{client, number};
-use ibiki_core::{AssignmentStore, Conflict, StoreError};
+use ibiki_core::{AssignmentStore, Conflict, ReplyStore, StoreError};
 use ibiki_postgres::PostgresStore;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Executor, PgConnection};
@@ -86,6 +86,31 @@ async fn numbers_of_uses_the_client_index() {
     assert!(shown.contains("assignments_client_idx"), "{shown}");
     let numbers = test.store().numbers_of(&client("client-7")).await;
     assert_eq!(numbers.map(|n| n.len()).ok(), Some(40));
+}
+
+/// The held replies are counted on the partial index of the held area,
+/// never by reading the delivered replies: 20,000 delivered, 100 held.
+#[tokio::test]
+async fn held_count_uses_the_held_index() {
+    let Some(test) = fresh_store().await else {
+        return;
+    };
+    let s = test.schema();
+    let mut conn = test.connection().await;
+    let fill = format!(
+        "INSERT INTO {s}.replies (to_number, from_address, body, received_at, client_id, \
+         delivery_seq) \
+         SELECT '+1415' || (5000000 + g)::text, '+15005550006', 'x', now(), \
+         CASE WHEN g <= 20000 THEN 'client-' || (g % 500) END, \
+         CASE WHEN g <= 20000 THEN g END \
+         FROM generate_series(1, 20100) AS g; \
+         ANALYZE {s}.replies"
+    );
+    conn.execute(&*fill).await.unwrap_or_else(|e| panic!("{e}"));
+    let explain = format!("EXPLAIN SELECT count(*) FROM {s}.replies WHERE client_id IS NULL");
+    let shown = plan(&mut conn, &explain).await;
+    assert!(shown.contains("replies_held_idx"), "{shown}");
+    assert_eq!(test.store().held_count().await.ok(), Some(100));
 }
 
 /// Numbers written by hand are checked too: only canonical E.164 is stored.
