@@ -1,12 +1,13 @@
 //! The store's data, changed only under the store's lock.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use foldhash::fast::RandomState;
 use ibiki_core::{
     AssignmentChange, Change, ClientId, ClientSummary, Conflict, Cursor, InboundReply, MessageId,
     Page, PageRequest, PhoneNumber, Receipt, StoreError, StoredReply,
 };
+use time::OffsetDateTime;
 
 /// Index of a client in `State::clients`; clients are never removed, so an
 /// index stays valid.
@@ -44,16 +45,26 @@ impl Owner {
         u32::from_le_bytes(self.0) as usize
     }
 }
-/// Index of a reply in `State::replies`.
+/// Key of a reply in `State::replies`: arrival order, never reused.
 type ReplyIdx = u32;
+
+/// A reply in an inbox, and when it got there (what pruning goes by).
+#[derive(Debug, Clone, Copy)]
+struct Delivery {
+    reply: ReplyIdx,
+    at: OffsetDateTime,
+}
 
 #[derive(Debug)]
 struct Client {
     id: ClientId,
     /// Ascending, so listing needs no sort and membership is a binary search.
     numbers: Vec<PhoneNumber>,
-    /// Delivery order.
-    inbox: Vec<ReplyIdx>,
+    /// Delivery order, from position `pruned` on.
+    inbox: VecDeque<Delivery>,
+    /// How many replies were pruned from the front of the inbox: positions
+    /// (and so cursors) keep counting from the first delivery.
+    pruned: usize,
 }
 
 #[derive(Debug, Default)]
@@ -62,7 +73,8 @@ pub(crate) struct State {
     owners: HashMap<Key, Owner, RandomState>,
     clients: Vec<Client>,
     by_id: BTreeMap<ClientId, ClientIdx>,
-    replies: Vec<StoredReply>,
+    replies: HashMap<ReplyIdx, StoredReply, RandomState>,
+    next_reply: ReplyIdx,
     message_ids: HashMap<MessageId, ReplyIdx, RandomState>,
     /// Held replies by arrival sequence.
     held: BTreeMap<u64, ReplyIdx>,
@@ -98,7 +110,8 @@ impl State {
         self.clients.push(Client {
             id: id.clone(),
             numbers: Vec::new(),
-            inbox: Vec::new(),
+            inbox: VecDeque::new(),
+            pruned: 0,
         });
         self.by_id.insert(id.clone(), idx);
         Ok(idx)
@@ -181,9 +194,10 @@ impl State {
             .collect();
         seqs.sort_unstable();
         let inbox = &mut self.clients[idx as usize].inbox;
+        let at = OffsetDateTime::now_utc();
         for seq in &seqs {
             if let Some(reply) = self.held.remove(seq) {
-                inbox.push(reply);
+                inbox.push_back(Delivery { reply, at });
             }
         }
         seqs.len() as u64
@@ -195,17 +209,21 @@ impl State {
                 return Ok(Receipt::Duplicate);
             }
         }
-        let idx =
-            ReplyIdx::try_from(self.replies.len()).map_err(|e| StoreError::Backend(Box::new(e)))?;
+        let idx = self.next_reply;
+        self.next_reply =
+            ReplyIdx::try_from(u64::from(idx) + 1).map_err(|e| StoreError::Backend(Box::new(e)))?;
         if let Some(id) = &reply.message_id {
             self.message_ids.insert(id.clone(), idx);
         }
         let number = reply.to.number();
-        self.replies.push(reply.into());
+        self.replies.insert(idx, reply.into());
         let owner = number.and_then(|n| self.owners.get(&Key::from(n)).copied());
         if let Some(owner) = owner {
             let entry = &mut self.clients[owner.idx()];
-            entry.inbox.push(idx);
+            entry.inbox.push_back(Delivery {
+                reply: idx,
+                at: OffsetDateTime::now_utc(),
+            });
             return Ok(Receipt::Routed(entry.id.clone()));
         }
         let seq = self.next_held;
@@ -222,24 +240,27 @@ impl State {
         client: &ClientId,
         page: &PageRequest,
     ) -> Result<Page<StoredReply>, StoreError> {
-        let inbox = self
-            .client(client)
-            .map(|c| c.inbox.as_slice())
-            .unwrap_or_default();
-        let start = match page.after() {
+        let after = match page.after() {
             None => 0,
-            Some(cursor) => position(cursor)
-                .ok_or(StoreError::InvalidCursor)?
-                .min(inbox.len()),
+            Some(cursor) => position(cursor).ok_or(StoreError::InvalidCursor)?,
         };
+        let Some(client) = self.client(client) else {
+            return Ok(Page {
+                items: Vec::new(),
+                next: None,
+            });
+        };
+        let (inbox, pruned) = (&client.inbox, client.pruned);
+        // A cursor before the pruned positions starts at the first one kept.
+        let start = after.saturating_sub(pruned).min(inbox.len());
         let end = (start + page.limit()).min(inbox.len());
-        let items = inbox[start..end]
-            .iter()
-            .map(|&i| self.replies[i as usize].clone())
+        let items = inbox
+            .range(start..end)
+            .filter_map(|d| self.replies.get(&d.reply).cloned())
             .collect();
         Ok(Page {
             items,
-            next: (end > start).then(|| Cursor::from_position(end as u64)),
+            next: (end > start).then(|| Cursor::from_position((pruned + end) as u64)),
         })
     }
 
@@ -257,9 +278,47 @@ impl State {
         let next = slice.last().map(|&(seq, _)| Cursor::from_position(seq + 1));
         let items = slice
             .into_iter()
-            .map(|(_, r)| self.replies[r as usize].clone())
+            .filter_map(|(_, r)| self.replies.get(&r).cloned())
             .collect();
         Ok(Page { items, next })
+    }
+
+    /// Deletes up to `limit` replies delivered before `before`, oldest
+    /// first, keeping each inbox's last; forgets their message ids.
+    pub(crate) fn prune_delivered(&mut self, before: OffsetDateTime, limit: u32) -> u64 {
+        // Each inbox is in delivery order, so what may go is a prefix.
+        let mut candidates: Vec<(OffsetDateTime, usize)> = Vec::new();
+        for (idx, client) in self.clients.iter().enumerate() {
+            let all_but_last = client.inbox.len().saturating_sub(1);
+            candidates.extend(
+                client
+                    .inbox
+                    .iter()
+                    .take(all_but_last)
+                    .take_while(|d| d.at < before)
+                    .map(|d| (d.at, idx)),
+            );
+        }
+        candidates.sort_unstable();
+        candidates.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        let mut per_client: BTreeMap<usize, usize> = BTreeMap::new();
+        for &(_, idx) in &candidates {
+            *per_client.entry(idx).or_default() += 1;
+        }
+        for (idx, count) in per_client {
+            let client = &mut self.clients[idx];
+            for delivery in client.inbox.drain(..count) {
+                let id = self
+                    .replies
+                    .remove(&delivery.reply)
+                    .and_then(|r| r.message_id);
+                if let Some(id) = id {
+                    self.message_ids.remove(&id);
+                }
+            }
+            client.pruned += count;
+        }
+        candidates.len() as u64
     }
 
     pub(crate) fn list_clients(

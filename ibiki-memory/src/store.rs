@@ -8,6 +8,8 @@ use ibiki_core::{
     PageRequest, PhoneNumber, Receipt, ReplyStore, StoreError, StoredReply,
 };
 
+use time::OffsetDateTime;
+
 use crate::state::State;
 
 /// Assignments and replies in memory, behind one reader-writer lock.
@@ -102,5 +104,9 @@ impl ReplyStore for MemoryStore {
 
     async fn held(&self, page: &PageRequest) -> Result<Page<StoredReply>, StoreError> {
         self.read().held(page)
+    }
+
+    async fn prune_delivered(&self, before: OffsetDateTime, limit: u32) -> Result<u64, StoreError> {
+        Ok(self.write().prune_delivered(before, limit))
     }
 }

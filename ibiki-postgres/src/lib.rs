@@ -87,6 +87,7 @@ mod legacy;
 mod migrate;
 mod read;
 mod receive;
+mod retention;
 mod schema;
 mod sql;
 mod store;

@@ -19,6 +19,7 @@ pub(crate) struct Statements {
     pub(crate) list_clients: String,
     pub(crate) inbox: String,
     pub(crate) held: String,
+    pub(crate) prune_delivered: String,
 }
 
 /// The columns a listed reply is read from, as `ReplyRow` expects them.
@@ -88,6 +89,7 @@ impl Statements {
                 "SELECT {REPLY_COLUMNS}, id AS position FROM {s}.replies \
                  WHERE client_id IS NULL AND id > $1 ORDER BY id LIMIT $2"
             ),
+            prune_delivered: format!("SELECT {s}.prune_delivered($1, $2)"),
         }
     }
 }

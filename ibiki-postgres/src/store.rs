@@ -9,13 +9,14 @@ use ibiki_core::{
     PageRequest, PhoneNumber, Receipt, ReplyStore, StoreError, StoredReply,
 };
 use sqlx::PgPool;
+use time::OffsetDateTime;
 
 use crate::assign;
 use crate::config::PostgresStoreBuilder;
 use crate::error::{backend, store_error};
 use crate::schema::Schema;
 use crate::sql::Statements;
-use crate::{migrate, read, receive};
+use crate::{migrate, read, receive, retention};
 
 /// Assignments and replies in PostgreSQL, in a schema of their own.
 ///
@@ -172,5 +173,9 @@ impl ReplyStore for PostgresStore {
 
     async fn held(&self, page: &PageRequest) -> Result<Page<StoredReply>, StoreError> {
         read::held(&self.pool, &self.sql.held, page).await
+    }
+
+    async fn prune_delivered(&self, before: OffsetDateTime, limit: u32) -> Result<u64, StoreError> {
+        retention::prune_delivered(&self.pool, &self.sql.prune_delivered, before, limit).await
     }
 }

@@ -45,7 +45,9 @@ macro_rules! conformance_tests {
             released_replies_never_hide_behind_a_cursor,
             pages_follow_cursors,
             clients_are_listed_by_id,
-            unknowns_read_as_empty
+            unknowns_read_as_empty,
+            pruning_keeps_cursors_and_held_replies,
+            pruned_message_ids_are_recorded_again
         );
         $crate::conformance_tests!(@concurrent $factory;
             receive_racing_assignment_ends_in_the_inbox,
