@@ -7,6 +7,7 @@ mod conformance;
 mod errors;
 mod import;
 mod legacy;
+mod pgbouncer;
 mod races;
 mod schema;
 mod support;
