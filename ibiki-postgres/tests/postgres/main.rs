@@ -9,5 +9,6 @@ mod import;
 mod legacy;
 mod pgbouncer;
 mod races;
+mod retention;
 mod schema;
 mod support;
