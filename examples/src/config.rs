@@ -53,7 +53,8 @@ pub struct Config {
     #[command(flatten)]
     pub providers: ProviderFlags,
 
-    /// Instead of serving: `import` (see `ibiki-server import --help`).
+    /// Instead of serving: `import` or `prune` (see `ibiki-server import
+    /// --help`, `ibiki-server prune --help`).
     #[command(subcommand)]
     pub command: Option<crate::import::Command>,
 }

@@ -32,6 +32,12 @@ pub enum Command {
     /// Running it again changes nothing. Exit status: 0 when every entry was
     /// imported or already there, 3 when some were left out, 1 on an error.
     Import(ImportArgs),
+    /// Deletes replies delivered to an inbox before --before, in batches,
+    /// keeping each inbox's last one (its clients' cursors stay valid);
+    /// held replies are never deleted. Refuses a --before within the last
+    /// two days (providers retry for up to a day; a retry of a pruned reply
+    /// is recorded again) unless --allow-recent.
+    Prune(crate::prune::PruneArgs),
 }
 
 /// The flags of `ibiki-server import`.

@@ -24,6 +24,7 @@
 pub mod config;
 pub mod import;
 pub mod providers;
+pub mod prune;
 pub mod server;
 pub mod store;
 

@@ -406,6 +406,38 @@ pub trait ReplyStore: AssignmentStore {
             }
         }
     }
+
+    /// Deletes up to `limit` replies delivered to an inbox before `before`,
+    /// oldest delivery first, and returns how many: retention, so that the
+    /// store stays bounded. Call it until it returns 0; each call is one
+    /// short transaction.
+    ///
+    /// - Held replies are never deleted, however old: they have not reached
+    ///   anyone yet.
+    /// - A reply counts from its [`delivery`](StoredReply::delivery)'s `at`:
+    ///   a routed reply from its reception, a released one from its release,
+    ///   a re-routed one from the re-route.
+    /// - The last reply of each inbox is kept, so positions keep counting up
+    ///   and a client's cursor stays valid: paging after a pruned position
+    ///   goes on with the next reply still stored, and nothing delivered
+    ///   after the prune is skipped (`pruning_keeps_cursors_and_held_replies`).
+    /// - A pruned reply's message id is forgotten: a provider retrying it
+    ///   afterwards records it again as new
+    ///   (`pruned_message_ids_are_recorded_again`). Keep `before` older than
+    ///   the longest retry window of the providers in use (a day for the
+    ///   common ones).
+    ///
+    /// ```
+    /// # async fn demo(store: &dyn ibiki_core::ReplyStore) -> Result<(), ibiki_core::StoreError> {
+    /// use time::{Duration, OffsetDateTime};
+    ///
+    /// // Keep 30 days of delivered replies.
+    /// let before = OffsetDateTime::now_utc() - Duration::days(30);
+    /// while store.prune_delivered(before, 10_000).await? > 0 {}
+    /// # Ok(())
+    /// # }
+    /// ```
+    async fn prune_delivered(&self, before: OffsetDateTime, limit: u32) -> Result<u64, StoreError>;
 }
 
 /// A type-erased [`ReplyStore`], for `Arc<DynReplyStore>`.
@@ -443,6 +475,14 @@ macro_rules! deref_reply_store {
 
             async fn held_count(&self) -> Result<u64, StoreError> {
                 (**self).held_count().await
+            }
+
+            async fn prune_delivered(
+                &self,
+                before: OffsetDateTime,
+                limit: u32,
+            ) -> Result<u64, StoreError> {
+                (**self).prune_delivered(before, limit).await
             }
         }
     )+};

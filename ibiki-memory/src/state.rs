@@ -1,6 +1,6 @@
 //! The store's data, changed only under the store's lock.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use foldhash::fast::RandomState;
 use ibiki_core::{
@@ -48,7 +48,7 @@ impl Owner {
         u32::from_le_bytes(self.0) as usize
     }
 }
-/// Index of a reply in `State::replies`.
+/// Key of a reply in `State::replies`: arrival order, never reused.
 type ReplyIdx = u32;
 
 #[derive(Debug)]
@@ -56,8 +56,12 @@ struct Client {
     id: ClientId,
     /// Ascending, so listing needs no sort and membership is a binary search.
     numbers: Vec<PhoneNumber>,
-    /// Delivery order.
-    inbox: Vec<ReplyIdx>,
+    /// Delivery order, from position `pruned` on. When each reply got here
+    /// is its `delivery.at` (what pruning goes by).
+    inbox: VecDeque<ReplyIdx>,
+    /// How many replies were pruned from the front of the inbox: positions
+    /// (and so cursors) keep counting from the first delivery.
+    pruned: usize,
 }
 
 #[derive(Debug, Default)]
@@ -66,7 +70,8 @@ pub(crate) struct State {
     owners: HashMap<Key, Owner, RandomState>,
     clients: Vec<Client>,
     by_id: BTreeMap<ClientId, ClientIdx>,
-    replies: Vec<StoredReply>,
+    replies: HashMap<ReplyIdx, StoredReply, RandomState>,
+    next_reply: ReplyIdx,
     message_ids: HashMap<MessageId, ReplyIdx, RandomState>,
     /// Held replies by arrival sequence.
     held: BTreeMap<u64, ReplyIdx>,
@@ -119,7 +124,8 @@ impl State {
         self.clients.push(Client {
             id: id.clone(),
             numbers: Vec::new(),
-            inbox: Vec::new(),
+            inbox: VecDeque::new(),
+            pruned: 0,
         });
         self.by_id.insert(id.clone(), idx);
         Ok(idx)
@@ -207,8 +213,8 @@ impl State {
         let inbox = &mut self.clients[idx as usize].inbox;
         for seq in &seqs {
             if let Some(reply) = self.held.remove(seq) {
-                inbox.push(reply);
-                if let Some(stored) = self.replies.get_mut(reply as usize) {
+                inbox.push_back(reply);
+                if let Some(stored) = self.replies.get_mut(&reply) {
                     stored.delivery = Delivery {
                         kind: DeliveryKind::Released,
                         at,
@@ -225,18 +231,19 @@ impl State {
                 return Ok(Receipt::Duplicate);
             }
         }
-        let idx =
-            ReplyIdx::try_from(self.replies.len()).map_err(|e| StoreError::Backend(Box::new(e)))?;
+        let idx = self.next_reply;
+        self.next_reply =
+            ReplyIdx::try_from(u64::from(idx) + 1).map_err(|e| StoreError::Backend(Box::new(e)))?;
         if let Some(id) = &reply.message_id {
             self.message_ids.insert(id.clone(), idx);
         }
         let number = reply.to.number();
         let owner = number.and_then(|n| self.owners.get(&Key::from(n)).copied());
         let stored = StoredReply::on_receipt(u64::from(idx), reply, owner.is_some());
-        self.replies.push(stored);
+        self.replies.insert(idx, stored);
         if let Some(owner) = owner {
             let entry = &mut self.clients[owner.idx()];
-            entry.inbox.push(idx);
+            entry.inbox.push_back(idx);
             return Ok(Receipt::Routed(entry.id.clone()));
         }
         let seq = self.next_held;
@@ -256,7 +263,7 @@ impl State {
     ) -> Result<StoredReply, StoreError> {
         let idx = ReplyIdx::try_from(id)
             .ok()
-            .filter(|&i| (i as usize) < self.replies.len())
+            .filter(|i| self.replies.contains_key(i))
             .ok_or(StoreError::NoSuchReply(id))?;
         // An operator's action: a scan of the held area is fine.
         let seq = self
@@ -273,7 +280,9 @@ impl State {
             },
         };
         self.held.remove(&seq);
-        let reply = &mut self.replies[idx as usize];
+        let Some(reply) = self.replies.get_mut(&idx) else {
+            return Err(StoreError::NoSuchReply(id));
+        };
         if let Some(seqs) = reply
             .to
             .number()
@@ -285,7 +294,7 @@ impl State {
             kind: DeliveryKind::Rerouted,
             at: self.history.now(),
         };
-        self.clients[client as usize].inbox.push(idx);
+        self.clients[client as usize].inbox.push_back(idx);
         Ok(reply.clone())
     }
 
@@ -294,24 +303,27 @@ impl State {
         client: &ClientId,
         page: &PageRequest,
     ) -> Result<Page<StoredReply>, StoreError> {
-        let inbox = self
-            .client(client)
-            .map(|c| c.inbox.as_slice())
-            .unwrap_or_default();
-        let start = match page.after() {
+        let after = match page.after() {
             None => 0,
-            Some(cursor) => position(cursor)
-                .ok_or(StoreError::InvalidCursor)?
-                .min(inbox.len()),
+            Some(cursor) => position(cursor).ok_or(StoreError::InvalidCursor)?,
         };
+        let Some(client) = self.client(client) else {
+            return Ok(Page {
+                items: Vec::new(),
+                next: None,
+            });
+        };
+        let (inbox, pruned) = (&client.inbox, client.pruned);
+        // A cursor before the pruned positions starts at the first one kept.
+        let start = after.saturating_sub(pruned).min(inbox.len());
         let end = (start + page.limit()).min(inbox.len());
-        let items = inbox[start..end]
-            .iter()
-            .map(|&i| self.replies[i as usize].clone())
+        let items = inbox
+            .range(start..end)
+            .filter_map(|r| self.replies.get(r).cloned())
             .collect();
         Ok(Page {
             items,
-            next: (end > start).then(|| Cursor::from_position(end as u64)),
+            next: (end > start).then(|| Cursor::from_position((pruned + end) as u64)),
         })
     }
 
@@ -329,7 +341,7 @@ impl State {
         let next = slice.last().map(|&(seq, _)| Cursor::from_position(seq + 1));
         let items = slice
             .into_iter()
-            .map(|(_, r)| self.replies[r as usize].clone())
+            .filter_map(|(_, r)| self.replies.get(&r).cloned())
             .collect();
         Ok(Page { items, next })
     }
@@ -337,6 +349,50 @@ impl State {
     /// How many replies are held: the held area's size, no reply read.
     pub(crate) fn held_count(&self) -> u64 {
         self.held.len() as u64
+    }
+
+    /// Deletes up to `limit` replies delivered before `before`, oldest
+    /// first, keeping each inbox's last; forgets their message ids.
+    pub(crate) fn prune_delivered(&mut self, before: OffsetDateTime, limit: u32) -> u64 {
+        // What may go is a prefix of each inbox, so that positions keep
+        // counting. Each candidate is keyed by the latest delivery up to it:
+        // an inbox's keys never decrease (a routed reply is delivered at its
+        // reception time, which need not follow the inbox order), so the
+        // oldest `limit` keys are a prefix of every inbox.
+        let mut candidates: Vec<(OffsetDateTime, usize)> = Vec::new();
+        for (idx, client) in self.clients.iter().enumerate() {
+            let all_but_last = client.inbox.len().saturating_sub(1);
+            let ats = client
+                .inbox
+                .iter()
+                .take(all_but_last)
+                .map(|r| self.replies.get(r).map(|s| s.delivery.at));
+            candidates.extend(
+                ats.scan(OffsetDateTime::UNIX_EPOCH, |latest, at| {
+                    *latest = (*latest).max(at?);
+                    Some(*latest)
+                })
+                .take_while(|&at| at < before)
+                .map(|at| (at, idx)),
+            );
+        }
+        candidates.sort_unstable();
+        candidates.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        let mut per_client: BTreeMap<usize, usize> = BTreeMap::new();
+        for &(_, idx) in &candidates {
+            *per_client.entry(idx).or_default() += 1;
+        }
+        for (idx, count) in per_client {
+            let client = &mut self.clients[idx];
+            for reply in client.inbox.drain(..count) {
+                let id = self.replies.remove(&reply).and_then(|r| r.message_id);
+                if let Some(id) = id {
+                    self.message_ids.remove(&id);
+                }
+            }
+            client.pruned += count;
+        }
+        candidates.len() as u64
     }
 
     pub(crate) fn list_clients(

@@ -138,4 +138,8 @@ impl ReplyStore for MemoryStore {
     async fn held_count(&self) -> Result<u64, StoreError> {
         Ok(self.read().held_count())
     }
+
+    async fn prune_delivered(&self, before: OffsetDateTime, limit: u32) -> Result<u64, StoreError> {
+        Ok(self.write().prune_delivered(before, limit))
+    }
 }

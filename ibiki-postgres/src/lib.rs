@@ -77,6 +77,18 @@
 //! and a reply the database refuses is retried alone, failing only its
 //! caller.
 //!
+//! # Retention
+//!
+//! [`ReplyStore::prune_delivered`](ibiki_core::ReplyStore::prune_delivered)
+//! deletes old delivered replies through the schema's `prune_delivered`
+//! function, at most `limit` rows a transaction, found through an index on
+//! the delivery time (`delivered_at`, written by every receive, release and
+//! re-route; migration `0003_retention.sql`). Held replies and each inbox's
+//! last reply stay. Deleted rows become free space after `VACUUM`
+//! (autovacuum, or by hand after a large prune); the files do not shrink.
+//! `docs/scaling.md` in the repository says when this is needed and what
+//! comes after it.
+//!
 //! # Errors
 //!
 //! Connection failures, pool timeouts, server shutdowns, resource exhaustion,
@@ -95,6 +107,7 @@ mod migrate;
 mod read;
 mod receive;
 mod reroute;
+mod retention;
 mod schema;
 mod sql;
 mod store;

@@ -24,6 +24,7 @@ pub(crate) struct Statements {
     pub(crate) deliver_held: String,
     pub(crate) reply: String,
     pub(crate) held_count: String,
+    pub(crate) prune_delivered: String,
 }
 
 /// The columns a listed reply is read from, as `ReplyRow` expects them.
@@ -117,6 +118,7 @@ impl Statements {
             // Counted on the partial index `replies_held_idx`: an index-only
             // scan of the held rows, never the delivered ones.
             held_count: format!("SELECT count(*) FROM {s}.replies WHERE client_id IS NULL"),
+            prune_delivered: format!("SELECT {s}.prune_delivered($1, $2)"),
         }
     }
 }

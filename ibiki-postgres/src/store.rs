@@ -16,7 +16,7 @@ use crate::config::PostgresStoreBuilder;
 use crate::error::{backend, store_error};
 use crate::schema::Schema;
 use crate::sql::Statements;
-use crate::{migrate, read, receive, reroute, trace};
+use crate::{migrate, read, receive, reroute, retention, trace};
 
 /// Assignments and replies in PostgreSQL, in a schema of their own.
 ///
@@ -200,5 +200,9 @@ impl ReplyStore for PostgresStore {
 
     async fn held_count(&self) -> Result<u64, StoreError> {
         read::held_count(&self.pool, &self.sql.held_count).await
+    }
+
+    async fn prune_delivered(&self, before: OffsetDateTime, limit: u32) -> Result<u64, StoreError> {
+        retention::prune_delivered(&self.pool, &self.sql.prune_delivered, before, limit).await
     }
 }

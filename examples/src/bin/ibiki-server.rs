@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use ibiki_examples::import::{Command, run_import};
+use ibiki_examples::prune::run_prune;
 use ibiki_examples::{Config, run};
 use tracing_subscriber::EnvFilter;
 
@@ -17,8 +18,10 @@ async fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    if let Some(Command::Import(args)) = config.command {
-        return run_import(args).await;
+    match config.command {
+        Some(Command::Import(args)) => return run_import(args).await,
+        Some(Command::Prune(args)) => return run_prune(args).await,
+        None => {}
     }
     match run(config).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,6 +5,7 @@
 mod database;
 mod harness;
 mod import;
+mod prune;
 mod stores;
 
 /// Makes each listed `async fn(Arc<DynReplyStore>)` a test against every

@@ -155,4 +155,13 @@ impl ReplyStore for ControlledStore {
         self.check()?;
         self.inner.held_count().await
     }
+
+    async fn prune_delivered(
+        &self,
+        before: time::OffsetDateTime,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        self.check()?;
+        self.inner.prune_delivered(before, limit).await
+    }
 }

@@ -986,3 +986,153 @@ pub async fn held_replies_can_be_rerouted<S: ReplyStore>(store: S) {
         "a re-routed reply is not released again"
     );
 }
+
+/// Far enough ahead that every delivery so far counts as before it, whatever
+/// the clocks of the test and the store's server.
+fn after_everything() -> OffsetDateTime {
+    OffsetDateTime::now_utc() + time::Duration::days(1)
+}
+
+/// Pruning deletes delivered replies oldest first, in batches of at most the
+/// limit, never a held one and never an inbox's last; a cursor taken before
+/// it still pages on, and later deliveries come after it. A reply released
+/// from the held area counts from its release.
+pub async fn pruning_keeps_cursors_and_held_replies<S: ReplyStore>(store: S) {
+    let (acme, beta, late) = (client("acme"), client("beta"), client("late"));
+    ok(
+        store
+            .replace_numbers(&acme, &[number("+14155550100")])
+            .await,
+        "replace",
+    );
+    ok(
+        store
+            .replace_numbers(&beta, &[number("+14155550101")])
+            .await,
+        "replace",
+    );
+    for (body, at) in [("a1", 1), ("a2", 2), ("a3", 3)] {
+        let _ = store
+            .receive_ok(reply(None, "+14155550100", body, at))
+            .await;
+    }
+    for (body, at) in [("b1", 4), ("b2", 5)] {
+        let _ = store
+            .receive_ok(reply(None, "+14155550101", body, at))
+            .await;
+    }
+    let _ = store
+        .receive_ok(reply(None, "+14155550102", "held", 6))
+        .await;
+    let _ = store
+        .receive_ok(reply(None, "not a number", "unparsed", 7))
+        .await;
+    let first = ok(store.inbox(&acme, &PageRequest::first(2)).await, "inbox");
+    let cursor = PageRequest::first(2)
+        .next(&first)
+        .expect("a cursor after a2");
+
+    let long_ago = OffsetDateTime::UNIX_EPOCH;
+    assert_eq!(ok(store.prune_delivered(long_ago, 100).await, "prune"), 0);
+    assert_eq!(
+        ok(store.prune_delivered(after_everything(), 1).await, "prune"),
+        1
+    );
+    assert_eq!(
+        ok(
+            store.prune_delivered(after_everything(), 100).await,
+            "prune"
+        ),
+        2
+    );
+    assert_eq!(
+        ok(
+            store.prune_delivered(after_everything(), 100).await,
+            "prune"
+        ),
+        0
+    );
+
+    assert_eq!(
+        bodies(&whole_inbox(&store, &acme).await),
+        ["a3"],
+        "last one kept"
+    );
+    assert_eq!(
+        bodies(&whole_inbox(&store, &beta).await),
+        ["b2"],
+        "last one kept"
+    );
+    assert_eq!(
+        bodies(&whole_held(&store).await),
+        ["held", "unparsed"],
+        "held kept"
+    );
+    let _ = store.receive_ok(reply(None, "+14155550100", "a4", 8)).await;
+    let after = ok(
+        store.inbox(&acme, &cursor).await,
+        "inbox after the old cursor",
+    );
+    assert_eq!(
+        bodies(&after.items),
+        ["a3", "a4"],
+        "the old cursor pages on"
+    );
+
+    // Received long ago, released now: not delivered before an hour ago. A
+    // routed reply is delivered at its reception, so a3, no longer acme's
+    // last, goes.
+    ok(
+        store
+            .replace_numbers(&late, &[number("+14155550102")])
+            .await,
+        "replace",
+    );
+    let _ = store
+        .receive_ok(reply(None, "+14155550102", "late2", 9))
+        .await;
+    let an_hour_ago = OffsetDateTime::now_utc() - time::Duration::hours(1);
+    assert_eq!(
+        ok(store.prune_delivered(an_hour_ago, 100).await, "prune"),
+        1
+    );
+    assert_eq!(bodies(&whole_inbox(&store, &acme).await), ["a4"]);
+    assert_eq!(bodies(&whole_inbox(&store, &late).await), ["held", "late2"]);
+}
+
+/// A pruned reply's message id is forgotten: a retry after pruning is
+/// recorded again, while the ids of replies still stored stay duplicates.
+pub async fn pruned_message_ids_are_recorded_again<S: ReplyStore>(store: S) {
+    let acme = client("acme");
+    ok(
+        store
+            .replace_numbers(&acme, &[number("+14155550100")])
+            .await,
+        "replace",
+    );
+    for (id, at) in [("SM1", 1), ("SM2", 2)] {
+        let _ = store
+            .receive_ok(reply(Some(id), "+14155550100", id, at))
+            .await;
+    }
+    assert_eq!(
+        ok(
+            store.prune_delivered(after_everything(), 100).await,
+            "prune"
+        ),
+        1
+    );
+    assert_eq!(
+        store
+            .receive_ok(reply(Some("SM2"), "+14155550100", "SM2", 2))
+            .await,
+        Receipt::Duplicate
+    );
+    assert_eq!(
+        store
+            .receive_ok(reply(Some("SM1"), "+14155550100", "SM1", 1))
+            .await,
+        Receipt::Routed(acme.clone())
+    );
+    assert_eq!(bodies(&whole_inbox(&store, &acme).await), ["SM2", "SM1"]);
+}

@@ -50,7 +50,9 @@ macro_rules! conformance_tests {
             history_records_every_change,
             owner_at_follows_the_history,
             delivery_says_how_each_reply_arrived,
-            held_replies_can_be_rerouted
+            held_replies_can_be_rerouted,
+            pruning_keeps_cursors_and_held_replies,
+            pruned_message_ids_are_recorded_again
         );
         $crate::conformance_tests!(@concurrent $factory;
             receive_racing_assignment_ends_in_the_inbox,

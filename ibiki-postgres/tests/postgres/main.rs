@@ -8,6 +8,8 @@ mod errors;
 mod history;
 mod import;
 mod legacy;
+mod pgbouncer;
 mod races;
+mod retention;
 mod schema;
 mod support;
