@@ -1,6 +1,8 @@
 //! A pointer to a store is a store that calls the pointee's methods, its
 //! overrides of the provided ones included.
 
+#![cfg(feature = "testing")]
+
 use std::sync::Arc;
 
 use ibiki_core::testing::{client, number};

@@ -65,6 +65,7 @@ mod events;
 #[cfg(feature = "testing")]
 #[doc(hidden)]
 pub mod fuzzing;
+#[cfg(feature = "axum")]
 mod history;
 #[cfg(feature = "axum")]
 mod inbox;
@@ -79,6 +80,7 @@ pub mod provider;
 mod provider_webhook;
 #[cfg(feature = "axum")]
 mod request;
+#[cfg(feature = "axum")]
 mod reroute;
 mod secret;
 mod signature;

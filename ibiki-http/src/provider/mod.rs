@@ -66,7 +66,7 @@ pub use self::twilio::{Twilio, TwilioMedia, TwilioMessage};
 pub use self::url::{PublicUrl, PublicUrlError};
 pub use self::vonage::{SignatureMethod, UnknownSignatureMethod, Vonage, VonageKey, VonageMessage};
 
-#[cfg(test)]
+#[cfg(all(test, feature = "axum"))]
 pub(crate) use self::twilio::EMPTY_TWIML;
 
 /// For tests: signatures computed as each provider computes them, and what
