@@ -99,6 +99,7 @@ struct Inner {
     numbers_assigned: Counter,
     numbers_unassigned: Counter,
     released: Counter,
+    rerouted: Counter,
     held: Arc<HeldReplies>,
 }
 
@@ -126,6 +127,7 @@ impl Metrics {
             numbers_assigned: Counter::default(),
             numbers_unassigned: Counter::default(),
             released: Counter::default(),
+            rerouted: Counter::default(),
             held: Arc::default(),
         };
         // Every kind shows from the start, at 0: an alert on its rate then
@@ -241,6 +243,11 @@ impl Metrics {
         inner.numbers_unassigned.inc_by(result.removed.len() as u64);
         inner.released.inc_by(result.released);
     }
+
+    /// A held reply an operator delivered by hand.
+    pub(crate) fn rerouted(&self) {
+        self.inner.rerouted.inc();
+    }
 }
 
 impl Inner {
@@ -282,6 +289,11 @@ impl Inner {
             "ibiki_held_replies_released",
             "Held replies that assignment changes delivered to their new owner",
             self.released.clone(),
+        );
+        registry.register(
+            "ibiki_held_replies_rerouted",
+            "Held replies an operator delivered by hand (POST /api/admin/held/{id}/deliver)",
+            self.rerouted.clone(),
         );
         registry.register_collector(Box::new(self.held.clone()));
     }

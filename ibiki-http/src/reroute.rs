@@ -87,6 +87,7 @@ pub(crate) async fn deliver(
         }
     };
     let reply = app.store().deliver_held(id, &target).await?;
+    app.metrics().rerouted();
     tracing::info!(id, ?target, to = %reply.to, "held reply re-routed");
     Ok(Json(reply))
 }

@@ -107,7 +107,8 @@ impl Scrape {
 }
 
 /// 3 routed, 2 held, 1 duplicate, 2 rejected (a bad signature, a bad
-/// payload), a conflict, and an assignment that releases the 2 held.
+/// payload), a conflict, an assignment that releases the 2 held, and a third
+/// held reply an operator re-routes.
 async fn a_known_sequence_is_counted_exactly(store: Arc<DynReplyStore>) {
     let server = TestServer::start_signed(store).await;
     let signed = async |payload: serde_json::Value| {
@@ -148,15 +149,21 @@ async fn a_known_sequence_is_counted_exactly(store: Arc<DynReplyStore>) {
 
     let before = Scrape::of(&server).await;
     assert_eq!(before.value("ibiki_held_replies", &[]), 2.0);
+    assert_eq!(before.value("ibiki_held_replies_rerouted_total", &[]), 0.0);
 
     let released = server
         .assign_ok("acme", json!("+14155550100, +14155550101"))
         .await;
     assert_eq!(released["released"], 2);
+    assert_eq!(signed(reply("SM7", "+14155550199", "stray")).await, "held");
+    let stray = &server.held().await[0]["id"];
+    let path = format!("/api/admin/held/{stray}/deliver");
+    let (status, moved) = send(server.post_json(&path, &json!({"userId": "acme"}))).await;
+    assert_eq!(status, StatusCode::OK, "{moved}");
 
     let after = Scrape::of(&server).await;
     assert_eq!(after.replies("routed"), 3.0);
-    assert_eq!(after.replies("held"), 2.0);
+    assert_eq!(after.replies("held"), 3.0);
     assert_eq!(after.replies("duplicate"), 1.0);
     assert_eq!(after.replies("failed"), 0.0);
     assert_eq!(after.rejected("bad_signature"), 1.0);
@@ -164,18 +171,23 @@ async fn a_known_sequence_is_counted_exactly(store: Arc<DynReplyStore>) {
     let latency = "ibiki_reply_receive_duration_seconds_count";
     assert_eq!(
         after.value(latency, &[]),
-        6.0,
+        7.0,
         "one per reply the store saw"
     );
     let bucket = [("le", "+Inf")];
     let le_inf = after.value("ibiki_reply_receive_duration_seconds_bucket", &bucket);
-    assert_eq!(le_inf, 6.0);
-    assert_eq!(after.value("ibiki_held_replies", &[]), 0.0, "all released");
+    assert_eq!(le_inf, 7.0);
+    assert_eq!(
+        after.value("ibiki_held_replies", &[]),
+        0.0,
+        "all released or re-routed"
+    );
     let changes = [("change", "replace")];
     assert_eq!(after.value("ibiki_assignment_changes_total", &changes), 2.0);
     assert_eq!(after.value("ibiki_numbers_assigned_total", &[]), 2.0);
     assert_eq!(after.value("ibiki_numbers_unassigned_total", &[]), 0.0);
     assert_eq!(after.value("ibiki_held_replies_released_total", &[]), 2.0);
+    assert_eq!(after.value("ibiki_held_replies_rerouted_total", &[]), 1.0);
     assert_eq!(after.store_errors("conflict"), 1.0);
     assert_eq!(after.store_errors("unavailable"), 0.0);
 }
