@@ -341,6 +341,25 @@ def desktop(server, browser):
     expect(page.locator("#held li.reply")).to_contain_text("Who is this?")
     page.screenshot(path=str(SHOTS / "held.png"), full_page=True)
 
+    # Delivered by hand: an empty client is refused on the page, then bob.
+    held = page.locator("#held li.reply", has_text="Who is this?")
+    deliver_to = held.get_by_label("Deliver to client")
+    held.get_by_role("button", name="Deliver").click()
+    expect(held.get_by_role("alert")).to_have_text("Enter the client's ID.")
+    deliver_to.fill("bob")
+    deliver_to.press("Enter")
+    expect(page.get_by_role("status")).to_have_text("Delivered the reply from +15005550006 to bob.")
+    expect(page.locator("#held-count")).to_have_text("No held replies.")
+    expect(page.locator("#held li.reply")).to_have_count(0)
+    status, inbox = server.json("GET", "/api/clients/bob/messages")
+    bodies = [m["body"] for m in inbox["messages"]]
+    check("the reply delivered by hand is in bob's inbox", status == 200 and "Who is this?" in bodies, inbox)
+    check(
+        "delivered by hand",
+        status == 200 and any(m["delivery"]["kind"] == "rerouted" for m in inbox["messages"]),
+        inbox,
+    )
+
     check("no script errors", not trouble, trouble)
     context.close()
 
