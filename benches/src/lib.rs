@@ -65,11 +65,46 @@ pub fn median_ns(group: &str, bench: &str) -> Option<f64> {
         .join(group)
         .join(bench)
         .join("new/estimates.json");
+    if !written_by_this_run(&dir) {
+        return None;
+    }
     let text = std::fs::read_to_string(dir).ok()?;
     // {"mean":{...},"median":{"confidence_interval":{...},"point_estimate":123.4,...
     let median = text.split("\"median\"").nth(1)?;
     let value = median.split("\"point_estimate\":").nth(1)?;
     value.split([',', '}']).next()?.trim().parse().ok()
+}
+
+/// Whether `file` was written after this process started: a group filtered
+/// out of this run leaves an earlier run's estimates behind, which must not
+/// be reported as this run's. Where the start time cannot be read (not
+/// Linux), every file counts.
+fn written_by_this_run(file: &std::path::Path) -> bool {
+    let Ok(written) = std::fs::metadata(file).and_then(|m| m.modified()) else {
+        return false;
+    };
+    process_start().is_none_or(|start| written >= start)
+}
+
+/// This process's start, from `/proc` (clock ticks after boot, assumed 100
+/// per second as on every Linux build in use, and the boot time).
+fn process_start() -> Option<std::time::SystemTime> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name may hold spaces; the fields after it do not.
+    let ticks: u64 = stat
+        .rsplit(')')
+        .next()?
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()?;
+    let boot: u64 = std::fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|line| line.strip_prefix("btime ")?.trim().parse().ok())?;
+    // Whole seconds at both ends: one second early, never late.
+    let start = boot + ticks / 100;
+    Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(start.saturating_sub(1)))
 }
 
 fn criterion_dir() -> PathBuf {
@@ -92,5 +127,37 @@ pub fn print_ratio(group: &str, slow: &str, fast: &str) {
             )
         }
         _ => println!("ratio {group}: {slow} / {fast}: no estimates (filtered out?)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn this_process_started_moments_ago() {
+        let start = super::process_start().expect("/proc is readable");
+        let age = SystemTime::now()
+            .duration_since(start)
+            .expect("started in the past");
+        assert!(age < Duration::from_secs(600), "started {age:?} ago");
+    }
+
+    #[test]
+    fn an_earlier_runs_file_is_not_this_runs() {
+        let dir = std::env::temp_dir().join(format!("ibiki-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("estimates.json");
+        std::fs::write(&file, "{}").expect("write");
+        assert!(super::written_by_this_run(&file));
+        let old = std::fs::File::options()
+            .write(true)
+            .open(&file)
+            .expect("open");
+        old.set_modified(SystemTime::now() - Duration::from_secs(86_400))
+            .expect("set mtime");
+        assert!(!super::written_by_this_run(&file) || super::process_start().is_none());
+        std::fs::remove_dir_all(&dir).expect("clean up");
     }
 }
