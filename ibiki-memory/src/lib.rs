@@ -31,9 +31,12 @@
 //! number or a message body: `RUST_LOG=ibiki_memory=debug` shows them.
 #![forbid(unsafe_code)]
 
+mod chunked;
+mod clients;
 mod history;
 mod state;
 mod store;
+mod table;
 #[cfg(feature = "tracing")]
 mod trace;
 
