@@ -149,7 +149,7 @@ struct Order {
 impl Order {
     const MAX: usize = 512;
 
-    fn id<'a>(ids: &'a ChunkedVec<ClientId>, idx: ClientIdx) -> Option<&'a ClientId> {
+    fn id(ids: &ChunkedVec<ClientId>, idx: ClientIdx) -> Option<&ClientId> {
         ids.get(idx as usize)
     }
 

@@ -4,8 +4,9 @@
 //! Open addressing over cache-line buckets: a bucket holds four 15-byte
 //! slots (a 7-byte number, a 4-byte owner, a 4-byte history head) in 64
 //! bytes, so a lookup reads one line, rarely two. Numbers keep their history
-//! after they lose their owner, so entries are never removed: a bucket with
-//! an empty slot ends every search, no tombstones.
+//! after they lose their owner, so entries are never removed: each bucket
+//! has a flag set once an entry had to go past it, and a search ends at the
+//! first bucket without it, no tombstones.
 //!
 //! A number's home bucket is its hash scaled to the bucket count (the top
 //! bits of `hash * buckets`), which keeps homes in hash order whatever the
@@ -31,7 +32,11 @@ const LOAD_DEN: usize = 10;
 /// Buckets of the first table.
 const MIN_BUCKETS: usize = 16;
 
-/// Four slots in one cache line.
+/// The byte of a bucket that says whether an entry whose home is at or
+/// before it had to go past it (set once, until the table grows).
+const OVERFLOW: usize = SLOTS * SLOT;
+
+/// Four slots in one cache line, and the overflow byte.
 #[derive(Clone, Copy)]
 #[repr(align(64))]
 struct Bucket([u8; 64]);
@@ -43,6 +48,17 @@ impl Bucket {
         let mut bytes = [0; 8];
         bytes[..7].copy_from_slice(&self.0[slot * SLOT..slot * SLOT + 7]);
         u64::from_le_bytes(bytes)
+    }
+
+    /// Bit `i` set: slot `i` holds `key`; bit [`SLOTS`] set: no entry
+    /// went past this bucket, so a search that reaches it ends here.
+    /// Branch-free, so the loads of a following bucket are not held back.
+    fn scan(&self, key: u64) -> u32 {
+        let mut bits = u32::from(self.0[OVERFLOW] == 0) << SLOTS;
+        for slot in 0..SLOTS {
+            bits |= u32::from(self.key(slot) == key) << slot;
+        }
+        bits
     }
 
     fn word(&self, at: usize) -> u32 {
@@ -155,9 +171,30 @@ impl Table {
     }
 
     /// The entry of `key` (a number's `as_u64`, never 0).
+    ///
+    /// The routing hot path. It reads two adjacent buckets at a time, with
+    /// no branch between their loads, so that when the entry sits in the
+    /// second one (a third of hits at 84% load) both cache misses overlap.
     pub(crate) fn get(&self, key: u64) -> Option<Entry> {
-        let place = self.find(key).ok()?;
-        self.bucket(place.bucket).map(|b| b.entry(place.slot))
+        if self.buckets == 0 {
+            return None;
+        }
+        let mut index = self.home(key);
+        loop {
+            let first = self.bucket(index)?;
+            let bits = first.scan(key);
+            let next = self.bucket(index + 1).map_or(1 << SLOTS, |b| b.scan(key));
+            let bits = bits | next << (SLOTS + 1);
+            match bits.trailing_zeros() as usize {
+                SLOTS => return None,
+                slot if slot < SLOTS => return Some(first.entry(slot)),
+                stop if stop == 2 * SLOTS + 1 => return None,
+                slot if slot < 2 * SLOTS + 1 => {
+                    return Some(self.bucket(index + 1)?.entry(slot - SLOTS - 1));
+                }
+                _ => index += 2,
+            }
+        }
     }
 
     /// Sets the entry of `key`, inserting it if new.
@@ -190,10 +227,20 @@ impl Table {
         }
     }
 
-    /// Inserts a key known to be absent, without growing.
+    /// Inserts a key known to be absent, without growing; marks the
+    /// buckets it went past.
     fn insert_new(&mut self, key: u64, entry: Entry) {
         if let Err(Some(place)) = self.find(key) {
             self.write(place, key, entry);
+            for index in self.home(key)..place.bucket {
+                if let Some(bucket) = self
+                    .chunks
+                    .get_mut(index / CHUNK)
+                    .and_then(|c| c.get_mut(index % CHUNK))
+                {
+                    bucket.0[OVERFLOW] = 1;
+                }
+            }
         }
     }
 
@@ -324,7 +371,7 @@ mod stats {
             let mut n = 1;
             loop {
                 let b = table.bucket(index).expect("allocated");
-                if (0..SLOTS).any(|s| b.key(s) == key || b.key(s) == 0) {
+                if (0..SLOTS).any(|s| b.key(s) == key) || b.0[OVERFLOW] == 0 {
                     return n;
                 }
                 index += 1;
