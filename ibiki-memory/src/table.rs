@@ -45,9 +45,10 @@ const EMPTY: Bucket = Bucket([0; 64]);
 
 impl Bucket {
     fn key(&self, slot: usize) -> u64 {
+        // One 8-byte load (the eighth byte is the owner's first), masked.
         let mut bytes = [0; 8];
-        bytes[..7].copy_from_slice(&self.0[slot * SLOT..slot * SLOT + 7]);
-        u64::from_le_bytes(bytes)
+        bytes.copy_from_slice(&self.0[slot * SLOT..slot * SLOT + 8]);
+        u64::from_le_bytes(bytes) & ((1 << 56) - 1)
     }
 
     /// Bit `i` set: slot `i` holds `key`; bit [`SLOTS`] set: no entry
