@@ -49,6 +49,7 @@ impl<T> ChunkedVec<T> {
         self.len - 1
     }
 
+    #[inline]
     pub(crate) fn get(&self, index: usize) -> Option<&T> {
         self.chunks
             .get(index / Self::PER_CHUNK)?

@@ -54,6 +54,7 @@ fn backend(message: &'static str) -> StoreError {
 }
 
 impl Clients {
+    #[inline]
     pub(crate) fn id(&self, idx: ClientIdx) -> Option<&ClientId> {
         self.ids.get(idx as usize)
     }

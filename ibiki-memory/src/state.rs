@@ -33,11 +33,13 @@ pub(crate) struct State {
 }
 
 impl State {
+    #[inline]
     fn owner_idx(&self, number: PhoneNumber) -> Option<ClientIdx> {
         let entry = self.routes.get(number.as_u64())?;
         (entry.owner != Entry::NO_OWNER).then_some(entry.owner)
     }
 
+    #[inline]
     pub(crate) fn owner_of(&self, number: PhoneNumber) -> Option<&ClientId> {
         self.clients.id(self.owner_idx(number)?)
     }
