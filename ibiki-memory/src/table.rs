@@ -317,6 +317,33 @@ mod tests {
     }
 
     proptest! {
+        #![proptest_config(ProptestConfig::with_cases(16))]
+
+        /// Across growths that stream through several 64 KiB chunks (4,096
+        /// slots each), every key keeps its entry and absent keys stay absent.
+        #[test]
+        fn agrees_with_a_hash_map_across_chunks(
+            keys in prop::collection::hash_set(1u64..(1 << 56), 5_000..20_000),
+            probes in prop::collection::vec(1u64..(1 << 56), 0..200),
+        ) {
+            let mut table = Table::default();
+            let mut model = HashMap::new();
+            for (i, &key) in keys.iter().enumerate() {
+                table.set(key, entry(i as u32));
+                model.insert(key, entry(i as u32));
+            }
+            prop_assert!(table.chunks.len() > 1);
+            prop_assert_eq!(table.len(), model.len());
+            for (k, v) in &model {
+                prop_assert_eq!(table.get(*k), Some(*v));
+            }
+            for k in probes {
+                prop_assert_eq!(table.get(k), model.get(&k).copied());
+            }
+        }
+    }
+
+    proptest! {
         /// The table agrees with a `HashMap` under random inserts and
         /// overwrites, across growths (keys from a small or a wide range,
         /// so that both collisions and many distinct keys happen).
