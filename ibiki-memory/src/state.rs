@@ -1,6 +1,6 @@
 //! The store's data, changed only under the store's lock.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 
 use foldhash::fast::RandomState;
 use ibiki_core::{
@@ -10,66 +10,16 @@ use ibiki_core::{
 };
 use time::OffsetDateTime;
 
+use crate::clients::{ClientIdx, Clients, ReplyIdx};
 use crate::history::History;
-
-/// Index of a client in `State::clients`; clients are never removed, so an
-/// index stays valid.
-type ClientIdx = u32;
-
-/// A number packed into 7 bytes (E.164 needs 50 bits) with alignment 1, so a
-/// routing entry is 11 bytes instead of the 16 an aligned `(u64, u32)` takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Key([u8; 7]);
-
-impl From<PhoneNumber> for Key {
-    fn from(n: PhoneNumber) -> Self {
-        let [a, b, c, d, e, f, g, _] = n.as_u64().to_le_bytes();
-        Self([a, b, c, d, e, f, g])
-    }
-}
-
-impl std::hash::Hash for Key {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        let [a, b, c, d, e, f, g] = self.0;
-        state.write_u64(u64::from_le_bytes([a, b, c, d, e, f, g, 0]));
-    }
-}
-
-/// A client index with alignment 1 (see [`Key`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Owner([u8; 4]);
-
-impl Owner {
-    fn new(idx: ClientIdx) -> Self {
-        Self(idx.to_le_bytes())
-    }
-
-    fn idx(self) -> usize {
-        u32::from_le_bytes(self.0) as usize
-    }
-}
-/// Key of a reply in `State::replies`: arrival order, never reused.
-type ReplyIdx = u32;
-
-#[derive(Debug)]
-struct Client {
-    id: ClientId,
-    /// Ascending, so listing needs no sort and membership is a binary search.
-    numbers: Vec<PhoneNumber>,
-    /// Delivery order, from position `pruned` on. When each reply got here
-    /// is its `delivery.at` (what pruning goes by).
-    inbox: VecDeque<ReplyIdx>,
-    /// How many replies were pruned from the front of the inbox: positions
-    /// (and so cursors) keep counting from the first delivery.
-    pruned: usize,
-}
+use crate::table::{Entry, Table};
 
 #[derive(Debug, Default)]
 pub(crate) struct State {
-    /// The routing index: one lookup per reply.
-    owners: HashMap<Key, Owner, RandomState>,
-    clients: Vec<Client>,
-    by_id: BTreeMap<ClientId, ClientIdx>,
+    /// The routing index: one lookup per reply. Every number that ever had an
+    /// owner, with the head of its history.
+    routes: Table,
+    clients: Clients,
     replies: HashMap<ReplyIdx, StoredReply, RandomState>,
     next_reply: ReplyIdx,
     message_ids: HashMap<MessageId, ReplyIdx, RandomState>,
@@ -83,14 +33,20 @@ pub(crate) struct State {
 }
 
 impl State {
+    #[inline]
+    fn owner_idx(&self, number: PhoneNumber) -> Option<ClientIdx> {
+        let entry = self.routes.get(number.as_u64())?;
+        (entry.owner != Entry::NO_OWNER).then_some(entry.owner)
+    }
+
+    #[inline]
     pub(crate) fn owner_of(&self, number: PhoneNumber) -> Option<&ClientId> {
-        let owner = self.owners.get(&Key::from(number))?;
-        self.clients.get(owner.idx()).map(|c| &c.id)
+        self.clients.id(self.owner_idx(number)?)
     }
 
     pub(crate) fn owner_at(&self, number: PhoneNumber, at: OffsetDateTime) -> Option<&ClientId> {
-        let idx = self.history.owner_at(number, at)?;
-        self.clients.get(idx as usize).map(|c| &c.id)
+        let head = self.routes.get(number.as_u64())?.head;
+        self.clients.id(self.history.owner_at(head, at)?)
     }
 
     pub(crate) fn history(
@@ -98,37 +54,15 @@ impl State {
         number: PhoneNumber,
         page: &PageRequest,
     ) -> Result<Page<HistoryEvent>, StoreError> {
-        self.history.page(number, page, |idx| {
-            self.clients.get(idx as usize).map(|c| &c.id)
-        })
+        let head = self.routes.get(number.as_u64()).map(|e| e.head);
+        self.history.page(head, page, |idx| self.clients.id(idx))
     }
 
     pub(crate) fn numbers_of(&self, client: &ClientId) -> Vec<PhoneNumber> {
-        self.client(client)
-            .map(|c| c.numbers.clone())
+        self.clients
+            .find(client)
+            .map(|idx| self.clients.numbers(idx).to_vec())
             .unwrap_or_default()
-    }
-
-    fn client(&self, id: &ClientId) -> Option<&Client> {
-        self.by_id
-            .get(id)
-            .and_then(|&idx| self.clients.get(idx as usize))
-    }
-
-    fn client_idx(&mut self, id: &ClientId) -> Result<ClientIdx, StoreError> {
-        if let Some(&idx) = self.by_id.get(id) {
-            return Ok(idx);
-        }
-        let idx = ClientIdx::try_from(self.clients.len())
-            .map_err(|e| StoreError::Backend(Box::new(e)))?;
-        self.clients.push(Client {
-            id: id.clone(),
-            numbers: Vec::new(),
-            inbox: VecDeque::new(),
-            pruned: 0,
-        });
-        self.by_id.insert(id.clone(), idx);
-        Ok(idx)
     }
 
     /// Applies one assignment change atomically: checks every number first,
@@ -158,21 +92,32 @@ impl State {
                 released: 0,
             });
         }
-        let idx = self.client_idx(client)?;
+        self.history.reserve(added.len() + removed.len())?;
+        let idx = self.clients.find_or_add(client)?;
         let at = self.history.now();
-        self.history.record(at, idx, &added, &removed);
+        let change = self.history.change(at, idx);
         for &number in &removed {
-            self.owners.remove(&Key::from(number));
+            let key = number.as_u64();
+            let head = self.routes.get(key).map(|e| e.head);
+            let head = self.history.push(head, change, false);
+            self.routes.set(
+                key,
+                Entry {
+                    owner: Entry::NO_OWNER,
+                    head,
+                },
+            );
         }
         for &number in &added {
-            self.owners.insert(Key::from(number), Owner::new(idx));
+            let key = number.as_u64();
+            let head = self.routes.get(key).map(|e| e.head);
+            let head = self.history.push(head, change, true);
+            self.routes.set(key, Entry { owner: idx, head });
         }
-        let entry = &mut self.clients[idx as usize];
-        entry.numbers.retain(|n| removed.binary_search(n).is_err());
-        entry.numbers.extend_from_slice(&added);
-        entry.numbers.sort_unstable();
-        entry.numbers.shrink_to_fit();
-        let numbers = entry.numbers.clone();
+        let mut numbers = difference(&current, &removed);
+        numbers.extend_from_slice(&added);
+        numbers.sort_unstable();
+        self.clients.set_numbers(idx, &numbers);
         let released = self.release(idx, &added, at);
         Ok(AssignmentChange {
             client: client.clone(),
@@ -210,10 +155,15 @@ impl State {
             .flatten()
             .collect();
         seqs.sort_unstable();
-        let inbox = &mut self.clients[idx as usize].inbox;
+        if seqs.is_empty() {
+            return 0;
+        }
+        let Some(inbox) = self.clients.inbox_mut(idx) else {
+            return 0;
+        };
         for seq in &seqs {
             if let Some(reply) = self.held.remove(seq) {
-                inbox.push_back(reply);
+                inbox.replies.push_back(reply);
                 if let Some(stored) = self.replies.get_mut(&reply) {
                     stored.delivery = Delivery {
                         kind: DeliveryKind::Released,
@@ -238,13 +188,16 @@ impl State {
             self.message_ids.insert(id.clone(), idx);
         }
         let number = reply.to.number();
-        let owner = number.and_then(|n| self.owners.get(&Key::from(n)).copied());
+        let owner = number
+            .and_then(|n| self.owner_idx(n))
+            .and_then(|o| Some((o, self.clients.id(o)?.clone())));
         let stored = StoredReply::on_receipt(u64::from(idx), reply, owner.is_some());
         self.replies.insert(idx, stored);
-        if let Some(owner) = owner {
-            let entry = &mut self.clients[owner.idx()];
-            entry.inbox.push_back(idx);
-            return Ok(Receipt::Routed(entry.id.clone()));
+        if let Some((owner, id)) = owner {
+            if let Some(inbox) = self.clients.inbox_mut(owner) {
+                inbox.replies.push_back(idx);
+            }
+            return Ok(Receipt::Routed(id));
         }
         let seq = self.next_held;
         self.next_held += 1;
@@ -273,9 +226,9 @@ impl State {
             .map(|(&seq, _)| seq)
             .ok_or(StoreError::NotHeld(id))?;
         let client = match target {
-            HeldTarget::Client(client) => self.client_idx(client)?,
-            HeldTarget::Number(n) => match self.owners.get(&Key::from(*n)) {
-                Some(owner) => owner.idx() as ClientIdx,
+            HeldTarget::Client(client) => self.clients.find_or_add(client)?,
+            HeldTarget::Number(n) => match self.owner_idx(*n) {
+                Some(owner) => owner,
                 None => return Err(StoreError::Unowned(*n)),
             },
         };
@@ -294,7 +247,9 @@ impl State {
             kind: DeliveryKind::Rerouted,
             at: self.history.now(),
         };
-        self.clients[client as usize].inbox.push_back(idx);
+        if let Some(inbox) = self.clients.inbox_mut(client) {
+            inbox.replies.push_back(idx);
+        }
         Ok(reply.clone())
     }
 
@@ -307,13 +262,17 @@ impl State {
             None => 0,
             Some(cursor) => position(cursor).ok_or(StoreError::InvalidCursor)?,
         };
-        let Some(client) = self.client(client) else {
+        let Some(client) = self
+            .clients
+            .find(client)
+            .and_then(|idx| self.clients.inbox(idx))
+        else {
             return Ok(Page {
                 items: Vec::new(),
                 next: None,
             });
         };
-        let (inbox, pruned) = (&client.inbox, client.pruned);
+        let (inbox, pruned) = (&client.replies, client.pruned);
         // A cursor before the pruned positions starts at the first one kept.
         let start = after.saturating_sub(pruned).min(inbox.len());
         let end = (start + page.limit()).min(inbox.len());
@@ -359,11 +318,11 @@ impl State {
         // an inbox's keys never decrease (a routed reply is delivered at its
         // reception time, which need not follow the inbox order), so the
         // oldest `limit` keys are a prefix of every inbox.
-        let mut candidates: Vec<(OffsetDateTime, usize)> = Vec::new();
-        for (idx, client) in self.clients.iter().enumerate() {
-            let all_but_last = client.inbox.len().saturating_sub(1);
-            let ats = client
-                .inbox
+        let mut candidates: Vec<(OffsetDateTime, ClientIdx)> = Vec::new();
+        for (idx, inbox) in self.clients.with_inbox() {
+            let all_but_last = inbox.replies.len().saturating_sub(1);
+            let ats = inbox
+                .replies
                 .iter()
                 .take(all_but_last)
                 .map(|r| self.replies.get(r).map(|s| s.delivery.at));
@@ -378,19 +337,22 @@ impl State {
         }
         candidates.sort_unstable();
         candidates.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-        let mut per_client: BTreeMap<usize, usize> = BTreeMap::new();
+        let mut per_client: BTreeMap<ClientIdx, usize> = BTreeMap::new();
         for &(_, idx) in &candidates {
             *per_client.entry(idx).or_default() += 1;
         }
         for (idx, count) in per_client {
-            let client = &mut self.clients[idx];
-            for reply in client.inbox.drain(..count) {
+            let Some(inbox) = self.clients.inbox_mut(idx) else {
+                continue;
+            };
+            let count = count.min(inbox.replies.len());
+            for reply in inbox.replies.drain(..count) {
                 let id = self.replies.remove(&reply).and_then(|r| r.message_id);
                 if let Some(id) = id {
                     self.message_ids.remove(&id);
                 }
             }
-            client.pruned += count;
+            inbox.pruned += count;
         }
         candidates.len() as u64
     }
@@ -399,20 +361,20 @@ impl State {
         &self,
         page: &PageRequest,
     ) -> Result<Page<ClientSummary>, StoreError> {
-        use std::ops::Bound::{Excluded, Unbounded};
         let start = match page.after() {
             None => None,
             Some(cursor) => {
                 Some(ClientId::new(cursor.as_str()).map_err(|_| StoreError::InvalidCursor)?)
             }
         };
-        let lower = start.as_ref().map_or(Unbounded, Excluded);
         let items: Vec<ClientSummary> = self
-            .by_id
-            .range::<ClientId, _>((lower, Unbounded))
-            .map(|(id, &idx)| ClientSummary {
-                client: id.clone(),
-                count: self.clients[idx as usize].numbers.len(),
+            .clients
+            .ordered_after(start.as_ref())
+            .filter_map(|idx| {
+                Some(ClientSummary {
+                    client: self.clients.id(idx)?.clone(),
+                    count: self.clients.numbers(idx).len(),
+                })
             })
             .filter(|s| s.count > 0)
             .take(page.limit())
@@ -440,18 +402,4 @@ fn intersection(a: &[PhoneNumber], b: &[PhoneNumber]) -> Vec<PhoneNumber> {
         .copied()
         .filter(|n| b.binary_search(n).is_ok())
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_keep_every_digit() {
-        let max = PhoneNumber::from_u64(999_999_999_999_999).expect("15 digits");
-        assert_eq!(max.as_u64().to_le_bytes()[7], 0, "E.164 fits in 7 bytes");
-        let min = PhoneNumber::from_u64(10).expect("2 digits");
-        assert_ne!(Key::from(max), Key::from(min));
-        assert_eq!(std::mem::size_of::<(Key, Owner)>(), 11);
-    }
 }
