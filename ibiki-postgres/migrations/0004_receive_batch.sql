@@ -46,7 +46,6 @@ DECLARE
     v_numbers text[];
     v_owned text[];
     v_owners text[];
-    v_client text;
     v_inserted bigint;
 BEGIN
     PERFORM require_read_committed();
@@ -76,21 +75,22 @@ BEGIN
     -- 1. The number locks of their numbers, ascending. An assignment of one
     -- of them committed before, or waits until this batch commits and then
     -- releases what it held, exactly as for one receive.
+    -- (The keys of lock_numbers, in one statement: a subquery with DISTINCT and
+    -- ORDER BY is not merged into the outer query, so the locks are taken in
+    -- its order.)
     v_numbers := ARRAY(
         SELECT DISTINCT p_to_numbers[f.n] FROM unnest(v_fresh) AS f(n)
         WHERE p_to_numbers[f.n] IS NOT NULL);
-    PERFORM lock_numbers(v_numbers);
+    PERFORM pg_advisory_xact_lock(k.key)
+    FROM (SELECT DISTINCT substr(n, 2)::bigint AS key FROM unnest(v_numbers) AS n ORDER BY 1) AS k;
     -- 2. The owners, read after the locks, then their delivery locks.
     SELECT coalesce(array_agg(a.phone_number), '{}'), coalesce(array_agg(a.client_id), '{}')
     INTO v_owned, v_owners
     FROM assignments AS a WHERE a.phone_number = ANY (v_numbers);
-    FOR v_client IN
-        SELECT DISTINCT ON (hashtext(c.client_id)) c.client_id
+    PERFORM lock_client_deliveries(o.client_id)
+    FROM (SELECT DISTINCT ON (hashtext(c.client_id)) c.client_id
         FROM unnest(v_owners) AS c(client_id)
-        ORDER BY hashtext(c.client_id)
-    LOOP
-        PERFORM lock_client_deliveries(v_client);
-    END LOOP;
+        ORDER BY hashtext(c.client_id)) AS o;
     -- 3. One insert, numbering each owner's replies after its last position
     -- (read by a subquery: the statement's snapshot, none of its own rows)
     -- in arrival order; rows inserted in message id order, so two batches
