@@ -27,7 +27,10 @@
 -- recorded-ids lookup became a sequential scan of the whole table for every
 -- batch after, growing with it, until an ANALYZE replaced the plan.
 -- enable_seqscan = off keeps the index plans whatever the statistics said
--- when they were made.
+-- when they were made. plan_cache_mode = force_generic_plan plans each
+-- statement once per session: the array sizes vary from batch to batch, and
+-- the plan cache would otherwise keep planning some statements (the insert
+-- among them) anew for every batch.
 CREATE FUNCTION receive_batch(
     p_message_ids text[],
     p_to_numbers text[],
@@ -37,7 +40,8 @@ CREATE FUNCTION receive_batch(
     p_received_at timestamptz[]
 )
 RETURNS TABLE (duplicate boolean, owner text)
-LANGUAGE plpgsql SET search_path FROM CURRENT SET enable_seqscan = off AS $$
+LANGUAGE plpgsql SET search_path FROM CURRENT SET enable_seqscan = off
+    SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     v_size integer := coalesce(cardinality(p_message_ids), 0);
     v_recorded text[];

@@ -1,13 +1,17 @@
 //! Receiving replies, with group commit.
 //!
-//! Every receive is handed to one batching task per store. The task takes the
-//! first reply waiting, then every other one already queued (up to
-//! [`MAX_BATCH`]), and records them in one transaction: one WAL flush answers
-//! them all, and each caller gets its answer only after that commit. Replies
-//! that arrive while batches are committing queue up and form the next batch;
-//! an idle store waits for nothing (a batch of one is the schema's `receive`
-//! function, as before). At most [`IN_FLIGHT`] batches commit at once, each on
-//! a connection of the pool.
+//! Every receive is handed to one batching task per store, which records the
+//! replies waiting (up to [`MAX_BATCH`]) in one transaction: one WAL flush
+//! answers them all, and each caller gets its answer only after that commit.
+//! A batch starts as soon as no other is committing, so an idle store waits
+//! for nothing (a batch of one is the schema's `receive` function, as
+//! before); replies that arrive while a batch commits form the next one.
+//! Further batches (up to [`IN_FLIGHT`] at once, each on a connection of the
+//! pool) start only when [`MAX_BATCH`] replies wait: on a machine short of
+//! CPU, one batch at a time carries a burst in the fewest, largest
+//! transactions, and the database's work per reply falls with the batch
+//! size; more lanes keep replies moving when they arrive faster than that,
+//! or while a batch waits for a lock.
 //!
 //! # A batch's transaction
 //!
@@ -54,7 +58,7 @@ use ibiki_core::{
 };
 use sqlx::PgPool;
 use time::OffsetDateTime;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tracing::Instrument;
 
 use crate::error::{is_transient, store_error};
@@ -63,7 +67,8 @@ use crate::sql::Statements;
 /// The most replies recorded in one transaction.
 pub(crate) const MAX_BATCH: usize = 64;
 
-/// The most batches committing at once (each on a connection of its own).
+/// The most batches committing at once (each on a connection of its own);
+/// all but the first start only with a full batch.
 pub(crate) const IN_FLIGHT: usize = 4;
 
 /// Receives waiting for the batching task, beyond which callers wait to queue.
@@ -129,28 +134,68 @@ impl Batcher {
 }
 
 /// The batching task: runs until every sender (the store and its clones) is
-/// gone.
+/// gone and every reply it took is handed to a batch. When a batch starts:
+/// see the module documentation.
 async fn batching(mut jobs: mpsc::Receiver<Job>, pool: PgPool, sql: Arc<Statements>) {
     let lanes = Arc::new(Semaphore::new(IN_FLIGHT));
-    while let Some(first) = jobs.recv().await {
-        // Waiting for a free lane lets the next batch gather meanwhile.
-        let Ok(lane) = Arc::clone(&lanes).acquire_owned().await else {
-            return;
-        };
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+    let done = Arc::new(Notify::new());
+    let mut waiting: Vec<Job> = Vec::new();
+    let mut open = true;
+    loop {
+        if waiting.is_empty() {
+            match jobs.recv().await {
+                Some(job) => waiting.push(job),
+                None => return,
             }
         }
-        let span = crate::trace::batch(batch.len());
-        tokio::spawn(commit(pool.clone(), Arc::clone(&sql), batch, lane).instrument(span));
+        while open && waiting.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => waiting.push(job),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => open = false,
+            }
+        }
+        let idle = lanes.available_permits() == IN_FLIGHT;
+        if idle || waiting.len() >= MAX_BATCH || !open {
+            if let Ok(permit) = Arc::clone(&lanes).try_acquire_owned() {
+                let batch = std::mem::take(&mut waiting);
+                let lane = Lane {
+                    permit: Some(permit),
+                    done: Arc::clone(&done),
+                };
+                let span = crate::trace::batch(batch.len());
+                tokio::spawn(commit(pool.clone(), Arc::clone(&sql), batch, lane).instrument(span));
+                continue;
+            }
+        }
+        // A batch committed, or another reply arrived.
+        tokio::select! {
+            () = done.notified() => {}
+            job = jobs.recv(), if open && waiting.len() < MAX_BATCH => match job {
+                Some(job) => waiting.push(job),
+                None => open = false,
+            },
+        }
+    }
+}
+
+/// A committing batch's lane: dropped once its callers are answered, when it
+/// frees the lane and wakes the batching task.
+struct Lane {
+    permit: Option<OwnedSemaphorePermit>,
+    done: Arc<Notify>,
+}
+
+impl Drop for Lane {
+    fn drop(&mut self) {
+        // Freed first: the task, woken, must find the lane free.
+        drop(self.permit.take());
+        self.done.notify_one();
     }
 }
 
 /// Records a batch and answers its callers.
-async fn commit(pool: PgPool, sql: Arc<Statements>, batch: Vec<Job>, _lane: OwnedSemaphorePermit) {
+async fn commit(pool: PgPool, sql: Arc<Statements>, batch: Vec<Job>, _lane: Lane) {
     if batch.len() == 1 {
         for job in batch {
             let _ = job
