@@ -344,7 +344,9 @@ async fn a_copy_committed_meanwhile_undoes_the_batch() {
     );
     // The copy, recorded and not committed yet: it holds the number's lock.
     let mut copy = test.connection().await;
-    copy.execute("BEGIN").await.unwrap_or_else(|e| panic!("{e}"));
+    copy.execute("BEGIN")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     copy.execute(&*format!(
         "SELECT {schema}.receive('SMx', '+14155550100', NULL, 'f', 'copy', now())"
     ))
@@ -363,7 +365,9 @@ async fn a_copy_committed_meanwhile_undoes_the_batch() {
     });
     // The batch has read the recorded ids and waits for the number lock.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    copy.execute("COMMIT").await.unwrap_or_else(|e| panic!("{e}"));
+    copy.execute("COMMIT")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let (result, mut batch) = waiting.await.unwrap_or_else(|e| panic!("{e}"));
     match result {
         Err(sqlx::Error::Database(error)) => assert_eq!(error.code().as_deref(), Some("IBK01")),
@@ -395,7 +399,9 @@ async fn a_batch_behind_a_copy_is_tried_again() {
         "add",
     );
     let mut copy = test.connection().await;
-    copy.execute("BEGIN").await.unwrap_or_else(|e| panic!("{e}"));
+    copy.execute("BEGIN")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     copy.execute(&*format!(
         "SELECT {schema}.receive('SM7', '+14155550100', NULL, 'f', 'copy', now())"
     ))
@@ -410,7 +416,9 @@ async fn a_batch_behind_a_copy_is_tried_again() {
         .collect();
     let answers = tokio::spawn(async move { burst(&store, replies).await });
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    copy.execute("COMMIT").await.unwrap_or_else(|e| panic!("{e}"));
+    copy.execute("COMMIT")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let answers = answers.await.unwrap_or_else(|e| panic!("{e}"));
     for (i, answer) in answers.into_iter().enumerate() {
         let expected = if i == 7 {
