@@ -17,15 +17,17 @@
 //!
 //! A batch is one call of the schema's `receive_batch` function
 //! (`migrations/0004_receive_batch.sql`), sent on its own, outside any
-//! `BEGIN`/`COMMIT`: the statement is the transaction, and its commit happens
-//! before the server answers it. One round trip and one WAL flush per batch.
+//! `BEGIN`/`COMMIT`: the statement is the transaction, and the call returns
+//! only after its commit (the server reports the commit's outcome before it
+//! is ready for the next query, which the call waits for). One round trip
+//! and one WAL flush per batch.
 //! Inside, the function follows the lock order of the migrations
 //! (`migrations/0001_assignments_and_replies.sql`), every statement of it
 //! taking a new snapshot (READ COMMITTED):
 //!
 //! 1. the message ids already recorded are looked up (they are answered
 //!    `Duplicate` and take no lock), and the number locks of the numbers of
-//!    the other replies are taken, ascending, with `lock_numbers`;
+//!    the other replies are taken, ascending (the keys of `lock_numbers`);
 //! 2. the owners are read, after those locks: an assignment change of one of
 //!    the numbers committed before, or waits until this batch commits and then
 //!    releases what it held, exactly as for one receive; and the delivery
