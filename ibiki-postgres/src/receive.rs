@@ -1,30 +1,41 @@
 //! Receiving replies, with group commit.
 //!
-//! Every receive is handed to one batching task per store. The task takes the
-//! first reply waiting, then every other one already queued (up to
-//! [`MAX_BATCH`]), and records them in one transaction: one WAL flush answers
-//! them all, and each caller gets its answer only after that commit. Replies
-//! that arrive while batches are committing queue up and form the next batch;
-//! an idle store waits for nothing (a batch of one is the schema's `receive`
-//! function, as before). At most [`IN_FLIGHT`] batches commit at once, each on
-//! a connection of the pool.
+//! Every receive is handed to one batching task per store, which records the
+//! replies waiting (up to [`MAX_BATCH`]) in one transaction: one WAL flush
+//! answers them all, and each caller gets its answer only after that commit.
+//! A batch starts as soon as no other is committing, so an idle store waits
+//! for nothing (a batch of one is the schema's `receive` function, as
+//! before); replies that arrive while a batch commits form the next one.
+//! Further batches (up to [`IN_FLIGHT`] at once, each on a connection of the
+//! pool) start only when [`MAX_BATCH`] replies wait: on a machine short of
+//! CPU, one batch at a time carries a burst in the fewest, largest
+//! transactions, and the database's work per reply falls with the batch
+//! size; more lanes keep replies moving when they arrive faster than that,
+//! or while a batch waits for a lock.
 //!
 //! # A batch's transaction
 //!
-//! The statements follow the lock order of the migration
-//! (`migrations/0001_assignments_and_replies.sql`), every statement taking a
-//! new snapshot (READ COMMITTED):
+//! A batch is one call of the schema's `receive_batch` function
+//! (`migrations/0004_receive_batch.sql`), sent on its own, outside any
+//! `BEGIN`/`COMMIT`: the statement is the transaction, and the call returns
+//! only after its commit (the server reports the commit's outcome before it
+//! is ready for the next query, which the call waits for). One round trip
+//! and one WAL flush per batch.
+//! Inside, the function follows the lock order of the migrations
+//! (`migrations/0001_assignments_and_replies.sql`), every statement of it
+//! taking a new snapshot (READ COMMITTED):
 //!
 //! 1. the message ids already recorded are looked up (they are answered
-//!    `Duplicate` and take no lock), and the number locks of all the batch's
-//!    numbers are taken, ascending, with `lock_numbers`;
+//!    `Duplicate` and take no lock), and the number locks of the numbers of
+//!    the other replies are taken, ascending (the keys of `lock_numbers`);
 //! 2. the owners are read, after those locks: an assignment change of one of
 //!    the numbers committed before, or waits until this batch commits and then
 //!    releases what it held, exactly as for one receive; and the delivery
-//!    locks of those owners are taken, in ascending key order;
+//!    locks of those owners are taken, in ascending key order, each once;
 //! 3. one `INSERT` records the batch, numbering each owner's replies after its
-//!    last position, in message id order (two batches holding the same ids
-//!    wait for each other in the same order, never in a cycle).
+//!    last position, in arrival order, the rows inserted in message id order
+//!    (two batches holding the same ids wait for each other in the same
+//!    order, never in a cycle).
 //!
 //! The order is number locks, then delivery locks, as for every other
 //! transaction: a batch cannot deadlock with receives, assignment changes or
@@ -32,16 +43,16 @@
 //! holds one; they are the last locks it takes and are taken in one order.
 //!
 //! A message id twice in a batch is recorded once (the first copy; the other
-//! is a `Duplicate`). A copy recorded by another transaction after step 1
-//! makes the insert skip a row: the transaction is rolled back (so no
-//! position is left unused) and the batch tried again, which now sees it.
+//! is a `Duplicate`): the function finds the copies. A copy recorded by
+//! another transaction after step 1 makes the insert skip a row: the function
+//! raises [`SHORTFALL`], which undoes the whole statement (so no position is
+//! left unused), and the batch is tried again, which now sees it.
 //! When a batch fails with an error the server reported (a bad value, a
 //! timeout), nothing of it was committed, and each of its replies is received
 //! again on its own: one bad reply fails only its caller. Connection errors
 //! fail the whole batch: whether its commit happened is unknown, as for a
 //! single receive, and the provider's retry settles it by message id.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use ibiki_core::{
@@ -49,7 +60,7 @@ use ibiki_core::{
 };
 use sqlx::PgPool;
 use time::OffsetDateTime;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tracing::Instrument;
 
 use crate::error::{is_transient, store_error};
@@ -58,7 +69,8 @@ use crate::sql::Statements;
 /// The most replies recorded in one transaction.
 pub(crate) const MAX_BATCH: usize = 64;
 
-/// The most batches committing at once (each on a connection of its own).
+/// The most batches committing at once (each on a connection of its own);
+/// all but the first start only with a full batch.
 pub(crate) const IN_FLIGHT: usize = 4;
 
 /// Receives waiting for the batching task, beyond which callers wait to queue.
@@ -66,6 +78,10 @@ const QUEUE: usize = 4 * MAX_BATCH;
 
 /// Attempts of a batch whose insert met a copy committed meanwhile.
 const ATTEMPTS: usize = 3;
+
+/// The SQLSTATE `receive_batch` raises when a copy of one of its message ids
+/// was committed meanwhile (see the migration).
+const SHORTFALL: &str = "IBK01";
 
 /// One receive waiting for its batch.
 struct Job {
@@ -120,28 +136,68 @@ impl Batcher {
 }
 
 /// The batching task: runs until every sender (the store and its clones) is
-/// gone.
+/// gone and every reply it took is handed to a batch. When a batch starts:
+/// see the module documentation.
 async fn batching(mut jobs: mpsc::Receiver<Job>, pool: PgPool, sql: Arc<Statements>) {
     let lanes = Arc::new(Semaphore::new(IN_FLIGHT));
-    while let Some(first) = jobs.recv().await {
-        // Waiting for a free lane lets the next batch gather meanwhile.
-        let Ok(lane) = Arc::clone(&lanes).acquire_owned().await else {
-            return;
-        };
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+    let done = Arc::new(Notify::new());
+    let mut waiting: Vec<Job> = Vec::new();
+    let mut open = true;
+    loop {
+        if waiting.is_empty() {
+            match jobs.recv().await {
+                Some(job) => waiting.push(job),
+                None => return,
             }
         }
-        let span = crate::trace::batch(batch.len());
-        tokio::spawn(commit(pool.clone(), Arc::clone(&sql), batch, lane).instrument(span));
+        while open && waiting.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => waiting.push(job),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => open = false,
+            }
+        }
+        let idle = lanes.available_permits() == IN_FLIGHT;
+        if idle || waiting.len() >= MAX_BATCH || !open {
+            if let Ok(permit) = Arc::clone(&lanes).try_acquire_owned() {
+                let batch = std::mem::take(&mut waiting);
+                let lane = Lane {
+                    permit: Some(permit),
+                    done: Arc::clone(&done),
+                };
+                let span = crate::trace::batch(batch.len());
+                tokio::spawn(commit(pool.clone(), Arc::clone(&sql), batch, lane).instrument(span));
+                continue;
+            }
+        }
+        // A batch committed, or another reply arrived.
+        tokio::select! {
+            () = done.notified() => {}
+            job = jobs.recv(), if open && waiting.len() < MAX_BATCH => match job {
+                Some(job) => waiting.push(job),
+                None => open = false,
+            },
+        }
+    }
+}
+
+/// A committing batch's lane: dropped once its callers are answered, when it
+/// frees the lane and wakes the batching task.
+struct Lane {
+    permit: Option<OwnedSemaphorePermit>,
+    done: Arc<Notify>,
+}
+
+impl Drop for Lane {
+    fn drop(&mut self) {
+        // Freed first: the task, woken, must find the lane free.
+        drop(self.permit.take());
+        self.done.notify_one();
     }
 }
 
 /// Records a batch and answers its callers.
-async fn commit(pool: PgPool, sql: Arc<Statements>, batch: Vec<Job>, _lane: OwnedSemaphorePermit) {
+async fn commit(pool: PgPool, sql: Arc<Statements>, batch: Vec<Job>, _lane: Lane) {
     if batch.len() == 1 {
         for job in batch {
             let _ = job
@@ -210,107 +266,55 @@ enum Failure {
 impl From<sqlx::Error> for Failure {
     fn from(error: sqlx::Error) -> Self {
         match error {
+            sqlx::Error::Database(error) if error.code().as_deref() == Some(SHORTFALL) => {
+                Self::Shortfall
+            }
             sqlx::Error::Database(_) => Self::Statement,
             _ => Self::Connection(error),
         }
     }
 }
 
-/// Records a batch in one transaction: a receipt per reply, in order.
+/// Records a batch in one statement, its own transaction: a receipt per
+/// reply, in order.
 async fn record(
     pool: &PgPool,
     sql: &Statements,
     replies: &[&InboundReply],
 ) -> Result<Vec<Receipt>, Failure> {
-    // The first copy of each message id in the batch; later copies point to it.
-    let mut first_of: HashMap<&str, usize> = HashMap::new();
-    let mut copy_of: Vec<Option<usize>> = Vec::with_capacity(replies.len());
-    for (i, reply) in replies.iter().enumerate() {
-        let copy = reply
-            .message_id
-            .as_ref()
-            .and_then(|id| match first_of.entry(id.as_str()) {
-                std::collections::hash_map::Entry::Occupied(first) => Some(*first.get()),
-                std::collections::hash_map::Entry::Vacant(slot) => {
-                    slot.insert(i);
-                    None
-                }
-            });
-        copy_of.push(copy);
-    }
-    let ids: Vec<&str> = first_of.keys().copied().collect();
-    let numbers: Vec<PhoneNumber> = replies
-        .iter()
-        .filter_map(|reply| match reply.to {
-            Destination::Number(number) => Some(number),
-            Destination::Unparsed(_) => None,
-        })
-        .collect();
-
-    let mut tx = pool.begin().await?;
-    // 1. Already recorded (no lock needed), and the number locks.
-    let recorded: Vec<String> = sqlx::query_scalar(&sql.batch_lock_numbers)
-        .bind(&numbers)
-        .bind(&ids)
-        .fetch_one(&mut *tx)
-        .await?;
-    let recorded: std::collections::HashSet<&str> = recorded.iter().map(String::as_str).collect();
-    // 2. The owners, read after the locks, and their delivery locks.
-    let owners: Vec<(PhoneNumber, ClientId)> = if numbers.is_empty() {
-        Vec::new()
-    } else {
-        sqlx::query_as(&sql.batch_owners)
-            .bind(&numbers)
-            .fetch_all(&mut *tx)
-            .await?
-    };
-    let owners: HashMap<PhoneNumber, ClientId> = owners.into_iter().collect();
-
-    // What to insert: the first copy of each reply not recorded yet.
-    let mut receipts: Vec<Option<Receipt>> = vec![None; replies.len()];
     let mut rows = Rows::default();
-    for (i, reply) in replies.iter().enumerate() {
-        let id = reply.message_id.as_ref().map(MessageId::as_str);
-        if copy_of[i].is_some() || id.is_some_and(|id| recorded.contains(id)) {
-            receipts[i] = Some(Receipt::Duplicate);
-            continue;
-        }
-        let owner = match &reply.to {
-            Destination::Number(number) => owners.get(number).cloned(),
-            Destination::Unparsed(_) => None,
-        };
-        receipts[i] = Some(match &owner {
-            Some(client) => Receipt::Routed(client.clone()),
-            None => Receipt::Held,
-        });
-        rows.push(reply, owner);
+    for reply in replies {
+        rows.push(reply);
     }
-    if !rows.is_empty() {
-        // 3. The rows, numbered in each inbox.
-        let inserted = sqlx::query(&sql.batch_insert)
-            .bind(&rows.message_ids)
-            .bind(&rows.to_numbers)
-            .bind(&rows.to_unparsed)
-            .bind(&rows.from)
-            .bind(&rows.bodies)
-            .bind(&rows.received_at)
-            .bind(&rows.owners)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if inserted != rows.len() as u64 {
-            tx.rollback().await?;
-            return Err(Failure::Shortfall);
-        }
+    let outcomes: Vec<(bool, Option<ClientId>)> = sqlx::query_as(&sql.receive_batch)
+        .bind(&rows.message_ids)
+        .bind(&rows.to_numbers)
+        .bind(&rows.to_unparsed)
+        .bind(&rows.from)
+        .bind(&rows.bodies)
+        .bind(&rows.received_at)
+        .fetch_all(pool)
+        .await?;
+    if outcomes.len() != replies.len() {
+        // Committed, but not answered reply by reply: as for a lost
+        // connection, the provider's retry settles each by message id.
+        return Err(Failure::Connection(sqlx::Error::Protocol(format!(
+            "receive_batch answered {} rows for {} replies",
+            outcomes.len(),
+            replies.len()
+        ))));
     }
-    tx.commit().await?;
-    Ok(receipts
+    Ok(outcomes
         .into_iter()
-        .map(|receipt| receipt.unwrap_or(Receipt::Duplicate))
+        .map(|outcome| match outcome {
+            (true, _) => Receipt::Duplicate,
+            (false, Some(client)) => Receipt::Routed(client),
+            (false, None) => Receipt::Held,
+        })
         .collect())
 }
 
-/// The batch's new rows, column by column, as the insert binds them.
+/// The batch's replies, column by column, as `receive_batch` takes them.
 #[derive(Default)]
 struct Rows<'a> {
     message_ids: Vec<Option<&'a str>>,
@@ -319,11 +323,10 @@ struct Rows<'a> {
     from: Vec<&'a str>,
     bodies: Vec<&'a str>,
     received_at: Vec<OffsetDateTime>,
-    owners: Vec<Option<ClientId>>,
 }
 
 impl<'a> Rows<'a> {
-    fn push(&mut self, reply: &'a InboundReply, owner: Option<ClientId>) {
+    fn push(&mut self, reply: &'a InboundReply) {
         let (number, unparsed) = match &reply.to {
             Destination::Number(number) => (Some(*number), None),
             Destination::Unparsed(raw) => (None, Some(raw.as_str())),
@@ -335,15 +338,6 @@ impl<'a> Rows<'a> {
         self.from.push(&reply.from);
         self.bodies.push(&reply.body);
         self.received_at.push(reply.received_at);
-        self.owners.push(owner);
-    }
-
-    fn len(&self) -> usize {
-        self.message_ids.len()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.message_ids.is_empty()
     }
 }
 

@@ -10,9 +10,7 @@ use crate::schema::Schema;
 #[derive(Debug)]
 pub(crate) struct Statements {
     pub(crate) receive: String,
-    pub(crate) batch_lock_numbers: String,
-    pub(crate) batch_owners: String,
-    pub(crate) batch_insert: String,
+    pub(crate) receive_batch: String,
     pub(crate) change_numbers: String,
     pub(crate) owner_of: String,
     pub(crate) owner_at: String,
@@ -36,47 +34,11 @@ impl Statements {
         let s = schema.quoted();
         Self {
             receive: format!("SELECT duplicate, owner FROM {s}.receive($1, $2, $3, $4, $5, $6)"),
-            // A batch of receives (see `receive.rs`): the ids already
-            // recorded, and the number locks ($1), ascending.
-            batch_lock_numbers: format!(
-                "SELECT ARRAY(SELECT r.message_id FROM {s}.replies AS r \
-                 WHERE r.message_id = ANY ($2::text[])) AS recorded \
-                 FROM {s}.require_read_committed() AS checked, {s}.lock_numbers($1::text[]) AS locked"
-            ),
-            // The owners (a snapshot taken after the number locks), then
-            // their delivery locks: ascending by lock key, each key once (a
-            // subquery with DISTINCT and ORDER BY is not merged into the
-            // outer query, so the locks are taken in its order), all taken
-            // before the first row is returned.
-            batch_owners: format!(
-                "WITH owners AS MATERIALIZED (SELECT a.phone_number, a.client_id \
-                 FROM {s}.assignments AS a WHERE a.phone_number = ANY ($1::text[])), \
-                 locked AS MATERIALIZED (SELECT {s}.lock_client_deliveries(o.client_id) \
-                 FROM (SELECT DISTINCT ON (hashtext(w.client_id)) w.client_id FROM owners AS w \
-                 ORDER BY hashtext(w.client_id)) AS o) \
-                 SELECT owners.phone_number, owners.client_id FROM owners \
-                 WHERE (SELECT count(*) FROM locked) >= 0"
-            ),
-            // Positions after each inbox's last one, read by a subquery (the
-            // statement's snapshot: none of its own rows), in arrival order;
-            // rows inserted in message id order.
-            batch_insert: format!(
-                "WITH i AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], \
-                 $5::text[], $6::timestamptz[], $7::text[]) WITH ORDINALITY \
-                 AS i(message_id, to_number, to_unparsed, from_address, body, received_at, client_id, n)), \
-                 last AS (SELECT o.client_id, (SELECT coalesce(max(r.delivery_seq), 0) \
-                 FROM {s}.replies AS r WHERE r.client_id = o.client_id) AS position \
-                 FROM (SELECT DISTINCT i.client_id FROM i WHERE i.client_id IS NOT NULL) AS o) \
-                 INSERT INTO {s}.replies AS r (message_id, to_number, to_unparsed, from_address, \
-                 body, received_at, client_id, delivery_seq, delivery, delivered_at) \
-                 SELECT i.message_id, i.to_number, i.to_unparsed, i.from_address, i.body, \
-                 i.received_at, i.client_id, CASE WHEN i.client_id IS NOT NULL THEN last.position \
-                 + row_number() OVER (PARTITION BY i.client_id ORDER BY i.n) END, \
-                 CASE WHEN i.client_id IS NOT NULL THEN 'routed' \
-                 WHEN i.to_unparsed IS NOT NULL THEN 'unparsed' ELSE 'held' END, i.received_at \
-                 FROM i LEFT JOIN last ON last.client_id = i.client_id \
-                 ORDER BY i.message_id, i.n \
-                 ON CONFLICT (message_id) DO NOTHING"
+            // A batch of receives in one statement, outside any transaction
+            // block: the statement commits it (see `receive.rs`).
+            receive_batch: format!(
+                "SELECT duplicate, owner FROM {s}.receive_batch($1::text[], $2::text[], \
+                 $3::text[], $4::text[], $5::text[], $6::timestamptz[])"
             ),
             change_numbers: format!(
                 "SELECT added, removed, numbers, released, conflict_numbers, conflict_owners \

@@ -326,3 +326,118 @@ async fn receive_bursts_with_numbers_moving_lose_nothing() {
         "{transactions} transactions for {rows} rows"
     );
 }
+
+/// `receive_batch` meeting a copy of one of its message ids that another
+/// transaction commits after the batch read the recorded ids: it raises
+/// IBK01, and none of the batch is recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_copy_committed_meanwhile_undoes_the_batch() {
+    let Some(test) = fresh_store().await else {
+        return;
+    };
+    let schema = test.schema();
+    ok(
+        test.store()
+            .add_numbers(&client("acme"), &[number("+14155550100")])
+            .await,
+        "add",
+    );
+    // The copy, recorded and not committed yet: it holds the number's lock.
+    let mut copy = test.connection().await;
+    copy.execute("BEGIN")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    copy.execute(&*format!(
+        "SELECT {schema}.receive('SMx', '+14155550100', NULL, 'f', 'copy', now())"
+    ))
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut batch = test.connection().await;
+    let statement = format!(
+        "SELECT duplicate, owner FROM {schema}.receive_batch(ARRAY['SMa', 'SMx', 'SMb'], \
+         ARRAY['+14155550100', '+14155550100', '+14155550100'], ARRAY[NULL, NULL, NULL]::text[], \
+         ARRAY['f', 'f', 'f'], ARRAY['a', 'x', 'b'], ARRAY[now(), now(), now()])"
+    );
+    let waiting = tokio::spawn(async move {
+        let result: Result<Vec<(bool, Option<String>)>, sqlx::Error> =
+            sqlx::query_as(&statement).fetch_all(&mut batch).await;
+        (result, batch)
+    });
+    // The batch has read the recorded ids and waits for the number lock.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    copy.execute("COMMIT")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (result, mut batch) = waiting.await.unwrap_or_else(|e| panic!("{e}"));
+    match result {
+        Err(sqlx::Error::Database(error)) => assert_eq!(error.code().as_deref(), Some("IBK01")),
+        other => panic!("expected IBK01, got {other:?}"),
+    }
+    let rows: (i64, i64) = sqlx::query_as(&format!(
+        "SELECT count(*), max(delivery_seq) FROM {schema}.replies"
+    ))
+    .fetch_one(&mut batch)
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(rows, (1, 1), "only the copy, at position 1");
+}
+
+/// Through the store: replies waiting behind an uncommitted copy of one of
+/// them are answered once it commits, that one as a duplicate, the others
+/// routed, at positions without gaps. (The first reply waits alone for the
+/// number lock; 64 more waiting start a full batch, which reads the recorded
+/// ids before the copy commits, meets it in its insert (IBK01) and is tried
+/// again.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_behind_a_copy_is_tried_again() {
+    let Some(test) = fresh_store().await else {
+        return;
+    };
+    let schema = test.schema();
+    let owner = client("acme");
+    ok(
+        test.store()
+            .add_numbers(&owner, &[number("+14155550100")])
+            .await,
+        "add",
+    );
+    let mut copy = test.connection().await;
+    copy.execute("BEGIN")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    copy.execute(&*format!(
+        "SELECT {schema}.receive('SM30', '+14155550100', NULL, 'f', 'copy', now())"
+    ))
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let store = Arc::new(test.second_store().await);
+    let replies = (0..100)
+        .map(|i| {
+            let id = format!("SM{i}");
+            reply(Some(&id), "+14155550100", &id, i)
+        })
+        .collect();
+    let answers = tokio::spawn(async move { burst(&store, replies).await });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    copy.execute("COMMIT")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let answers = answers.await.unwrap_or_else(|e| panic!("{e}"));
+    for (i, answer) in answers.into_iter().enumerate() {
+        let expected = if i == 30 {
+            Receipt::Duplicate
+        } else {
+            Receipt::Routed(owner.clone())
+        };
+        assert_eq!(ok(answer, "receive"), expected, "SM{i}");
+    }
+    let inbox = whole_inbox(test.store(), &owner).await;
+    assert_eq!(inbox.len(), 100);
+    let positions: (i64, i64) = sqlx::query_as(&format!(
+        "SELECT count(DISTINCT delivery_seq), max(delivery_seq) FROM {schema}.replies"
+    ))
+    .fetch_one(&mut copy)
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(positions, (100, 100), "positions 1..=100");
+}
