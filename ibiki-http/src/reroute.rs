@@ -88,7 +88,12 @@ pub(crate) async fn deliver(
     };
     let reply = app.store().deliver_held(id, &target).await?;
     app.metrics().rerouted();
-    tracing::info!(id, ?target, to = %reply.to, "held reply re-routed");
+    // The id finds the reply; no phone number in the log (personal data).
+    let by = match &target {
+        HeldTarget::Client(_) => "client",
+        HeldTarget::Number(_) => "number",
+    };
+    tracing::info!(id, by, "held reply re-routed");
     Ok(Json(reply))
 }
 
