@@ -327,6 +327,33 @@ async fn receive_bursts_with_numbers_moving_lose_nothing() {
     );
 }
 
+/// Assigns +14155550100 to `owner`, then receives `message_id` for it on a
+/// connection of its own in a transaction left open: the copy is recorded,
+/// not committed, and holds the number's lock until the caller commits.
+async fn uncommitted_copy(
+    test: &TestStore,
+    owner: &ClientId,
+    message_id: &str,
+) -> sqlx::PgConnection {
+    ok(
+        test.store()
+            .add_numbers(owner, &[number("+14155550100")])
+            .await,
+        "add",
+    );
+    let mut copy = test.connection().await;
+    copy.execute("BEGIN")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    copy.execute(&*format!(
+        "SELECT {}.receive('{message_id}', '+14155550100', NULL, 'f', 'copy', now())",
+        test.schema()
+    ))
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    copy
+}
+
 /// `receive_batch` meeting a copy of one of its message ids that another
 /// transaction commits after the batch read the recorded ids: it raises
 /// IBK01, and none of the batch is recorded.
@@ -336,22 +363,7 @@ async fn a_copy_committed_meanwhile_undoes_the_batch() {
         return;
     };
     let schema = test.schema();
-    ok(
-        test.store()
-            .add_numbers(&client("acme"), &[number("+14155550100")])
-            .await,
-        "add",
-    );
-    // The copy, recorded and not committed yet: it holds the number's lock.
-    let mut copy = test.connection().await;
-    copy.execute("BEGIN")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    copy.execute(&*format!(
-        "SELECT {schema}.receive('SMx', '+14155550100', NULL, 'f', 'copy', now())"
-    ))
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    let mut copy = uncommitted_copy(&test, &client("acme"), "SMx").await;
     let mut batch = test.connection().await;
     let statement = format!(
         "SELECT duplicate, owner FROM {schema}.receive_batch(ARRAY['SMa', 'SMx', 'SMb'], \
@@ -395,21 +407,7 @@ async fn a_batch_behind_a_copy_is_tried_again() {
     };
     let schema = test.schema();
     let owner = client("acme");
-    ok(
-        test.store()
-            .add_numbers(&owner, &[number("+14155550100")])
-            .await,
-        "add",
-    );
-    let mut copy = test.connection().await;
-    copy.execute("BEGIN")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    copy.execute(&*format!(
-        "SELECT {schema}.receive('SM30', '+14155550100', NULL, 'f', 'copy', now())"
-    ))
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    let mut copy = uncommitted_copy(&test, &owner, "SM30").await;
     let store = Arc::new(test.second_store().await);
     let replies = (0..100)
         .map(|i| {
