@@ -199,11 +199,7 @@ impl Drop for Lane {
 /// Records a batch and answers its callers.
 async fn commit(pool: PgPool, sql: Arc<Statements>, batch: Vec<Job>, _lane: Lane) {
     if batch.len() == 1 {
-        for job in batch {
-            let _ = job
-                .answer
-                .send(receive(&pool, &sql.receive, job.reply).await);
-        }
+        one_by_one(&pool, &sql, batch).await;
         return;
     }
     let replies: Vec<&InboundReply> = batch.iter().map(|job| &job.reply).collect();
@@ -225,11 +221,7 @@ async fn commit(pool: PgPool, sql: Arc<Statements>, batch: Vec<Job>, _lane: Lane
         // fails.
         Err(Failure::Shortfall | Failure::Statement) => {
             tracing::debug!(outcome = "one_by_one", "receive batch");
-            for job in batch {
-                let _ = job
-                    .answer
-                    .send(receive(&pool, &sql.receive, job.reply).await);
-            }
+            one_by_one(&pool, &sql, batch).await;
         }
         Err(Failure::Connection(error)) => {
             let error = Arc::new(error);
@@ -244,6 +236,15 @@ async fn commit(pool: PgPool, sql: Arc<Statements>, batch: Vec<Job>, _lane: Lane
                 }));
             }
         }
+    }
+}
+
+/// Receives each reply in a transaction of its own and answers its caller.
+async fn one_by_one(pool: &PgPool, sql: &Statements, batch: Vec<Job>) {
+    for job in batch {
+        let _ = job
+            .answer
+            .send(receive(pool, &sql.receive, job.reply).await);
     }
 }
 
@@ -306,11 +307,7 @@ async fn record(
     }
     Ok(outcomes
         .into_iter()
-        .map(|outcome| match outcome {
-            (true, _) => Receipt::Duplicate,
-            (false, Some(client)) => Receipt::Routed(client),
-            (false, None) => Receipt::Held,
-        })
+        .map(|(duplicate, owner)| receipt(duplicate, owner))
         .collect())
 }
 
@@ -327,10 +324,7 @@ struct Rows<'a> {
 
 impl<'a> Rows<'a> {
     fn push(&mut self, reply: &'a InboundReply) {
-        let (number, unparsed) = match &reply.to {
-            Destination::Number(number) => (Some(*number), None),
-            Destination::Unparsed(raw) => (None, Some(raw.as_str())),
-        };
+        let (number, unparsed) = destination_columns(&reply.to);
         self.message_ids
             .push(reply.message_id.as_ref().map(MessageId::as_str));
         self.to_numbers.push(number);
@@ -348,10 +342,7 @@ pub(crate) async fn receive(
     statement: &str,
     reply: InboundReply,
 ) -> Result<Receipt, StoreError> {
-    let (to_number, to_unparsed) = match &reply.to {
-        Destination::Number(number) => (Some(*number), None),
-        Destination::Unparsed(raw) => (None, Some(raw.as_str())),
-    };
+    let (to_number, to_unparsed) = destination_columns(&reply.to);
     let (duplicate, owner): (bool, Option<ClientId>) = sqlx::query_as(statement)
         .bind(reply.message_id.as_ref().map(MessageId::as_str))
         .bind(to_number)
@@ -362,9 +353,24 @@ pub(crate) async fn receive(
         .fetch_one(pool)
         .await
         .map_err(store_error)?;
-    Ok(match (duplicate, owner) {
+    Ok(receipt(duplicate, owner))
+}
+
+/// The receipt of a reply the schema's `receive` or `receive_batch` answered
+/// with `(duplicate, owner)`.
+fn receipt(duplicate: bool, owner: Option<ClientId>) -> Receipt {
+    match (duplicate, owner) {
         (true, _) => Receipt::Duplicate,
         (false, Some(client)) => Receipt::Routed(client),
         (false, None) => Receipt::Held,
-    })
+    }
+}
+
+/// The destination as the schema's two columns: the number, or the text
+/// that did not read as one.
+fn destination_columns(to: &Destination) -> (Option<PhoneNumber>, Option<&str>) {
+    match to {
+        Destination::Number(number) => (Some(*number), None),
+        Destination::Unparsed(raw) => (None, Some(raw.as_str())),
+    }
 }
