@@ -97,22 +97,10 @@ impl State {
         let at = self.history.now();
         let change = self.history.change(at, idx);
         for &number in &removed {
-            let key = number.as_u64();
-            let head = self.routes.get(key).map(|e| e.head);
-            let head = self.history.push(head, change, false);
-            self.routes.set(
-                key,
-                Entry {
-                    owner: Entry::NO_OWNER,
-                    head,
-                },
-            );
+            self.route(number, change, Entry::NO_OWNER);
         }
         for &number in &added {
-            let key = number.as_u64();
-            let head = self.routes.get(key).map(|e| e.head);
-            let head = self.history.push(head, change, true);
-            self.routes.set(key, Entry { owner: idx, head });
+            self.route(number, change, idx);
         }
         let mut numbers = difference(&current, &removed);
         numbers.extend_from_slice(&added);
@@ -126,6 +114,15 @@ impl State {
             numbers,
             released,
         })
+    }
+
+    /// Gives `number` to `owner` ([`Entry::NO_OWNER`]: to nobody), the
+    /// history `change` becoming its latest event.
+    fn route(&mut self, number: PhoneNumber, change: u32, owner: ClientIdx) {
+        let key = number.as_u64();
+        let head = self.routes.get(key).map(|e| e.head);
+        let head = self.history.push(head, change, owner != Entry::NO_OWNER);
+        self.routes.set(key, Entry { owner, head });
     }
 
     fn check_conflicts(&self, client: &ClientId, added: &[PhoneNumber]) -> Result<(), StoreError> {
