@@ -157,8 +157,7 @@ async fn a_known_sequence_is_counted_exactly(store: Arc<DynReplyStore>) {
     assert_eq!(released["released"], 2);
     assert_eq!(signed(reply("SM7", "+14155550199", "stray")).await, "held");
     let stray = &server.held().await[0]["id"];
-    let path = format!("/api/admin/held/{stray}/deliver");
-    let (status, moved) = send(server.post_json(&path, &json!({"userId": "acme"}))).await;
+    let (status, moved) = crate::reroute::deliver(&server, stray, json!({"userId": "acme"})).await;
     assert_eq!(status, StatusCode::OK, "{moved}");
 
     let after = Scrape::of(&server).await;

@@ -15,7 +15,8 @@ store_tests!(
     deliver_errors_change_nothing,
 );
 
-async fn deliver(server: &TestServer, id: &Value, body: Value) -> (StatusCode, Value) {
+/// `POST /api/admin/held/{id}/deliver` with `body`.
+pub(crate) async fn deliver(server: &TestServer, id: &Value, body: Value) -> (StatusCode, Value) {
     send(server.post_json(&format!("/api/admin/held/{id}/deliver"), &body)).await
 }
 
