@@ -2,9 +2,9 @@
 //! which checks, changes and releases held replies in one statement.
 
 use ibiki_core::{AssignmentChange, Change, ClientId, Conflict, PhoneNumber, StoreError};
-use sqlx::PgPool;
 
-use crate::error::{backend, store_error};
+use crate::deadline::Db;
+use crate::error::backend;
 
 /// The `mode` argument of the schema's `change_numbers` function.
 fn mode(change: Change) -> &'static str {
@@ -28,19 +28,23 @@ struct ChangeRow {
 }
 
 pub(crate) async fn change(
-    pool: &PgPool,
+    db: &Db,
     statement: &str,
     client: &ClientId,
     numbers: &[PhoneNumber],
     change: Change,
 ) -> Result<AssignmentChange, StoreError> {
-    let row: ChangeRow = sqlx::query_as(statement)
-        .bind(client)
-        .bind(mode(change))
-        .bind(numbers)
-        .fetch_one(pool)
-        .await
-        .map_err(store_error)?;
+    let row: ChangeRow = db
+        .lease()
+        .await?
+        .run(|conn| {
+            sqlx::query_as(statement)
+                .bind(client)
+                .bind(mode(change))
+                .bind(numbers)
+                .fetch_one(conn)
+        })
+        .await?;
     row.into_change(client)
 }
 

@@ -5,17 +5,23 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use ibiki_core::StoreError;
-use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::PostgresStore;
 use crate::error::{backend, store_error};
+use crate::keepalive::{self, PING_IF_IDLE_FOR};
 use crate::schema::Schema;
 
-/// Connections idle for less than this are used without a ping first: the
-/// pool pings every connection when it comes back, so a recent one is alive
-/// and a receive costs one round trip, not two.
-const PING_IF_IDLE_FOR: Duration = Duration::from_secs(10);
+/// Session options that make the server end the backend of a client whose
+/// network went silent (keepalive probes after 10 s idle, every 5 s, two
+/// missed; unacknowledged data given up after 20 s), rolling back what it
+/// held. They apply to TCP connections only.
+const SERVER_KEEPALIVE: [(&str, &str); 4] = [
+    ("tcp_keepalives_idle", "10"),
+    ("tcp_keepalives_interval", "5"),
+    ("tcp_keepalives_count", "2"),
+    ("tcp_user_timeout", "20000"),
+];
 
 /// Settings for [`PostgresStore::builder`]; [`connect`](Self::connect) opens
 /// the pool.
@@ -28,7 +34,7 @@ const PING_IF_IDLE_FOR: Duration = Duration::from_secs(10);
 /// let store = PostgresStore::builder("postgres://ibiki@db.internal/app")
 ///     .schema("sms")
 ///     .max_connections(20)
-///     .acquire_timeout(Duration::from_secs(2))
+///     .call_timeout(Duration::from_secs(3))
 ///     .statement_timeout(Duration::from_secs(5))
 ///     .connect()
 ///     .await?;
@@ -43,6 +49,7 @@ pub struct PostgresStoreBuilder {
     schema: String,
     max_connections: u32,
     acquire_timeout: Duration,
+    call_timeout: Duration,
     statement_timeout: Option<Duration>,
     synchronous_commit: bool,
 }
@@ -54,6 +61,7 @@ impl PostgresStoreBuilder {
             schema: PostgresStore::DEFAULT_SCHEMA.to_owned(),
             max_connections: 10,
             acquire_timeout: Duration::from_secs(5),
+            call_timeout: PostgresStore::DEFAULT_CALL_TIMEOUT,
             statement_timeout: None,
             synchronous_commit: true,
         }
@@ -81,6 +89,28 @@ impl PostgresStoreBuilder {
         self
     }
 
+    /// The deadline of every call of the store (default 5 s), enforced on
+    /// the client's side: waiting for a connection, the statements and the
+    /// commit all count against it. A call past it fails with
+    /// [`StoreError::Unavailable`] at once, and its connection is closed,
+    /// never returned to the pool. This is what keeps a webhook answering
+    /// "retry" when the network to the database goes silent (a failover that
+    /// leaves connections hanging), where the server's `statement_timeout`
+    /// never reaches the client.
+    ///
+    /// It also bounds the pings that check a connection before it is handed
+    /// out, after it comes back, and every 5 s while it is idle (at most 5 s
+    /// each), so a silent connection is closed within about 10 s even when
+    /// nothing uses it. Migrations ([`PostgresStore::migrate`]) are bounded
+    /// in connecting only: they may rightly take longer.
+    ///
+    /// Must be longer than the slowest call expected: an import's largest
+    /// client, a prune batch.
+    pub fn call_timeout(mut self, timeout: Duration) -> Self {
+        self.call_timeout = timeout;
+        self
+    }
+
     /// The server's `statement_timeout` for the pool's connections (default:
     /// the server's). It bounds lock waits too; a statement that hits it fails
     /// with [`StoreError::Unavailable`].
@@ -102,25 +132,40 @@ impl PostgresStoreBuilder {
         self
     }
 
-    /// Opens the pool and one connection to check the settings. Does not
+    /// Opens the pool and one connection to check the settings, within the
+    /// acquire timeout and the call timeout, whichever is shorter. Does not
     /// create or migrate the schema: see [`PostgresStore::migrate`].
+    ///
+    /// Starts a task on the current Tokio runtime that pings the idle
+    /// connections; it ends with the last clone of the store.
     pub async fn connect(self) -> Result<PostgresStore, StoreError> {
         let schema = Schema::new(&self.schema).map_err(backend)?;
         let options = self.connect_options()?;
+        let bound = keepalive::ping_bound(self.call_timeout);
         let pool = PgPoolOptions::new()
             .max_connections(self.max_connections)
-            .acquire_timeout(self.acquire_timeout)
+            .acquire_timeout(self.acquire_timeout.min(self.call_timeout))
             .test_before_acquire(false)
-            .before_acquire(|conn, meta| {
+            .before_acquire(move |conn, meta| {
                 Box::pin(async move {
                     // A dead connection is closed and another one used.
-                    Ok(meta.idle_for < PING_IF_IDLE_FOR || conn.ping().await.is_ok())
+                    Ok(meta.idle_for < PING_IF_IDLE_FOR || keepalive::answers(conn, bound).await)
                 })
+            })
+            // Before sqlx's own (unbounded) ping of a returning connection.
+            .after_release(move |conn, _| {
+                Box::pin(async move { Ok(keepalive::answers(conn, bound).await) })
             })
             .connect_with(options)
             .await
             .map_err(store_error)?;
-        Ok(PostgresStore::new(pool, schema))
+        let store = PostgresStore::new(pool, schema, self.call_timeout);
+        tokio::spawn(keepalive::ping_idle(
+            store.pool().clone(),
+            store.alive(),
+            bound,
+        ));
+        Ok(store)
     }
 
     fn connect_options(&self) -> Result<PgConnectOptions, StoreError> {
@@ -135,6 +180,11 @@ impl PostgresStoreBuilder {
             "default_transaction_isolation",
             r"read\ committed".to_owned(),
         )];
+        session.extend(
+            SERVER_KEEPALIVE
+                .iter()
+                .map(|&(name, value)| (name, value.to_owned())),
+        );
         if let Some(timeout) = self.statement_timeout {
             // 0 would disable the timeout.
             let millis = timeout.as_millis().max(1);
@@ -155,6 +205,7 @@ impl fmt::Debug for PostgresStoreBuilder {
             .field("schema", &self.schema)
             .field("max_connections", &self.max_connections)
             .field("acquire_timeout", &self.acquire_timeout)
+            .field("call_timeout", &self.call_timeout)
             .field("statement_timeout", &self.statement_timeout)
             .field("synchronous_commit", &self.synchronous_commit)
             .finish()
@@ -175,13 +226,16 @@ mod tests {
 
     #[test]
     fn session_options() {
+        const KEEPALIVE: &str = "-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 \
+                                 -c tcp_keepalives_count=2 -c tcp_user_timeout=20000";
+        let isolation = r"-c default_transaction_isolation=read\ committed";
         let options = PostgresStore::builder("postgres://db/app")
             .statement_timeout(Duration::from_micros(10))
             .connect_options()
             .expect("valid url");
         assert_eq!(
             options.get_options(),
-            Some(r"-c default_transaction_isolation=read\ committed -c statement_timeout=1")
+            Some(format!("{isolation} {KEEPALIVE} -c statement_timeout=1").as_str())
         );
         assert_eq!(options.get_application_name(), Some("ibiki"));
         let options = PostgresStore::builder("postgres://db/app")
@@ -190,7 +244,7 @@ mod tests {
             .expect("valid url");
         assert_eq!(
             options.get_options(),
-            Some(r"-c default_transaction_isolation=read\ committed -c synchronous_commit=off")
+            Some(format!("{isolation} {KEEPALIVE} -c synchronous_commit=off").as_str())
         );
     }
 }

@@ -101,7 +101,9 @@
 
 mod assign;
 mod config;
+mod deadline;
 mod error;
+mod keepalive;
 mod legacy;
 mod migrate;
 mod read;
@@ -117,6 +119,7 @@ pub mod testing;
 mod trace;
 
 pub use crate::config::PostgresStoreBuilder;
+pub use crate::deadline::DeadlineExceeded;
 pub use crate::legacy::{
     LEGACY_NUMBERS_COLUMNS, LegacyError, LegacyReader, LegacyShape, LegacyTable,
 };

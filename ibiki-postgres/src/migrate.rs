@@ -1,8 +1,12 @@
 //! Creating and upgrading the schema with the embedded migrations.
 
+use std::time::Duration;
+
 use ibiki_core::StoreError;
 use sqlx::{Connection, Executor, PgConnection};
+use tokio::time::timeout;
 
+use crate::deadline::DeadlineExceeded;
 use crate::error::{migrate_error, store_error};
 use crate::schema::Schema;
 
@@ -36,12 +40,15 @@ pub(crate) async fn migrate(conn: &mut PgConnection, schema: &Schema) -> Result<
 
 /// Opens a connection like the pool's, migrates, closes it (which also
 /// releases the lock).
+/// Connecting must succeed within `connect_timeout`.
 pub(crate) async fn migrate_with(
     options: &sqlx::postgres::PgConnectOptions,
     schema: &Schema,
+    connect_timeout: Duration,
 ) -> Result<(), StoreError> {
-    let mut conn = PgConnection::connect_with(options)
+    let mut conn = timeout(connect_timeout, PgConnection::connect_with(options))
         .await
+        .map_err(|_| DeadlineExceeded(connect_timeout))?
         .map_err(store_error)?;
     let result = migrate(&mut conn, schema).await;
     // The result is what matters; a failed close only drops the socket.

@@ -8,36 +8,43 @@ use ibiki_core::{
     ClientId, ClientSummary, Cursor, Delivery, DeliveryKind, Destination, HistoryEvent, MessageId,
     OwnershipChange, Page, PageRequest, PhoneNumber, StoreError, StoredReply,
 };
-use sqlx::PgPool;
 use time::OffsetDateTime;
 
-use crate::error::{backend, store_error};
+use crate::deadline::Db;
+use crate::error::backend;
 
 pub(crate) async fn owner_of(
-    pool: &PgPool,
+    db: &Db,
     statement: &str,
     number: PhoneNumber,
 ) -> Result<Option<ClientId>, StoreError> {
-    sqlx::query_scalar(statement)
-        .bind(number)
-        .fetch_optional(pool)
+    db.lease()
+        .await?
+        .run(|conn| {
+            sqlx::query_scalar(statement)
+                .bind(number)
+                .fetch_optional(conn)
+        })
         .await
-        .map_err(store_error)
 }
 
 /// The owner at `at`: the last event at or before it, when an assignment.
 pub(crate) async fn owner_at(
-    pool: &PgPool,
+    db: &Db,
     statement: &str,
     number: PhoneNumber,
     at: OffsetDateTime,
 ) -> Result<Option<ClientId>, StoreError> {
-    let last: Option<(ClientId, String)> = sqlx::query_as(statement)
-        .bind(number)
-        .bind(at)
-        .fetch_optional(pool)
-        .await
-        .map_err(store_error)?;
+    let last: Option<(ClientId, String)> = db
+        .lease()
+        .await?
+        .run(|conn| {
+            sqlx::query_as(statement)
+                .bind(number)
+                .bind(at)
+                .fetch_optional(conn)
+        })
+        .await?;
     match last {
         Some((client, change)) => {
             Ok((ownership(&change)? == OwnershipChange::Assigned).then_some(client))
@@ -48,18 +55,23 @@ pub(crate) async fn owner_at(
 
 /// A page of a number's history; the cursor is the last event's `seq`.
 pub(crate) async fn history(
-    pool: &PgPool,
+    db: &Db,
     statement: &str,
     number: PhoneNumber,
     page: &PageRequest,
 ) -> Result<Page<HistoryEvent>, StoreError> {
-    let rows: Vec<(ClientId, String, OffsetDateTime, i64)> = sqlx::query_as(statement)
-        .bind(number)
-        .bind(after_position(page)?)
-        .bind(limit(page))
-        .fetch_all(pool)
-        .await
-        .map_err(store_error)?;
+    let after = after_position(page)?;
+    let rows: Vec<(ClientId, String, OffsetDateTime, i64)> = db
+        .lease()
+        .await?
+        .run(|conn| {
+            sqlx::query_as(statement)
+                .bind(number)
+                .bind(after)
+                .bind(limit(page))
+                .fetch_all(conn)
+        })
+        .await?;
     let next = match rows.last() {
         Some(last) => Some(Cursor::from_position(
             u64::try_from(last.3).map_err(backend)?,
@@ -88,22 +100,22 @@ fn ownership(change: &str) -> Result<OwnershipChange, StoreError> {
 }
 
 pub(crate) async fn numbers_of(
-    pool: &PgPool,
+    db: &Db,
     statement: &str,
     client: &ClientId,
 ) -> Result<Vec<PhoneNumber>, StoreError> {
-    let mut numbers: Vec<PhoneNumber> = sqlx::query_scalar(statement)
-        .bind(client)
-        .fetch_all(pool)
-        .await
-        .map_err(store_error)?;
+    let mut numbers: Vec<PhoneNumber> = db
+        .lease()
+        .await?
+        .run(|conn| sqlx::query_scalar(statement).bind(client).fetch_all(conn))
+        .await?;
     // SQL sorts the text; the contract wants PhoneNumber's numeric order.
     numbers.sort_unstable();
     Ok(numbers)
 }
 
 pub(crate) async fn list_clients(
-    pool: &PgPool,
+    db: &Db,
     statement: &str,
     page: &PageRequest,
 ) -> Result<Page<ClientSummary>, StoreError> {
@@ -114,12 +126,16 @@ pub(crate) async fn list_clients(
             .as_str()
             .to_owned(),
     };
-    let rows: Vec<(ClientId, i64)> = sqlx::query_as(statement)
-        .bind(after)
-        .bind(limit(page))
-        .fetch_all(pool)
-        .await
-        .map_err(store_error)?;
+    let rows: Vec<(ClientId, i64)> = db
+        .lease()
+        .await?
+        .run(|conn| {
+            sqlx::query_as(statement)
+                .bind(after)
+                .bind(limit(page))
+                .fetch_all(conn)
+        })
+        .await?;
     let items = rows
         .into_iter()
         .map(|(client, count)| {
@@ -132,59 +148,70 @@ pub(crate) async fn list_clients(
 }
 
 /// How many replies are held.
-pub(crate) async fn held_count(pool: &PgPool, statement: &str) -> Result<u64, StoreError> {
-    let count: i64 = sqlx::query_scalar(statement)
-        .fetch_one(pool)
-        .await
-        .map_err(store_error)?;
+pub(crate) async fn held_count(db: &Db, statement: &str) -> Result<u64, StoreError> {
+    let count: i64 = db
+        .lease()
+        .await?
+        .run(|conn| sqlx::query_scalar(statement).fetch_one(conn))
+        .await?;
     u64::try_from(count).map_err(backend)
 }
 
 /// A client's inbox page: `statement` binds the client, the position to
 /// start after, and the limit.
 pub(crate) async fn inbox(
-    pool: &PgPool,
+    db: &Db,
     statement: &str,
     client: &ClientId,
     page: &PageRequest,
 ) -> Result<Page<StoredReply>, StoreError> {
-    let rows: Vec<ReplyRow> = sqlx::query_as(statement)
-        .bind(client)
-        .bind(after_position(page)?)
-        .bind(limit(page))
-        .fetch_all(pool)
-        .await
-        .map_err(store_error)?;
+    let after = after_position(page)?;
+    let rows: Vec<ReplyRow> = db
+        .lease()
+        .await?
+        .run(|conn| {
+            sqlx::query_as(statement)
+                .bind(client)
+                .bind(after)
+                .bind(limit(page))
+                .fetch_all(conn)
+        })
+        .await?;
     into_page(rows)
 }
 
 /// A held area page: `statement` binds the position to start after and the
 /// limit.
 pub(crate) async fn held(
-    pool: &PgPool,
+    db: &Db,
     statement: &str,
     page: &PageRequest,
 ) -> Result<Page<StoredReply>, StoreError> {
-    let rows: Vec<ReplyRow> = sqlx::query_as(statement)
-        .bind(after_position(page)?)
-        .bind(limit(page))
-        .fetch_all(pool)
-        .await
-        .map_err(store_error)?;
+    let after = after_position(page)?;
+    let rows: Vec<ReplyRow> = db
+        .lease()
+        .await?
+        .run(|conn| {
+            sqlx::query_as(statement)
+                .bind(after)
+                .bind(limit(page))
+                .fetch_all(conn)
+        })
+        .await?;
     into_page(rows)
 }
 
 /// The reply `id`, as listed.
 pub(crate) async fn reply(
-    pool: &PgPool,
+    db: &Db,
     statement: &str,
     id: i64,
 ) -> Result<Option<StoredReply>, StoreError> {
-    let row: Option<ReplyRow> = sqlx::query_as(statement)
-        .bind(id)
-        .fetch_optional(pool)
-        .await
-        .map_err(store_error)?;
+    let row: Option<ReplyRow> = db
+        .lease()
+        .await?
+        .run(|conn| sqlx::query_as(statement).bind(id).fetch_optional(conn))
+        .await?;
     row.map(ReplyRow::into_stored).transpose()
 }
 

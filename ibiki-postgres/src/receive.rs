@@ -52,18 +52,31 @@
 //! again on its own: one bad reply fails only its caller. Connection errors
 //! fail the whole batch: whether its commit happened is unknown, as for a
 //! single receive, and the provider's retry settles it by message id.
+//!
+//! # Deadlines
+//!
+//! Each receive must be answered within the store's call timeout, counted
+//! from its call: waiting in the queue, for a lane, for a connection, and
+//! the statement all count. A batch runs until the earliest deadline of its
+//! replies; past it, the batch's connection is closed (it may be dead) and
+//! every caller is answered "unavailable" (whether the commit happened is
+//! unknown, as for a connection error), while the next batch goes ahead on
+//! another connection. A caller that gave up is not recorded afterwards.
 
 use std::sync::{Arc, Mutex};
 
+use std::fmt;
+
 use ibiki_core::{
-    ClientId, Destination, InboundReply, MessageId, PhoneNumber, Receipt, StoreError,
+    BoxError, ClientId, Destination, InboundReply, MessageId, PhoneNumber, Receipt, StoreError,
 };
-use sqlx::PgPool;
 use time::OffsetDateTime;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::time::{Instant, timeout_at};
 use tracing::Instrument;
 
-use crate::error::{is_transient, store_error};
+use crate::deadline::{Db, DeadlineExceeded};
+use crate::error::store_error;
 use crate::sql::Statements;
 
 /// The most replies recorded in one transaction.
@@ -87,6 +100,8 @@ const SHORTFALL: &str = "IBK01";
 struct Job {
     reply: InboundReply,
     answer: oneshot::Sender<Result<Receipt, StoreError>>,
+    /// When its caller stops waiting.
+    deadline: Instant,
 }
 
 /// The store's handle on its batching task, started on the first receive
@@ -101,24 +116,37 @@ impl Batcher {
     /// committed.
     pub(crate) async fn receive(
         &self,
-        pool: &PgPool,
+        db: &Db,
         sql: &Arc<Statements>,
         reply: InboundReply,
     ) -> Result<Receipt, StoreError> {
+        let deadline = db.deadline();
+        let late = || StoreError::from(DeadlineExceeded(db.timeout()));
         let (answer, answered) = oneshot::channel();
-        let jobs = self.sender(pool, sql);
-        if let Err(mpsc::error::SendError(job)) = jobs.send(Job { reply, answer }).await {
+        let jobs = self.sender(db, sql);
+        let job = Job {
+            reply,
+            answer,
+            deadline,
+        };
+        match timeout_at(deadline, jobs.send(job)).await {
+            Ok(Ok(())) => {}
             // The task stopped with its runtime: record this one directly.
-            return receive(pool, &sql.receive, job.reply).await;
+            Ok(Err(mpsc::error::SendError(job))) => {
+                return receive(db, &sql.receive, job.reply, deadline).await;
+            }
+            Err(_) => return Err(late()),
         }
-        answered.await.unwrap_or_else(|_| {
-            Err(StoreError::Unavailable(
+        match timeout_at(deadline, answered).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(_)) => Err(StoreError::Unavailable(
                 "the receive batch stopped before committing".into(),
-            ))
-        })
+            )),
+            Err(_) => Err(late()),
+        }
     }
 
-    fn sender(&self, pool: &PgPool, sql: &Arc<Statements>) -> mpsc::Sender<Job> {
+    fn sender(&self, db: &Db, sql: &Arc<Statements>) -> mpsc::Sender<Job> {
         let mut jobs = self
             .jobs
             .lock()
@@ -127,7 +155,7 @@ impl Batcher {
             Some(sender) if !sender.is_closed() => sender.clone(),
             _ => {
                 let (sender, receiver) = mpsc::channel(QUEUE);
-                tokio::spawn(batching(receiver, pool.clone(), Arc::clone(sql)));
+                tokio::spawn(batching(receiver, db.clone(), Arc::clone(sql)));
                 *jobs = Some(sender.clone());
                 sender
             }
@@ -138,7 +166,7 @@ impl Batcher {
 /// The batching task: runs until every sender (the store and its clones) is
 /// gone and every reply it took is handed to a batch. When a batch starts:
 /// see the module documentation.
-async fn batching(mut jobs: mpsc::Receiver<Job>, pool: PgPool, sql: Arc<Statements>) {
+async fn batching(mut jobs: mpsc::Receiver<Job>, db: Db, sql: Arc<Statements>) {
     let lanes = Arc::new(Semaphore::new(IN_FLIGHT));
     let done = Arc::new(Notify::new());
     let mut waiting: Vec<Job> = Vec::new();
@@ -166,7 +194,7 @@ async fn batching(mut jobs: mpsc::Receiver<Job>, pool: PgPool, sql: Arc<Statemen
                     done: Arc::clone(&done),
                 };
                 let span = crate::trace::batch(batch.len());
-                tokio::spawn(commit(pool.clone(), Arc::clone(&sql), batch, lane).instrument(span));
+                tokio::spawn(commit(db.clone(), Arc::clone(&sql), batch, lane).instrument(span));
                 continue;
             }
         }
@@ -197,15 +225,20 @@ impl Drop for Lane {
 }
 
 /// Records a batch and answers its callers.
-async fn commit(pool: PgPool, sql: Arc<Statements>, batch: Vec<Job>, _lane: Lane) {
+async fn commit(db: Db, sql: Arc<Statements>, mut batch: Vec<Job>, _lane: Lane) {
+    // A caller past its deadline was answered "unavailable" already.
+    batch.retain(|job| !job.answer.is_closed());
+    let Some(deadline) = batch.iter().map(|job| job.deadline).min() else {
+        return;
+    };
     if batch.len() == 1 {
-        one_by_one(&pool, &sql, batch).await;
+        one_by_one(&db, &sql, batch).await;
         return;
     }
     let replies: Vec<&InboundReply> = batch.iter().map(|job| &job.reply).collect();
     let mut outcome = Err(Failure::Shortfall);
     for _ in 0..ATTEMPTS {
-        outcome = record(&pool, &sql, &replies).await;
+        outcome = record(&db, &sql, &replies, deadline).await;
         if !matches!(outcome, Err(Failure::Shortfall)) {
             break;
         }
@@ -221,12 +254,16 @@ async fn commit(pool: PgPool, sql: Arc<Statements>, batch: Vec<Job>, _lane: Lane
         // fails.
         Err(Failure::Shortfall | Failure::Statement) => {
             tracing::debug!(outcome = "one_by_one", "receive batch");
-            one_by_one(&pool, &sql, batch).await;
+            one_by_one(&db, &sql, batch).await;
         }
-        Err(Failure::Connection(error)) => {
-            let error = Arc::new(error);
-            let transient = is_transient(&error);
+        Err(Failure::Unknown(error)) => {
             tracing::debug!(outcome = "failed", error = %error, "receive batch");
+            let (transient, error) = match error {
+                StoreError::Unavailable(source) => (true, source),
+                StoreError::Backend(source) => (false, source),
+                other => (false, Box::new(other) as BoxError),
+            };
+            let error = Arc::new(error);
             for job in batch {
                 let shared = Box::new(BatchError(Arc::clone(&error)));
                 let _ = job.answer.send(Err(if transient {
@@ -239,19 +276,33 @@ async fn commit(pool: PgPool, sql: Arc<Statements>, batch: Vec<Job>, _lane: Lane
     }
 }
 
-/// Receives each reply in a transaction of its own and answers its caller.
-async fn one_by_one(pool: &PgPool, sql: &Statements, batch: Vec<Job>) {
+/// Receives each reply in a transaction of its own and answers its caller,
+/// each within its own deadline; a caller that gave up is skipped.
+async fn one_by_one(db: &Db, sql: &Statements, batch: Vec<Job>) {
     for job in batch {
-        let _ = job
-            .answer
-            .send(receive(pool, &sql.receive, job.reply).await);
+        if job.answer.is_closed() {
+            continue;
+        }
+        let answer = receive(db, &sql.receive, job.reply, job.deadline).await;
+        let _ = job.answer.send(answer);
     }
 }
 
 /// The error of a batch, shared by each of its callers.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("recording a batch of replies failed: {0}")]
-struct BatchError(#[source] Arc<sqlx::Error>);
+#[derive(Debug, Clone)]
+struct BatchError(Arc<BoxError>);
+
+impl fmt::Display for BatchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "recording a batch of replies failed: {}", self.0)
+    }
+}
+
+impl std::error::Error for BatchError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&**self.0)
+    }
+}
 
 /// Why a batch was not recorded.
 enum Failure {
@@ -260,8 +311,9 @@ enum Failure {
     Shortfall,
     /// The server refused a statement; rolled back.
     Statement,
-    /// Anything else: the connection, the pool. The commit may have happened.
-    Connection(sqlx::Error),
+    /// Anything else: the connection, the pool, the deadline. The commit may
+    /// have happened.
+    Unknown(StoreError),
 }
 
 impl From<sqlx::Error> for Failure {
@@ -271,39 +323,48 @@ impl From<sqlx::Error> for Failure {
                 Self::Shortfall
             }
             sqlx::Error::Database(_) => Self::Statement,
-            _ => Self::Connection(error),
+            _ => Self::Unknown(store_error(error)),
         }
     }
 }
 
-/// Records a batch in one statement, its own transaction: a receipt per
-/// reply, in order.
+/// Records a batch in one statement, its own transaction, by `deadline`: a
+/// receipt per reply, in order.
 async fn record(
-    pool: &PgPool,
+    db: &Db,
     sql: &Statements,
     replies: &[&InboundReply],
+    deadline: Instant,
 ) -> Result<Vec<Receipt>, Failure> {
     let mut rows = Rows::default();
     for reply in replies {
         rows.push(reply);
     }
-    let outcomes: Vec<(bool, Option<ClientId>)> = sqlx::query_as(&sql.receive_batch)
-        .bind(&rows.message_ids)
-        .bind(&rows.to_numbers)
-        .bind(&rows.to_unparsed)
-        .bind(&rows.from)
-        .bind(&rows.bodies)
-        .bind(&rows.received_at)
-        .fetch_all(pool)
-        .await?;
+    let mut lease = db.lease_until(deadline).await.map_err(Failure::Unknown)?;
+    let outcomes: Vec<(bool, Option<ClientId>)> = lease
+        .within(|conn| {
+            sqlx::query_as(&sql.receive_batch)
+                .bind(&rows.message_ids)
+                .bind(&rows.to_numbers)
+                .bind(&rows.to_unparsed)
+                .bind(&rows.from)
+                .bind(&rows.bodies)
+                .bind(&rows.received_at)
+                .fetch_all(conn)
+        })
+        .await
+        .map_err(|late| Failure::Unknown(late.into()))??;
     if outcomes.len() != replies.len() {
         // Committed, but not answered reply by reply: as for a lost
         // connection, the provider's retry settles each by message id.
-        return Err(Failure::Connection(sqlx::Error::Protocol(format!(
-            "receive_batch answered {} rows for {} replies",
-            outcomes.len(),
-            replies.len()
-        ))));
+        return Err(Failure::Unknown(StoreError::Backend(
+            format!(
+                "receive_batch answered {} rows for {} replies",
+                outcomes.len(),
+                replies.len()
+            )
+            .into(),
+        )));
     }
     Ok(outcomes
         .into_iter()
@@ -335,24 +396,28 @@ impl<'a> Rows<'a> {
     }
 }
 
-/// One reply in a transaction of its own: one call of the schema's `receive`
-/// function, which routes and records it in one statement.
-pub(crate) async fn receive(
-    pool: &PgPool,
+/// One reply in a transaction of its own, by `deadline`: one call of the
+/// schema's `receive` function, which routes and records it in one statement.
+async fn receive(
+    db: &Db,
     statement: &str,
     reply: InboundReply,
+    deadline: Instant,
 ) -> Result<Receipt, StoreError> {
     let (to_number, to_unparsed) = destination_columns(&reply.to);
-    let (duplicate, owner): (bool, Option<ClientId>) = sqlx::query_as(statement)
-        .bind(reply.message_id.as_ref().map(MessageId::as_str))
-        .bind(to_number)
-        .bind(to_unparsed)
-        .bind(&reply.from)
-        .bind(&reply.body)
-        .bind(reply.received_at)
-        .fetch_one(pool)
-        .await
-        .map_err(store_error)?;
+    let mut lease = db.lease_until(deadline).await?;
+    let (duplicate, owner): (bool, Option<ClientId>) = lease
+        .run(|conn| {
+            sqlx::query_as(statement)
+                .bind(reply.message_id.as_ref().map(MessageId::as_str))
+                .bind(to_number)
+                .bind(to_unparsed)
+                .bind(&reply.from)
+                .bind(&reply.body)
+                .bind(reply.received_at)
+                .fetch_one(conn)
+        })
+        .await?;
     Ok(receipt(duplicate, owner))
 }
 

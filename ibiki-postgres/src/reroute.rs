@@ -2,14 +2,14 @@
 //! `deliver_held` function, then the reply as delivered.
 
 use ibiki_core::{ClientId, HeldTarget, PhoneNumber, StoreError, StoredReply};
-use sqlx::PgPool;
 
-use crate::error::{backend, store_error};
+use crate::deadline::Db;
+use crate::error::backend;
 use crate::read;
 use crate::sql::Statements;
 
 pub(crate) async fn deliver_held(
-    pool: &PgPool,
+    db: &Db,
     sql: &Statements,
     id: u64,
     target: &HeldTarget,
@@ -22,15 +22,19 @@ pub(crate) async fn deliver_held(
         HeldTarget::Client(client) => (Some(client), None),
         HeldTarget::Number(number) => (None, Some(*number)),
     };
-    let (outcome, _owner): (String, Option<ClientId>) = sqlx::query_as(&sql.deliver_held)
-        .bind(row_id)
-        .bind(client)
-        .bind(number)
-        .fetch_one(pool)
-        .await
-        .map_err(store_error)?;
+    let (outcome, _owner): (String, Option<ClientId>) = db
+        .lease()
+        .await?
+        .run(|conn| {
+            sqlx::query_as(&sql.deliver_held)
+                .bind(row_id)
+                .bind(client)
+                .bind(number)
+                .fetch_one(conn)
+        })
+        .await?;
     match (outcome.as_str(), number) {
-        ("delivered", _) => read::reply(pool, &sql.reply, row_id)
+        ("delivered", _) => read::reply(db, &sql.reply, row_id)
             .await?
             .ok_or_else(|| backend("a re-routed reply is gone")),
         ("not_found", _) => Err(StoreError::NoSuchReply(id)),

@@ -1,7 +1,8 @@
 //! [`PostgresStore`]: the store traits over a connection pool.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use ibiki_core::{
@@ -13,7 +14,8 @@ use time::OffsetDateTime;
 
 use crate::assign;
 use crate::config::PostgresStoreBuilder;
-use crate::error::{backend, store_error};
+use crate::deadline::Db;
+use crate::error::backend;
 use crate::schema::Schema;
 use crate::sql::Statements;
 use crate::{migrate, read, receive, reroute, retention, trace};
@@ -24,11 +26,14 @@ use crate::{migrate, read, receive, reroute, retention, trace};
 /// receives are recorded in batches, many replies to a transaction (group
 /// commit: one WAL flush for all, each caller answered after it). Both take
 /// per-number advisory locks so that a reply received while its number is
-/// being assigned ends in the new owner's inbox (see the crate docs). Cloning
-/// is cheap and shares the pool and the batches.
+/// being assigned ends in the new owner's inbox (see the crate docs). Every
+/// call has a deadline ([`PostgresStoreBuilder::call_timeout`]). Cloning is
+/// cheap and shares the pool and the batches.
 #[derive(Clone)]
 pub struct PostgresStore {
-    pool: PgPool,
+    db: Db,
+    /// Held by every clone; the idle-connection pings stop with the last.
+    alive: Arc<()>,
     schema: Schema,
     sql: Arc<Statements>,
     receives: Arc<receive::Batcher>,
@@ -42,6 +47,10 @@ impl PostgresStore {
     /// The schema used unless another is chosen.
     pub const DEFAULT_SCHEMA: &'static str = "ibiki";
 
+    /// The deadline of a call unless another is chosen
+    /// ([`PostgresStoreBuilder::call_timeout`]).
+    pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
     /// Connects to `url` with the default settings and the `ibiki` schema.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         Self::builder(url).connect().await
@@ -52,19 +61,27 @@ impl PostgresStore {
         PostgresStoreBuilder::new(url.into())
     }
 
-    /// A store on an existing pool, its tables in `schema`.
+    /// A store on an existing pool, its tables in `schema`, each call within
+    /// [`DEFAULT_CALL_TIMEOUT`](Self::DEFAULT_CALL_TIMEOUT).
     ///
     /// The pool's connections must run READ COMMITTED transactions
     /// (PostgreSQL's default); the store's functions refuse to run otherwise,
-    /// since their locking relies on it.
+    /// since their locking relies on it. The pool is used as it was built:
+    /// its idle connections are not pinged, and sqlx's check of a returning
+    /// connection is not bounded; [`builder`](Self::builder) sets both up.
     pub fn from_pool(pool: PgPool, schema: &str) -> Result<Self, StoreError> {
-        Ok(Self::new(pool, Schema::new(schema).map_err(backend)?))
+        Ok(Self::new(
+            pool,
+            Schema::new(schema).map_err(backend)?,
+            Self::DEFAULT_CALL_TIMEOUT,
+        ))
     }
 
-    pub(crate) fn new(pool: PgPool, schema: Schema) -> Self {
+    pub(crate) fn new(pool: PgPool, schema: Schema, call_timeout: Duration) -> Self {
         let sql = Arc::new(Statements::new(&schema));
         Self {
-            pool,
+            db: Db::new(pool, call_timeout),
+            alive: Arc::default(),
             schema,
             sql,
             receives: Arc::default(),
@@ -76,8 +93,16 @@ impl PostgresStore {
     /// Creates the schema if needed and applies the embedded migrations
     /// (`migrations/`), on a connection of its own. Idempotent; concurrent
     /// calls for one schema wait for each other.
+    ///
+    /// Connecting is bounded by the call timeout; the migrations themselves
+    /// are not (an upgrade of a large table may rightly take longer).
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        migrate::migrate_with(&self.pool.connect_options(), &self.schema).await
+        migrate::migrate_with(
+            &self.db.pool().connect_options(),
+            &self.schema,
+            self.db.timeout(),
+        )
+        .await
     }
 
     /// Waits until every change committed so far on this server is on disk:
@@ -88,16 +113,27 @@ impl PostgresStore {
         // txid_current() gives the transaction an id, so its commit is
         // written to the WAL and, with synchronous_commit on, flushed with
         // everything before it.
-        sqlx::raw_sql("BEGIN; SET LOCAL synchronous_commit = on; SELECT txid_current(); COMMIT")
-            .execute(&self.pool)
+        let statement = "BEGIN; SET LOCAL synchronous_commit = on; SELECT txid_current(); COMMIT";
+        let mut lease = self.db.lease().await?;
+        lease
+            .run(|conn| sqlx::raw_sql(statement).execute(conn))
             .await
             .map(drop)
-            .map_err(store_error)
     }
 
-    /// The pool, for the application's own queries.
+    /// The pool, for the application's own queries (which the call timeout
+    /// does not bound).
     pub fn pool(&self) -> &PgPool {
-        &self.pool
+        self.db.pool()
+    }
+
+    /// The deadline of each call.
+    pub fn call_timeout(&self) -> Duration {
+        self.db.timeout()
+    }
+
+    pub(crate) fn alive(&self) -> Weak<()> {
+        Arc::downgrade(&self.alive)
     }
 
     /// The schema holding the store's tables.
@@ -112,11 +148,16 @@ impl fmt::Debug for PostgresStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PostgresStore")
             .field("schema", &self.schema)
-            .field("connections", &self.pool.size())
-            .field("idle", &self.pool.num_idle())
+            .field("connections", &self.pool().size())
+            .field("idle", &self.pool().num_idle())
+            .field("call_timeout", &self.db.timeout())
             .finish_non_exhaustive()
     }
 }
+
+/// Whether this session's transactions may write.
+const WRITABLE: &str =
+    "SELECT NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off'";
 
 #[async_trait]
 impl AssignmentStore for PostgresStore {
@@ -126,22 +167,16 @@ impl AssignmentStore for PostgresStore {
         numbers: &[PhoneNumber],
         change: Change,
     ) -> Result<AssignmentChange, StoreError> {
-        let work = assign::change(
-            &self.pool,
-            &self.sql.change_numbers,
-            client,
-            numbers,
-            change,
-        );
+        let work = assign::change(&self.db, &self.sql.change_numbers, client, numbers, change);
         trace::change(client, change, numbers.len(), work).await
     }
 
     async fn numbers_of(&self, client: &ClientId) -> Result<Vec<PhoneNumber>, StoreError> {
-        read::numbers_of(&self.pool, &self.sql.numbers_of, client).await
+        read::numbers_of(&self.db, &self.sql.numbers_of, client).await
     }
 
     async fn owner_of(&self, number: PhoneNumber) -> Result<Option<ClientId>, StoreError> {
-        read::owner_of(&self.pool, &self.sql.owner_of, number).await
+        read::owner_of(&self.db, &self.sql.owner_of, number).await
     }
 
     async fn owner_at(
@@ -149,7 +184,7 @@ impl AssignmentStore for PostgresStore {
         number: PhoneNumber,
         at: OffsetDateTime,
     ) -> Result<Option<ClientId>, StoreError> {
-        read::owner_at(&self.pool, &self.sql.owner_at, number, at).await
+        read::owner_at(&self.db, &self.sql.owner_at, number, at).await
     }
 
     async fn history(
@@ -157,19 +192,28 @@ impl AssignmentStore for PostgresStore {
         number: PhoneNumber,
         page: &PageRequest,
     ) -> Result<Page<HistoryEvent>, StoreError> {
-        read::history(&self.pool, &self.sql.history, number, page).await
+        read::history(&self.db, &self.sql.history, number, page).await
     }
 
     async fn list_clients(&self, page: &PageRequest) -> Result<Page<ClientSummary>, StoreError> {
-        read::list_clients(&self.pool, &self.sql.list_clients, page).await
+        read::list_clients(&self.db, &self.sql.list_clients, page).await
     }
 
+    /// What a receive needs: a connection of the pool and an answer within
+    /// the call timeout, from a server that accepts writes (not a standby,
+    /// not read-only).
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map(drop)
-            .map_err(store_error)
+        let mut lease = self.db.lease().await?;
+        let writable: bool = lease
+            .run(|conn| sqlx::query_scalar(WRITABLE).fetch_one(conn))
+            .await?;
+        if writable {
+            Ok(())
+        } else {
+            Err(StoreError::Unavailable(
+                "the database accepts no writes (a standby, or read-only)".into(),
+            ))
+        }
     }
 }
 
@@ -177,7 +221,7 @@ impl AssignmentStore for PostgresStore {
 impl ReplyStore for PostgresStore {
     async fn receive(&self, reply: InboundReply) -> Result<Receipt, StoreError> {
         trace::receive(reply, |reply| {
-            self.receives.receive(&self.pool, &self.sql, reply)
+            self.receives.receive(&self.db, &self.sql, reply)
         })
         .await
     }
@@ -187,22 +231,22 @@ impl ReplyStore for PostgresStore {
         client: &ClientId,
         page: &PageRequest,
     ) -> Result<Page<StoredReply>, StoreError> {
-        read::inbox(&self.pool, &self.sql.inbox, client, page).await
+        read::inbox(&self.db, &self.sql.inbox, client, page).await
     }
 
     async fn held(&self, page: &PageRequest) -> Result<Page<StoredReply>, StoreError> {
-        read::held(&self.pool, &self.sql.held, page).await
+        read::held(&self.db, &self.sql.held, page).await
     }
 
     async fn deliver_held(&self, id: u64, target: &HeldTarget) -> Result<StoredReply, StoreError> {
-        reroute::deliver_held(&self.pool, &self.sql, id, target).await
+        reroute::deliver_held(&self.db, &self.sql, id, target).await
     }
 
     async fn held_count(&self) -> Result<u64, StoreError> {
-        read::held_count(&self.pool, &self.sql.held_count).await
+        read::held_count(&self.db, &self.sql.held_count).await
     }
 
     async fn prune_delivered(&self, before: OffsetDateTime, limit: u32) -> Result<u64, StoreError> {
-        retention::prune_delivered(&self.pool, &self.sql.prune_delivered, before, limit).await
+        retention::prune_delivered(&self.db, &self.sql.prune_delivered, before, limit).await
     }
 }
