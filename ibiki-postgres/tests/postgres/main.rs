@@ -4,6 +4,7 @@
 mod batches;
 mod cleanup;
 mod conformance;
+mod deadline;
 mod errors;
 mod history;
 mod import;

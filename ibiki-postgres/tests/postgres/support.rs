@@ -35,6 +35,7 @@ impl TestStore {
             .schema(&schema)
             .max_connections(2)
             .acquire_timeout(Duration::from_secs(30))
+            .call_timeout(Duration::from_secs(30))
             .connect()
             .await
             .unwrap_or_else(|e| panic!("connect to {}: {e}", describe(url)));
@@ -73,6 +74,7 @@ impl TestStore {
             .schema(self.store.schema())
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(30))
+            .call_timeout(Duration::from_secs(30))
             .connect()
             .await
             .unwrap_or_else(|e| panic!("connect: {e}"))
