@@ -7,6 +7,7 @@ use ibiki_core::Region;
 use ibiki_http::Secret;
 
 use crate::providers::ProviderFlags;
+use crate::store::DatabaseFlags;
 
 /// Routes inbound SMS replies to the client that owns the number replied to.
 ///
@@ -29,10 +30,9 @@ pub struct Config {
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<Secret>,
 
-    /// PostgreSQL schema holding the tables (lowercase letters, digits and
-    /// '_'); created by the migrations if needed.
-    #[arg(long, env = "IBIKI_DATABASE_SCHEMA", default_value = "ibiki")]
-    pub database_schema: String,
+    /// The schema and the deadline of every database call.
+    #[command(flatten)]
+    pub database: DatabaseFlags,
 
     /// Region for admin numbers written without a country code (ISO 3166
     /// code, e.g. US). Without one, admin numbers need '+' and a country code.

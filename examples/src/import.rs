@@ -18,6 +18,7 @@ use ibiki_memory::MemoryStore;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::server::StartError;
+use crate::store::DatabaseFlags;
 
 /// Exit status when some entries were left out (each one is listed).
 pub const EXIT_LEFT_OUT: u8 = 3;
@@ -70,9 +71,9 @@ pub struct ImportArgs {
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<Secret>,
 
-    /// PostgreSQL schema of ibiki's tables.
-    #[arg(long, env = "IBIKI_DATABASE_SCHEMA", default_value = "ibiki")]
-    pub database_schema: String,
+    /// The schema and the deadline of every database call.
+    #[command(flatten)]
+    pub database: DatabaseFlags,
 
     /// Region for numbers written without a country code (ISO 3166 code,
     /// e.g. US), as for admin input.
@@ -196,11 +197,9 @@ async fn open_target(args: &ImportArgs) -> Result<Target, StartError> {
         return Err("no store to import into: give --database-url (or DATABASE_URL)".into());
     };
     if args.dry_run {
-        return Ok(Target::new(
-            open_read_only(url, &args.database_schema).await?,
-        ));
+        return Ok(Target::new(open_read_only(url, &args.database).await?));
     }
-    open_for_import(url, &args.database_schema).await
+    open_for_import(url, &args.database).await
 }
 
 /// The PostgreSQL store, migrated, committing each client without waiting
@@ -209,9 +208,8 @@ async fn open_target(args: &ImportArgs) -> Result<Target, StartError> {
 /// that loses whole clients only, and running the import again restores
 /// them.
 #[cfg(feature = "postgres")]
-async fn open_for_import(url: &Secret, schema: &str) -> Result<Target, StartError> {
-    let store = ibiki_postgres::PostgresStore::builder(url.expose())
-        .schema(schema)
+async fn open_for_import(url: &Secret, flags: &DatabaseFlags) -> Result<Target, StartError> {
+    let store = crate::store::postgres(url, flags)
         .synchronous_commit(false)
         .connect()
         .await?;
@@ -223,41 +221,31 @@ async fn open_for_import(url: &Secret, schema: &str) -> Result<Target, StartErro
 }
 
 #[cfg(not(feature = "postgres"))]
-async fn open_for_import(url: &Secret, schema: &str) -> Result<Target, StartError> {
+async fn open_for_import(url: &Secret, flags: &DatabaseFlags) -> Result<Target, StartError> {
     Ok(Target::new(
-        crate::store::open_store(Some(url), schema).await?,
+        crate::store::open_store(Some(url), flags).await?,
     ))
 }
 
 #[cfg(feature = "postgres")]
-async fn open_read_only(url: &Secret, schema: &str) -> Result<Arc<DynReplyStore>, StartError> {
-    let store = ibiki_postgres::PostgresStore::builder(url.expose())
-        .schema(schema)
-        .connect()
-        .await?;
-    let table = format!("\"{}\".assignments", store.schema());
-    let migrated: bool = sqlx_exists(store.pool(), &table).await?;
-    if migrated {
+async fn open_read_only(
+    url: &Secret,
+    flags: &DatabaseFlags,
+) -> Result<Arc<DynReplyStore>, StartError> {
+    let store = crate::store::postgres(url, flags).connect().await?;
+    if store.is_migrated().await? {
         Ok(Arc::new(store))
     } else {
         tracing::warn!(
-            schema,
+            schema = store.schema(),
             "ibiki's tables do not exist yet: checking against an empty store"
         );
         Ok(Arc::new(MemoryStore::new()))
     }
 }
 
-#[cfg(feature = "postgres")]
-async fn sqlx_exists(pool: &sqlx::PgPool, table: &str) -> Result<bool, StartError> {
-    Ok(sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
-        .bind(table)
-        .fetch_one(pool)
-        .await?)
-}
-
 #[cfg(not(feature = "postgres"))]
-async fn open_read_only(_: &Secret, _: &str) -> Result<Arc<DynReplyStore>, StartError> {
+async fn open_read_only(_: &Secret, _: &DatabaseFlags) -> Result<Arc<DynReplyStore>, StartError> {
     Err("a database URL was given, but this build has no PostgreSQL support".into())
 }
 

@@ -13,6 +13,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::open_store;
 use crate::server::StartError;
+use crate::store::DatabaseFlags;
 
 /// The shortest retention accepted without `--allow-recent`: providers retry
 /// a webhook for up to a day, and a retry of a pruned reply is recorded
@@ -41,9 +42,9 @@ pub struct PruneArgs {
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Secret,
 
-    /// PostgreSQL schema of ibiki's tables.
-    #[arg(long, env = "IBIKI_DATABASE_SCHEMA", default_value = "ibiki")]
-    pub database_schema: String,
+    /// The schema and the deadline of every database call.
+    #[command(flatten)]
+    pub database: DatabaseFlags,
 }
 
 /// `--before`: a point in time, or an age counted back from now.
@@ -118,7 +119,7 @@ pub async fn prune(args: &PruneArgs) -> Result<(u64, String), StartError> {
         .into());
     }
     let store: std::sync::Arc<DynReplyStore> =
-        open_store(Some(&args.database_url), &args.database_schema).await?;
+        open_store(Some(&args.database_url), &args.database).await?;
     let mut deleted = 0;
     loop {
         let batch = store.prune_delivered(before, args.batch).await?;

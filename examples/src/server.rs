@@ -16,7 +16,7 @@ pub type StartError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Runs the server the configuration describes until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> Result<(), StartError> {
-    let store = open_store(config.database_url.as_ref(), &config.database_schema).await?;
+    let store = open_store(config.database_url.as_ref(), &config.database).await?;
     let admin_token = match config.admin_token {
         Some(token) => AdminToken::new(token),
         None => generated_token()?,

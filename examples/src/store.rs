@@ -1,43 +1,134 @@
-//! Choosing the store at start: memory, or PostgreSQL when a URL is given.
+//! Choosing the store at start: memory, or PostgreSQL when a URL is given;
+//! and the database flags the server, `import` and `prune` share.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use clap::Args;
 use ibiki_core::{DynReplyStore, StoreError};
+use ibiki_http::Secret;
 use ibiki_memory::MemoryStore;
 
-use ibiki_http::Secret;
+/// The database flags shared by the server, `import` and `prune` (the URL
+/// stays with each: the server and `import` may run without one).
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseFlags {
+    /// PostgreSQL schema holding the tables (lowercase letters, digits and
+    /// '_'); created by the migrations if needed.
+    #[arg(long, env = "IBIKI_DATABASE_SCHEMA", default_value = "ibiki")]
+    pub database_schema: String,
+
+    /// Deadline of every database call: waiting for a connection, each
+    /// statement and its commit (e.g. 5s, 500ms, 1m). A call past it fails at
+    /// once (a webhook answers 503, "retry") and its connection is closed;
+    /// this is what keeps the server answering when the network to the
+    /// database goes silent. Longer than the slowest call: an import's
+    /// largest client, a prune batch.
+    #[arg(
+        long,
+        env = "IBIKI_DATABASE_TIMEOUT",
+        default_value = "5s",
+        value_parser = parse_timeout,
+        value_name = "DURATION"
+    )]
+    pub database_timeout: Duration,
+}
+
+/// The longest `--database-timeout`: past this, a silent database stalls
+/// webhooks longer than providers wait for an answer anyway.
+const MAX_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Reads `500ms`, `5s` or `1m`: a positive whole number and a unit.
+pub fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let example = "a whole number with ms, s or m, e.g. 5s or 500ms";
+    let (digits, unit) = text
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((text, ""), |at| text.split_at(at));
+    let amount: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration: {example}"))?;
+    let timeout = match unit {
+        "ms" => Duration::from_millis(amount),
+        "s" => Duration::from_secs(amount),
+        "m" => Duration::from_secs(amount.saturating_mul(60)),
+        _ => return Err(format!("{text:?} has no unit: {example}")),
+    };
+    if timeout.is_zero() || timeout > MAX_TIMEOUT {
+        return Err(format!("{text:?}: between 1ms and 10m"));
+    }
+    Ok(timeout)
+}
 
 /// Opens the store: in memory without a database URL; PostgreSQL with one,
-/// its tables in `schema`, migrated before the server takes any request.
+/// as `flags` say, migrated before the server takes any request.
 pub async fn open_store(
     database_url: Option<&Secret>,
-    schema: &str,
+    flags: &DatabaseFlags,
 ) -> Result<Arc<DynReplyStore>, StoreError> {
     match database_url {
         None => {
             tracing::info!("store: in memory (nothing survives a restart)");
             Ok(Arc::new(MemoryStore::new()))
         }
-        Some(url) => open_postgres(url, schema).await,
+        Some(url) => open_postgres(url, flags).await,
     }
 }
 
+/// The PostgreSQL store's settings from the flags.
 #[cfg(feature = "postgres")]
-async fn open_postgres(url: &Secret, schema: &str) -> Result<Arc<DynReplyStore>, StoreError> {
-    let store = ibiki_postgres::PostgresStore::builder(url.expose())
-        .schema(schema)
-        .connect()
-        .await?;
+pub fn postgres(url: &Secret, flags: &DatabaseFlags) -> ibiki_postgres::PostgresStoreBuilder {
+    ibiki_postgres::PostgresStore::builder(url.expose())
+        .schema(&flags.database_schema)
+        .acquire_timeout(flags.database_timeout)
+        .call_timeout(flags.database_timeout)
+}
+
+#[cfg(feature = "postgres")]
+async fn open_postgres(
+    url: &Secret,
+    flags: &DatabaseFlags,
+) -> Result<Arc<DynReplyStore>, StoreError> {
+    let store = postgres(url, flags).connect().await?;
     store.migrate().await?;
-    tracing::info!(schema = %schema, "store: PostgreSQL, migrations applied");
+    tracing::info!(
+        schema = %flags.database_schema,
+        timeout_ms = flags.database_timeout.as_millis() as u64,
+        "store: PostgreSQL, migrations applied"
+    );
     Ok(Arc::new(store))
 }
 
 #[cfg(not(feature = "postgres"))]
-async fn open_postgres(_: &Secret, _: &str) -> Result<Arc<DynReplyStore>, StoreError> {
+async fn open_postgres(_: &Secret, _: &DatabaseFlags) -> Result<Arc<DynReplyStore>, StoreError> {
     Err(StoreError::Backend(
         "a database URL was given, but this build has no PostgreSQL support \
          (the `postgres` feature of ibiki-examples)"
             .into(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_read_with_their_unit() {
+        assert_eq!(parse_timeout("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_timeout("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_timeout("2m"), Ok(Duration::from_secs(120)));
+        for bad in [
+            "",
+            "5",
+            "s",
+            "0s",
+            "-1s",
+            "1.5s",
+            "5 s",
+            "11m",
+            "5h",
+            "9999999999999999999m",
+        ] {
+            assert!(parse_timeout(bad).is_err(), "{bad:?}");
+        }
+    }
 }

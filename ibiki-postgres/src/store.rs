@@ -105,6 +105,20 @@ impl PostgresStore {
         .await
     }
 
+    /// Whether [`migrate`](Self::migrate) has created the store's tables in
+    /// its schema (any version of them), within the call timeout.
+    pub async fn is_migrated(&self) -> Result<bool, StoreError> {
+        let table = format!("{}.assignments", self.schema.quoted());
+        let mut lease = self.db.lease().await?;
+        lease
+            .run(|conn| {
+                sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+                    .bind(&table)
+                    .fetch_one(conn)
+            })
+            .await
+    }
+
     /// Waits until every change committed so far on this server is on disk:
     /// one durable commit, whose flush covers all earlier ones. A store built
     /// with [`synchronous_commit(false)`](PostgresStoreBuilder::synchronous_commit)

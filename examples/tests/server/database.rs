@@ -3,9 +3,11 @@
 //! `DATABASE_URL` and `CI` decide whether they run).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use ibiki_core::DynReplyStore;
 use ibiki_examples::open_store;
+use ibiki_examples::store::DatabaseFlags;
 use ibiki_http::Secret;
 pub(crate) use ibiki_postgres::testing::{
     SchemaGuard, check_reachable, database_url, unique_schema,
@@ -44,7 +46,11 @@ impl TestDatabase {
     /// migrated by the server's own code.
     pub(crate) async fn open_store(&self) -> Arc<DynReplyStore> {
         let url: Secret = self.url.parse().expect("non-empty URL");
-        open_store(Some(&url), &self.schema)
+        let flags = DatabaseFlags {
+            database_schema: self.schema.clone(),
+            database_timeout: Duration::from_secs(30),
+        };
+        open_store(Some(&url), &flags)
             .await
             .unwrap_or_else(|e| panic!("open the PostgreSQL store in {}: {e}", self.schema))
     }
