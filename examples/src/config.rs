@@ -95,6 +95,39 @@ mod tests {
     }
 
     #[test]
+    fn the_database_timeout_is_a_flag_and_a_variable_of_every_command() {
+        let config = Config::try_parse_from(["ibiki-server", "--database-timeout", "750ms"])
+            .expect("valid flags");
+        assert_eq!(
+            config.database.database_timeout,
+            std::time::Duration::from_millis(750)
+        );
+        let config = Config::try_parse_from(["ibiki-server"]).expect("defaults");
+        assert_eq!(
+            config.database.database_timeout,
+            std::time::Duration::from_secs(5)
+        );
+        let mut command = Config::command();
+        for name in ["", "import", "prune"] {
+            let help = match name {
+                "" => command.render_long_help(),
+                sub => command
+                    .find_subcommand_mut(sub)
+                    .expect("the subcommand")
+                    .render_long_help(),
+            }
+            .to_string();
+            for flag in [
+                "--database-timeout",
+                "IBIKI_DATABASE_TIMEOUT",
+                "--database-schema",
+            ] {
+                assert!(help.contains(flag), "{flag} missing from {name} --help");
+            }
+        }
+    }
+
+    #[test]
     fn provider_keys_never_show() {
         // A valid Ed25519 public key (RFC 8032, test 1), base64.
         let telnyx = "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
@@ -175,6 +208,8 @@ mod tests {
             ["ibiki-server", "--default-region", "XX"],
             ["ibiki-server", "--admin-token", ""],
             ["ibiki-server", "--listen", "nowhere"],
+            ["ibiki-server", "--database-timeout", "5"],
+            ["ibiki-server", "--database-timeout", "0s"],
             ["ibiki-server", "--twilio-auth-token", ""],
             ["ibiki-server", "--telnyx-public-key", "not-a-key"],
             ["ibiki-server", "--vonage-signature-method", "crc32"],

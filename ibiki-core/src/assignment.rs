@@ -197,7 +197,9 @@ pub trait AssignmentStore: Send + Sync + fmt::Debug {
     /// Clients that own at least one number, ordered by id.
     async fn list_clients(&self, page: &PageRequest) -> Result<Page<ClientSummary>, StoreError>;
 
-    /// Succeeds when the store can serve requests (a health check).
+    /// Succeeds when the store can take a reply now (a health check): the
+    /// same kind of check a receive needs, within the store's own deadline.
+    /// A store must not succeed here while its receives cannot commit.
     async fn ping(&self) -> Result<(), StoreError>;
 }
 

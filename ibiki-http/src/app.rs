@@ -304,14 +304,18 @@ fn provider_routes() -> OpenApiRouter<Arc<App>> {
     ))
 }
 
-/// 200 when the store answers, 503 otherwise.
+/// 200 when the store can take a reply now (for PostgreSQL: a connection of
+/// the pool answers within the call timeout, on a server that accepts
+/// writes), 503 otherwise: the same check a receive needs, within the same
+/// deadline, so a load balancer never sees a healthy server that cannot
+/// record a reply.
 #[utoipa::path(
     get,
     path = "/healthz",
     tag = "meta",
     responses(
-        (status = 200, description = "The store answers", body = Health),
-        (status = 503, description = "The store does not answer", body = ErrorBody),
+        (status = 200, description = "The store can take a reply now", body = Health),
+        (status = 503, description = "The store cannot take a reply now", body = ErrorBody),
     )
 )]
 async fn healthz(State(app): State<Arc<App>>) -> Result<Response, ApiError> {

@@ -149,3 +149,31 @@ async fn two_servers_route_again_after_a_silent_failover_and_a_reset() {
     let sent = scenario.finish().await;
     assert!(!sent.ids.is_empty());
 }
+
+#[tokio::test]
+async fn an_idle_server_replaces_its_dead_connections_before_they_are_needed() {
+    let Some(database) = Database::create().await else {
+        return;
+    };
+    let server = Server::start(&database).await;
+    server.assign().await;
+    // Connections in the pool, idle afterwards.
+    for i in 0..4 {
+        let (answer, _) = server.post_reply(&format!("warm-{i}")).await;
+        assert!(matches!(answer, Ok((StatusCode::OK, _))), "{answer:?}");
+    }
+
+    database.proxy.silent_failover();
+    // The idle connections are pinged every 5 s, each ping bounded by the
+    // deadline: by now every one left hanging has been found and closed.
+    sleep(Duration::from_secs(5) + DEADLINE + Duration::from_secs(3)).await;
+    let (answer, took) = server.post_reply("after-idle").await;
+    assert!(
+        matches!(&answer, Ok((StatusCode::OK, body)) if body["status"] == "routed"),
+        "{answer:?}"
+    );
+    assert!(
+        took < Duration::from_secs(1),
+        "the first webhook took {took:?}"
+    );
+}
