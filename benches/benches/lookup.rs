@@ -57,7 +57,7 @@ fn lookup(c: &mut Criterion) {
             b.iter(|| {
                 i = (i + 1) % hits.len();
                 let n = normalizer.canonicalize_inbound(black_box(&hits[i])).ok();
-                black_box(n.and_then(|n| store.owner_of_now(n)))
+                black_box(n.and_then(|n| store.owner_of_sync(n)))
             })
         });
         group.bench_function("ibiki_miss", |b| {
@@ -65,7 +65,7 @@ fn lookup(c: &mut Criterion) {
             b.iter(|| {
                 i = (i + 1) % misses.len();
                 let n = normalizer.canonicalize_inbound(black_box(&misses[i])).ok();
-                black_box(n.and_then(|n| store.owner_of_now(n)))
+                black_box(n.and_then(|n| store.owner_of_sync(n)))
             })
         });
         let baseline: HashMap<String, String> = assigned

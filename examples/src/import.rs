@@ -17,6 +17,7 @@ use ibiki_http::Secret;
 use ibiki_memory::MemoryStore;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::postgres::{Unsynced, open_read_only, open_unsynced, read_table};
 use crate::server::StartError;
 use crate::store::DatabaseFlags;
 
@@ -163,22 +164,19 @@ pub async fn import(args: &ImportArgs) -> Result<ImportReport, StartError> {
 struct Target {
     store: Arc<DynReplyStore>,
     /// The same store when it commits without waiting for the disk.
-    #[cfg(feature = "postgres")]
-    unsynced: Option<ibiki_postgres::PostgresStore>,
+    unsynced: Option<Unsynced>,
 }
 
 impl Target {
     fn new(store: Arc<DynReplyStore>) -> Self {
         Self {
             store,
-            #[cfg(feature = "postgres")]
             unsynced: None,
         }
     }
 
     /// Waits until every change made is on disk.
     async fn sync(&self) -> Result<(), StartError> {
-        #[cfg(feature = "postgres")]
         if let Some(store) = &self.unsynced {
             store.sync().await?;
         }
@@ -199,54 +197,8 @@ async fn open_target(args: &ImportArgs) -> Result<Target, StartError> {
     if args.dry_run {
         return Ok(Target::new(open_read_only(url, &args.database).await?));
     }
-    open_for_import(url, &args.database).await
-}
-
-/// The PostgreSQL store, migrated, committing each client without waiting
-/// for the disk (several times faster); [`Target::sync`] makes it all
-/// durable with one commit before the report is printed. A crash before
-/// that loses whole clients only, and running the import again restores
-/// them.
-#[cfg(feature = "postgres")]
-async fn open_for_import(url: &Secret, flags: &DatabaseFlags) -> Result<Target, StartError> {
-    let store = crate::store::postgres(url, flags)
-        .synchronous_commit(false)
-        .connect()
-        .await?;
-    store.migrate().await?;
-    Ok(Target {
-        store: Arc::new(store.clone()),
-        unsynced: Some(store),
-    })
-}
-
-#[cfg(not(feature = "postgres"))]
-async fn open_for_import(url: &Secret, flags: &DatabaseFlags) -> Result<Target, StartError> {
-    Ok(Target::new(
-        crate::store::open_store(Some(url), flags).await?,
-    ))
-}
-
-#[cfg(feature = "postgres")]
-async fn open_read_only(
-    url: &Secret,
-    flags: &DatabaseFlags,
-) -> Result<Arc<DynReplyStore>, StartError> {
-    let store = crate::store::postgres(url, flags).connect().await?;
-    if store.is_migrated().await? {
-        Ok(Arc::new(store))
-    } else {
-        tracing::warn!(
-            schema = store.schema(),
-            "ibiki's tables do not exist yet: checking against an empty store"
-        );
-        Ok(Arc::new(MemoryStore::new()))
-    }
-}
-
-#[cfg(not(feature = "postgres"))]
-async fn open_read_only(_: &Secret, _: &DatabaseFlags) -> Result<Arc<DynReplyStore>, StartError> {
-    Err("a database URL was given, but this build has no PostgreSQL support".into())
+    let (store, unsynced) = open_unsynced(url, &args.database).await?;
+    Ok(Target { store, unsynced })
 }
 
 /// Reads every row of the source into a plan.
@@ -267,47 +219,6 @@ async fn read_plan(args: &ImportArgs, normalizer: Normalizer) -> Result<ImportPl
     }
     bar.finish_and_clear();
     Ok(planner.finish())
-}
-
-#[cfg(feature = "postgres")]
-async fn read_table(
-    args: &ImportArgs,
-    url: &Secret,
-    planner: &mut ImportPlanner,
-    bar: &ProgressBar,
-) -> Result<(), StartError> {
-    let mut table = ibiki_postgres::LegacyTable::new();
-    if let Some(name) = &args.table {
-        table = table.table(name);
-    }
-    if let Some(column) = &args.client_column {
-        table = table.client_column(column);
-    }
-    if let Some(column) = &args.numbers_column {
-        table = table.numbers_column(column);
-    }
-    let mut reader = table.open(url.expose()).await?;
-    tracing::info!(
-        table = args.table.as_deref().unwrap_or(ibiki_postgres::LegacyTable::DEFAULT_TABLE),
-        column = reader.numbers_column(),
-        shape = ?reader.shape(),
-        "reading the legacy table"
-    );
-    while let Some(rows) = reader.next_batch().await? {
-        bar.inc(rows.len() as u64);
-        rows.into_iter().for_each(|row| planner.push(row));
-    }
-    Ok(())
-}
-
-#[cfg(not(feature = "postgres"))]
-async fn read_table(
-    _: &ImportArgs,
-    _: &Secret,
-    _: &mut ImportPlanner,
-    _: &ProgressBar,
-) -> Result<(), StartError> {
-    Err("--from-database needs PostgreSQL support (the `postgres` feature)".into())
 }
 
 /// A progress bar on stderr, hidden when stderr is not a terminal.

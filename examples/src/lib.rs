@@ -19,10 +19,23 @@
 //! serve(listener, app.router(), shutdown_signal()).await?;
 //! # Ok(()) }
 //! ```
+//!
+//! The modules, each a thin adapter between flags and the library crates:
+//!
+//! - [`config`]: the server's flags and environment variables;
+//! - [`store`]: the database flags every command shares, and the choice of
+//!   store (memory, or PostgreSQL with a URL);
+//! - [`postgres`]: what needs the `postgres` feature, and its stand-ins
+//!   without it;
+//! - [`providers`]: the SMS providers' flags, turned into
+//!   `ibiki_http::provider` values;
+//! - [`server`]: starting, serving and stopping;
+//! - [`import`] and [`prune`]: the `import` and `prune` subcommands.
 #![forbid(unsafe_code)]
 
 pub mod config;
 pub mod import;
+pub mod postgres;
 pub mod providers;
 pub mod prune;
 pub mod server;

@@ -70,41 +70,8 @@ pub async fn open_store(
             tracing::info!("store: in memory (nothing survives a restart)");
             Ok(Arc::new(MemoryStore::new()))
         }
-        Some(url) => open_postgres(url, flags).await,
+        Some(url) => crate::postgres::open(url, flags).await,
     }
-}
-
-/// The PostgreSQL store's settings from the flags.
-#[cfg(feature = "postgres")]
-pub fn postgres(url: &Secret, flags: &DatabaseFlags) -> ibiki_postgres::PostgresStoreBuilder {
-    ibiki_postgres::PostgresStore::builder(url.expose())
-        .schema(&flags.database_schema)
-        .acquire_timeout(flags.database_timeout)
-        .call_timeout(flags.database_timeout)
-}
-
-#[cfg(feature = "postgres")]
-async fn open_postgres(
-    url: &Secret,
-    flags: &DatabaseFlags,
-) -> Result<Arc<DynReplyStore>, StoreError> {
-    let store = postgres(url, flags).connect().await?;
-    store.migrate().await?;
-    tracing::info!(
-        schema = %flags.database_schema,
-        timeout_ms = flags.database_timeout.as_millis() as u64,
-        "store: PostgreSQL, migrations applied"
-    );
-    Ok(Arc::new(store))
-}
-
-#[cfg(not(feature = "postgres"))]
-async fn open_postgres(_: &Secret, _: &DatabaseFlags) -> Result<Arc<DynReplyStore>, StoreError> {
-    Err(StoreError::Backend(
-        "a database URL was given, but this build has no PostgreSQL support \
-         (the `postgres` feature of ibiki-examples)"
-            .into(),
-    ))
 }
 
 #[cfg(test)]

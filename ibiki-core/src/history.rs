@@ -44,33 +44,3 @@ pub struct HistoryEvent {
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
 }
-
-/// The owner a number's history gives at `at`: the client of the last event
-/// at or before `at` when it is an assignment. At the instant of a change,
-/// the owner is the one after the change. `events` are in history order.
-///
-/// ```
-/// use ibiki_core::{ClientId, HistoryEvent, OwnershipChange, owner_in_history};
-/// use time::OffsetDateTime;
-///
-/// let acme = ClientId::new("acme")?;
-/// let (monday, tuesday) = (
-///     OffsetDateTime::from_unix_timestamp(1_704_067_200)?,
-///     OffsetDateTime::from_unix_timestamp(1_704_153_600)?,
-/// );
-/// let event = |change, at| HistoryEvent { client: acme.clone(), change, at };
-/// let events = [
-///     event(OwnershipChange::Assigned, monday),
-///     event(OwnershipChange::Unassigned, tuesday),
-/// ];
-/// let before = monday - time::Duration::SECOND;
-/// assert_eq!(owner_in_history(&events, before), None);
-/// assert_eq!(owner_in_history(&events, monday), Some(&acme), "the owner after the change");
-/// assert_eq!(owner_in_history(&events, tuesday), None);
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-pub fn owner_in_history(events: &[HistoryEvent], at: OffsetDateTime) -> Option<&ClientId> {
-    let upto = events.partition_point(|e| e.at <= at);
-    let last = events[..upto].last()?;
-    (last.change == OwnershipChange::Assigned).then_some(&last.client)
-}

@@ -268,7 +268,7 @@ impl App {
 }
 
 /// Every route, with its documentation: what [`App::router`] serves and
-/// [`openapi::document`](crate::openapi::document) describes.
+/// [`openapi_document`](crate::openapi_document) describes.
 pub(crate) fn routes() -> OpenApiRouter<Arc<App>> {
     api_routes().merge(public_routes()).merge(provider_routes())
 }

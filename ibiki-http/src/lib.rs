@@ -15,7 +15,7 @@
 //! - `GET /api/admin/clients` lists the clients and their numbers;
 //! - `/api/clients/{userId}/messages` reads a client's inbox, and
 //!   `/api/clients/{userId}/events` streams it live (Server-Sent Events);
-//! - `/healthz` and `/openapi.json` ([`openapi::document`]);
+//! - `/healthz` and `/openapi.json` ([`openapi_document`]);
 //! - `GET /metrics`, behind the admin authentication: replies by outcome,
 //!   receive latency, store errors, held replies and assignment changes in
 //!   the Prometheus text format ([`Metrics`]);
@@ -72,7 +72,7 @@ mod inbox;
 #[cfg(feature = "axum")]
 mod metrics;
 #[cfg(feature = "axum")]
-pub mod openapi;
+mod openapi;
 #[cfg(feature = "axum")]
 mod pages;
 pub mod provider;
@@ -97,6 +97,8 @@ pub use crate::error::ApiError;
 pub use crate::events::POLL_INTERVAL;
 #[cfg(feature = "axum")]
 pub use crate::metrics::Metrics;
+#[cfg(feature = "axum")]
+pub use crate::openapi::document as openapi_document;
 #[cfg(feature = "axum")]
 pub use crate::pages::CONTENT_SECURITY_POLICY_VALUE;
 pub use crate::secret::{EmptySecret, Secret};

@@ -4,8 +4,10 @@
 //!
 //! The router and the document come from the same route list
 //! (`app::routes`), so a route cannot be served without being
-//! documented. The types that only exist as JSON on the wire (the error body,
-//! the stored reply) are described here.
+//! documented. The schemas of types serialized by other crates (the stored
+//! reply, the history event: `ibiki-core` does not depend on utoipa) and of
+//! the error body are written here, field for field; schemathesis checks
+//! every answer against them.
 
 use std::sync::OnceLock;
 

@@ -54,7 +54,7 @@ impl MemoryStore {
 
     /// The owner of `number`, without the async machinery: the routing hot path
     /// for code that holds a `MemoryStore` directly.
-    pub fn owner_of_now(&self, number: PhoneNumber) -> Option<ClientId> {
+    pub fn owner_of_sync(&self, number: PhoneNumber) -> Option<ClientId> {
         self.read().owner_of(number).cloned()
     }
 }
@@ -80,7 +80,7 @@ impl AssignmentStore for MemoryStore {
     }
 
     async fn owner_of(&self, number: PhoneNumber) -> Result<Option<ClientId>, StoreError> {
-        Ok(self.owner_of_now(number))
+        Ok(self.owner_of_sync(number))
     }
 
     async fn owner_at(

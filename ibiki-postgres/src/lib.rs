@@ -100,11 +100,11 @@
 #![forbid(unsafe_code)]
 
 mod assign;
-mod config;
+mod builder;
 mod deadline;
 mod error;
+mod import_table;
 mod keepalive;
-mod legacy;
 mod migrate;
 mod read;
 mod receive;
@@ -118,10 +118,10 @@ mod store;
 pub mod testing;
 mod trace;
 
-pub use crate::config::PostgresStoreBuilder;
+pub use crate::builder::PostgresStoreBuilder;
 pub use crate::deadline::DeadlineExceeded;
-pub use crate::legacy::{
-    LEGACY_NUMBERS_COLUMNS, LegacyError, LegacyReader, LegacyShape, LegacyTable,
+pub use crate::import_table::{
+    IMPORT_NUMBERS_COLUMNS, ImportTable, ImportTableError, ImportTableReader, ImportTableShape,
 };
 pub use crate::schema::InvalidSchemaName;
 pub use crate::store::PostgresStore;

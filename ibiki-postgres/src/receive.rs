@@ -4,8 +4,8 @@
 //! replies waiting (up to [`MAX_BATCH`]) in one transaction: one WAL flush
 //! answers them all, and each caller gets its answer only after that commit.
 //! A batch starts as soon as no other is committing, so an idle store waits
-//! for nothing (a batch of one is the schema's `receive` function, as
-//! before); replies that arrive while a batch commits form the next one.
+//! for nothing (a batch of one is one call of the schema's `receive`
+//! function); replies that arrive while a batch commits form the next one.
 //! Further batches (up to [`IN_FLIGHT`] at once, each on a connection of the
 //! pool) start only when [`MAX_BATCH`] replies wait: on a machine short of
 //! CPU, one batch at a time carries a burst in the fewest, largest

@@ -6,8 +6,8 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
+use crate::controlled_store::ControlledStore;
 use crate::harness::{TestServer, assert_error, reply, send};
-use crate::stores::ControlledStore;
 
 #[tokio::test]
 async fn a_failing_store_answers_503_everywhere() {

@@ -1,12 +1,12 @@
 //! The example server, started for real on 127.0.0.1:0 and driven over HTTP,
 //! on the in-memory store and, with `DATABASE_URL`, on PostgreSQL.
 
+mod controlled_store;
 #[cfg(feature = "postgres")]
 mod database;
 mod harness;
 mod import;
 mod prune;
-mod stores;
 
 /// Makes each listed `async fn(Arc<DynReplyStore>)` a test against every
 /// store: one module per store, one test per function. Each PostgreSQL test
@@ -40,14 +40,14 @@ macro_rules! store_tests {
 mod admin;
 mod auth;
 mod binary;
+mod events;
 mod failures;
 mod history;
-mod live;
+mod many_numbers;
 mod metrics;
 mod openapi;
 mod paging;
 mod providers;
 mod reroute;
 mod signatures;
-mod upgrade;
 mod webhook;

@@ -8,8 +8,8 @@ use ibiki_core::DynReplyStore;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
+use crate::controlled_store::ControlledStore;
 use crate::harness::{TOKEN, TestServer, assert_error, reply, send, signature, unix_now};
-use crate::stores::ControlledStore;
 
 store_tests!(a_known_sequence_is_counted_exactly);
 

@@ -17,8 +17,8 @@ use ibiki_http::provider::{
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use crate::controlled_store::ControlledStore;
 use crate::harness::{Options, TestServer, assert_error, send, unix_now};
-use crate::stores::ControlledStore;
 
 store_tests!(each_provider_delivers_end_to_end);
 

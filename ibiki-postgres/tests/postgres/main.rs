@@ -8,7 +8,7 @@ mod deadline;
 mod errors;
 mod history;
 mod import;
-mod legacy;
+mod import_table;
 mod pgbouncer;
 mod races;
 mod retention;

@@ -2,7 +2,7 @@
 
 use ibiki_core::testing::{client, number};
 use ibiki_core::{AssignmentStore, ImportPlanner, ImportRow, Normalizer, PhoneNumbersInput};
-use ibiki_postgres::{LegacyError, LegacyShape, LegacyTable};
+use ibiki_postgres::{ImportTable, ImportTableError, ImportTableShape};
 use sqlx::{Connection, Executor, PgConnection};
 
 use crate::support::{
@@ -29,7 +29,7 @@ async fn legacy(ddl: &str) -> Option<(SchemaGuard, String)> {
     Some((guard, schema))
 }
 
-async fn read_all(table: &LegacyTable, url: &str) -> (LegacyShape, Vec<ImportRow>, usize) {
+async fn read_all(table: &ImportTable, url: &str) -> (ImportTableShape, Vec<ImportRow>, usize) {
     let mut reader = table
         .open(url)
         .await
@@ -68,11 +68,11 @@ async fn a_text_array_column_is_found_and_read_in_batches() {
     else {
         return;
     };
-    let table = LegacyTable::new()
+    let table = ImportTable::new()
         .table(format!("{schema}.client_profiles"))
         .batch_size(2);
     let (shape, rows, batches) = read_all(&table, guard.url()).await;
-    assert_eq!(shape, LegacyShape::Array);
+    assert_eq!(shape, ImportTableShape::Array);
     assert_eq!(batches, 3);
     let expected = vec![
         ImportRow::new(
@@ -104,9 +104,9 @@ async fn a_text_column_is_read_when_there_is_no_array_and_its_lists_split() {
     else {
         return;
     };
-    let table = LegacyTable::new().table(format!("{schema}.client_profiles"));
+    let table = ImportTable::new().table(format!("{schema}.client_profiles"));
     let (shape, rows, batches) = read_all(&table, guard.url()).await;
-    assert_eq!((shape, batches), (LegacyShape::Text, 1));
+    assert_eq!((shape, batches), (ImportTableShape::Text, 1));
     // Integer ids are read as text, ordered as text.
     assert_eq!(
         rows,
@@ -142,12 +142,12 @@ async fn names_that_need_quoting_are_read() {
     else {
         return;
     };
-    let table = LegacyTable::new()
+    let table = ImportTable::new()
         .table(format!("{schema}.Client Profiles"))
         .client_column("User ID")
         .numbers_column("phones \"v2\"");
     let (shape, rows, _) = read_all(&table, guard.url()).await;
-    assert_eq!(shape, LegacyShape::Array);
+    assert_eq!(shape, ImportTableShape::Array);
     assert_eq!(rows, [ImportRow::new("a", list(&["+14155550100"]))]);
 }
 
@@ -158,12 +158,12 @@ async fn a_missing_table_or_column_is_named_with_the_columns() {
     else {
         return;
     };
-    let missing = LegacyTable::new().table(format!("{schema}.profiles"));
+    let missing = ImportTable::new().table(format!("{schema}.profiles"));
     match missing.open(guard.url()).await {
-        Err(LegacyError::NoTable { table }) => assert_eq!(table, format!("{schema}.profiles")),
+        Err(ImportTableError::NoTable { table }) => assert_eq!(table, format!("{schema}.profiles")),
         other => panic!("{other:?}"),
     }
-    let table = LegacyTable::new().table(format!("{schema}.client_profiles"));
+    let table = ImportTable::new().table(format!("{schema}.client_profiles"));
     let error = table
         .open(guard.url())
         .await
@@ -182,7 +182,7 @@ async fn a_missing_table_or_column_is_named_with_the_columns() {
         .await
         .expect_err("no client column");
     assert!(
-        matches!(&error, LegacyError::NoColumn { column, .. } if column == "userId"),
+        matches!(&error, ImportTableError::NoColumn { column, .. } if column == "userId"),
         "{error}"
     );
     let (_, rows, _) = read_all(&table.numbers_column("phone"), guard.url()).await;
@@ -205,7 +205,7 @@ async fn a_legacy_table_imports_into_the_store_once() {
     else {
         return;
     };
-    let table = LegacyTable::new()
+    let table = ImportTable::new()
         .table(format!("{schema}.client_profiles"))
         .batch_size(7);
     let (_, rows, _) = read_all(&table, guard.url()).await;

@@ -1,4 +1,4 @@
-//! [`LegacyTable`]: reading the assignments of the system ibiki replaces
+//! [`ImportTable`]: reading the assignments of the system ibiki replaces
 //! from its PostgreSQL table, for [`ibiki_core::ImportPlanner`].
 
 use std::fmt;
@@ -20,10 +20,10 @@ use sqlx::{Connection, Executor, PgConnection, Row};
 /// outside the search path is written `schema.table`.
 ///
 /// ```no_run
-/// # async fn demo() -> Result<(), ibiki_postgres::LegacyError> {
-/// use ibiki_postgres::LegacyTable;
+/// # async fn demo() -> Result<(), ibiki_postgres::ImportTableError> {
+/// use ibiki_postgres::ImportTable;
 ///
-/// let mut reader = LegacyTable::new()
+/// let mut reader = ImportTable::new()
 ///     .table("crm.client_profiles")
 ///     .open("postgres://reader@old-db/app")
 ///     .await?;
@@ -34,24 +34,24 @@ use sqlx::{Connection, Executor, PgConnection, Row};
 /// # }
 /// ```
 #[derive(Debug, Clone)]
-#[must_use = "a LegacyTable does nothing until `open`"]
-pub struct LegacyTable {
+#[must_use = "a ImportTable does nothing until `open`"]
+pub struct ImportTable {
     table: String,
     client_column: String,
     numbers_column: Option<String>,
     batch_size: u32,
 }
 
-impl Default for LegacyTable {
+impl Default for ImportTable {
     fn default() -> Self {
         Self::new()
     }
 }
 
 /// The column names tried, in order, when none is given.
-pub const LEGACY_NUMBERS_COLUMNS: [&str; 2] = ["assigned_phone_numbers", "assigned_phone_number"];
+pub const IMPORT_NUMBERS_COLUMNS: [&str; 2] = ["assigned_phone_numbers", "assigned_phone_number"];
 
-impl LegacyTable {
+impl ImportTable {
     /// The default table: `client_profiles`.
     pub const DEFAULT_TABLE: &'static str = "client_profiles";
     /// The default client column: `user_id`.
@@ -95,22 +95,25 @@ impl LegacyTable {
     }
 
     /// Connects to `url` and opens the table ([`open_on`](Self::open_on)).
-    pub async fn open(&self, url: &str) -> Result<LegacyReader, LegacyError> {
-        let options: PgConnectOptions = url.parse().map_err(LegacyError::Database)?;
+    pub async fn open(&self, url: &str) -> Result<ImportTableReader, ImportTableError> {
+        let options: PgConnectOptions = url.parse().map_err(ImportTableError::Database)?;
         let connection = PgConnection::connect_with(&options)
             .await
-            .map_err(LegacyError::Database)?;
+            .map_err(ImportTableError::Database)?;
         self.open_on(connection).await
     }
 
     /// Checks the table and its columns, then opens a cursor over the rows
     /// in one read-only snapshot (a `REPEATABLE READ` transaction): rows
     /// written while the import reads are not half seen.
-    pub async fn open_on(&self, mut connection: PgConnection) -> Result<LegacyReader, LegacyError> {
+    pub async fn open_on(
+        &self,
+        mut connection: PgConnection,
+    ) -> Result<ImportTableReader, ImportTableError> {
         let table = quote_table(&self.table);
         let columns = columns(&mut connection, &self.table, &table).await?;
         let find = |name: &str| columns.iter().find(|c| c.name == name);
-        let missing = |column: &str| LegacyError::NoColumn {
+        let missing = |column: &str| ImportTableError::NoColumn {
             table: self.table.clone(),
             column: column.to_owned(),
             columns: columns.iter().map(|c| c.name.clone()).collect(),
@@ -120,19 +123,19 @@ impl LegacyTable {
         }
         let numbers = match &self.numbers_column {
             Some(name) => find(name).ok_or_else(|| missing(name))?,
-            None => LEGACY_NUMBERS_COLUMNS
+            None => IMPORT_NUMBERS_COLUMNS
                 .iter()
                 .find_map(|name| find(name))
-                .ok_or_else(|| missing(&LEGACY_NUMBERS_COLUMNS.join("\" or \"")))?,
+                .ok_or_else(|| missing(&IMPORT_NUMBERS_COLUMNS.join("\" or \"")))?,
         };
         let shape = if numbers.is_array {
-            LegacyShape::Array
+            ImportTableShape::Array
         } else {
-            LegacyShape::Text
+            ImportTableShape::Text
         };
         let cast = match shape {
-            LegacyShape::Array => "text[]",
-            LegacyShape::Text => "text",
+            ImportTableShape::Array => "text[]",
+            ImportTableShape::Text => "text",
         };
         let select = format!(
             "SELECT {client}::text, {numbers}::{cast} FROM {table} ORDER BY 1",
@@ -142,15 +145,15 @@ impl LegacyTable {
         // One snapshot for the whole read; the reader commits at the end.
         let declare = format!(
             "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; \
-             DECLARE legacy_rows NO SCROLL CURSOR FOR {select}"
+             DECLARE old_rows NO SCROLL CURSOR FOR {select}"
         );
         connection
             .execute(&*declare)
             .await
-            .map_err(LegacyError::Database)?;
-        Ok(LegacyReader {
+            .map_err(ImportTableError::Database)?;
+        Ok(ImportTableReader {
             connection,
-            fetch: format!("FETCH {} FROM legacy_rows", self.batch_size),
+            fetch: format!("FETCH {} FROM old_rows", self.batch_size),
             shape,
             numbers_column: numbers.name.clone(),
             done: false,
@@ -161,25 +164,25 @@ impl LegacyTable {
 /// How the numbers column is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum LegacyShape {
+pub enum ImportTableShape {
     /// An array: each element is one entry.
     Array,
     /// A scalar read as text: one number or a comma-separated list.
     Text,
 }
 
-/// Reads a [`LegacyTable`] in batches, each one round trip.
-pub struct LegacyReader {
+/// Reads a [`ImportTable`] in batches, each one round trip.
+pub struct ImportTableReader {
     connection: PgConnection,
     fetch: String,
-    shape: LegacyShape,
+    shape: ImportTableShape,
     numbers_column: String,
     done: bool,
 }
 
-impl fmt::Debug for LegacyReader {
+impl fmt::Debug for ImportTableReader {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LegacyReader")
+        f.debug_struct("ImportTableReader")
             .field("shape", &self.shape)
             .field("numbers_column", &self.numbers_column)
             .field("done", &self.done)
@@ -187,9 +190,9 @@ impl fmt::Debug for LegacyReader {
     }
 }
 
-impl LegacyReader {
+impl ImportTableReader {
     /// How the numbers column is read.
-    pub fn shape(&self) -> LegacyShape {
+    pub fn shape(&self) -> ImportTableShape {
         self.shape
     }
 
@@ -202,29 +205,29 @@ impl LegacyReader {
     /// empty text and an empty array are rows without entries (the planner
     /// counts them as empty); a NULL client id reads as an empty id, which
     /// the planner reports as invalid.
-    pub async fn next_batch(&mut self) -> Result<Option<Vec<ImportRow>>, LegacyError> {
+    pub async fn next_batch(&mut self) -> Result<Option<Vec<ImportRow>>, ImportTableError> {
         if self.done {
             return Ok(None);
         }
         let rows = sqlx::query(&self.fetch)
             .fetch_all(&mut self.connection)
             .await
-            .map_err(LegacyError::Database)?;
+            .map_err(ImportTableError::Database)?;
         if rows.is_empty() {
             self.done = true;
             self.connection
-                .execute("CLOSE legacy_rows; COMMIT")
+                .execute("CLOSE old_rows; COMMIT")
                 .await
-                .map_err(LegacyError::Database)?;
+                .map_err(ImportTableError::Database)?;
             return Ok(None);
         }
         let mut batch = Vec::with_capacity(rows.len());
         for row in rows {
-            let client: Option<String> = row.try_get(0).map_err(LegacyError::Database)?;
+            let client: Option<String> = row.try_get(0).map_err(ImportTableError::Database)?;
             let numbers = match self.shape {
-                LegacyShape::Array => {
+                ImportTableShape::Array => {
                     let list: Option<Vec<Option<String>>> =
-                        row.try_get(1).map_err(LegacyError::Database)?;
+                        row.try_get(1).map_err(ImportTableError::Database)?;
                     PhoneNumbersInput::List(
                         list.unwrap_or_default()
                             .into_iter()
@@ -232,8 +235,9 @@ impl LegacyReader {
                             .collect(),
                     )
                 }
-                LegacyShape::Text => {
-                    let text: Option<String> = row.try_get(1).map_err(LegacyError::Database)?;
+                ImportTableShape::Text => {
+                    let text: Option<String> =
+                        row.try_get(1).map_err(ImportTableError::Database)?;
                     PhoneNumbersInput::Text(text.unwrap_or_default())
                 }
             };
@@ -246,9 +250,9 @@ impl LegacyReader {
 /// Why the old table could not be read.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum LegacyError {
+pub enum ImportTableError {
     /// The table does not exist (or is not visible to this user).
-    #[error("table \"{table}\" does not exist in the legacy database")]
+    #[error("table \"{table}\" does not exist in the old database")]
     NoTable {
         /// The table as given.
         table: String,
@@ -264,7 +268,7 @@ pub enum LegacyError {
         columns: Vec<String>,
     },
     /// The database failed.
-    #[error("legacy database: {0}")]
+    #[error("old database: {0}")]
     Database(#[source] sqlx::Error),
 }
 
@@ -282,12 +286,12 @@ struct Column {
     is_array: bool,
 }
 
-/// The table's columns, or [`LegacyError::NoTable`].
+/// The table's columns, or [`ImportTableError::NoTable`].
 async fn columns(
     connection: &mut PgConnection,
     given: &str,
     quoted: &str,
-) -> Result<Vec<Column>, LegacyError> {
+) -> Result<Vec<Column>, ImportTableError> {
     let rows = sqlx::query(
         "SELECT a.attname::text, t.typcategory = 'A' \
          FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
@@ -297,15 +301,15 @@ async fn columns(
     .bind(quoted)
     .fetch_all(&mut *connection)
     .await
-    .map_err(LegacyError::Database)?;
+    .map_err(ImportTableError::Database)?;
     if rows.is_empty() {
         let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
             .bind(quoted)
             .fetch_one(&mut *connection)
             .await
-            .map_err(LegacyError::Database)?;
+            .map_err(ImportTableError::Database)?;
         if !exists {
-            return Err(LegacyError::NoTable {
+            return Err(ImportTableError::NoTable {
                 table: given.to_owned(),
             });
         }
@@ -313,8 +317,8 @@ async fn columns(
     rows.iter()
         .map(|row| {
             Ok(Column {
-                name: row.try_get(0).map_err(LegacyError::Database)?,
-                is_array: row.try_get(1).map_err(LegacyError::Database)?,
+                name: row.try_get(0).map_err(ImportTableError::Database)?,
+                is_array: row.try_get(1).map_err(ImportTableError::Database)?,
             })
         })
         .collect()
@@ -356,7 +360,7 @@ mod tests {
 
     #[test]
     fn a_missing_column_lists_the_table_s_columns() {
-        let error = LegacyError::NoColumn {
+        let error = ImportTableError::NoColumn {
             table: "client_profiles".into(),
             column: "phones".into(),
             columns: vec!["user_id".into(), "email".into()],
