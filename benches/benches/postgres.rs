@@ -17,7 +17,7 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group};
 use ibiki_benches::{Rng, print_ratio};
 use ibiki_core::{
-    AssignmentStore, ClientId, InboundReply, MessageId, Normalizer, PhoneNumber, ReplyStore,
+    AssignmentStore, ClientId, InboundReply, Normalizer, PhoneNumber, RawReply, ReplyStore,
 };
 use ibiki_postgres::PostgresStore;
 use sqlx::PgPool;
@@ -152,15 +152,14 @@ fn postgres(c: &mut Criterion) {
         b.to_async(&rt).iter(|| {
             let to = number(rng.below(NUMBERS as u64) as i64).to_string();
             let id = format!("bench-{run}-{}", sent.fetch_add(1, Ordering::Relaxed));
-            let reply = InboundReply::new(
-                &normalizer,
-                Some(MessageId::new(id).expect("id")),
-                "+15005550006",
-                &to,
-                "bench",
-                time::OffsetDateTime::now_utc(),
-            )
-            .expect("reply");
+            let raw = RawReply {
+                message_id: Some(&id),
+                from: "+15005550006",
+                to: &to,
+                body: "bench",
+            };
+            let reply = InboundReply::new(&normalizer, raw, time::OffsetDateTime::now_utc())
+                .expect("reply");
             let store = &store;
             async move { black_box(store.receive(reply).await.expect("receive")) }
         })

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group};
 use ibiki_benches::us_numbers;
-use ibiki_core::{AssignmentStore, ClientId, InboundReply, MessageId, Normalizer, ReplyStore};
+use ibiki_core::{AssignmentStore, ClientId, InboundReply, Normalizer, RawReply, ReplyStore};
 use ibiki_memory::MemoryStore;
 use time::OffsetDateTime;
 
@@ -53,10 +53,14 @@ fn replies(to: &[String], count: usize, prefix: &str) -> Vec<InboundReply> {
     let received = OffsetDateTime::UNIX_EPOCH;
     (0..count)
         .map(|i| {
-            let id = MessageId::new(format!("{prefix}{i}")).expect("message id");
-            let to = &to[i % to.len()];
-            InboundReply::new(&normalizer, Some(id), "+15005550006", to, "yes", received)
-                .expect("reply")
+            let id = format!("{prefix}{i}");
+            let raw = RawReply {
+                message_id: Some(&id),
+                from: "+15005550006",
+                to: &to[i % to.len()],
+                body: "yes",
+            };
+            InboundReply::new(&normalizer, raw, received).expect("reply")
         })
         .collect()
 }

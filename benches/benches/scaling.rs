@@ -21,7 +21,7 @@ use std::time::Instant;
 use criterion::{BenchmarkGroup, Criterion, criterion_group, measurement::WallTime};
 use ibiki_benches::{Rng, print_ratio};
 use ibiki_core::{
-    AssignmentStore, ClientId, InboundReply, MessageId, Normalizer, PageRequest, PhoneNumber,
+    AssignmentStore, ClientId, InboundReply, Normalizer, PageRequest, PhoneNumber, RawReply,
     ReplyStore,
 };
 use ibiki_postgres::PostgresStore;
@@ -183,15 +183,14 @@ fn measure(
                 "scale-{run}-{label}-{}",
                 sent.fetch_add(1, Ordering::Relaxed)
             );
-            let reply = InboundReply::new(
-                &normalizer,
-                Some(MessageId::new(id).expect("id")),
-                "+15005550006",
-                &to,
-                "bench",
-                OffsetDateTime::now_utc(),
-            )
-            .expect("reply");
+            let raw = RawReply {
+                message_id: Some(&id),
+                from: "+15005550006",
+                to: &to,
+                body: "bench",
+            };
+            let reply =
+                InboundReply::new(&normalizer, raw, OffsetDateTime::now_utc()).expect("reply");
             async move { black_box(store.receive(reply).await.expect("receive")) }
         })
     });

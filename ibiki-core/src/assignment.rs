@@ -50,6 +50,18 @@ pub enum Change {
     Remove,
 }
 
+impl Change {
+    /// Its name in logs, traces, metric labels and the PostgreSQL schema:
+    /// `replace`, `add` or `remove`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Replace => "replace",
+            Self::Add => "add",
+            Self::Remove => "remove",
+        }
+    }
+}
+
 /// A client and how many numbers it owns.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]

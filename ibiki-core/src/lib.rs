@@ -29,6 +29,7 @@
 //!
 //! ```
 //! use ibiki_core::{ClientId, InboundReply, Normalizer, PageRequest, PhoneNumbersInput, Receipt};
+//! use ibiki_core::RawReply;
 //! use ibiki_core::{ReplyStore, AssignmentStore};
 //! use ibiki_memory::MemoryStore;
 //!
@@ -50,7 +51,8 @@
 //!
 //! // ...is where receive records a reply to it, in one atomic step.
 //! let now = time::OffsetDateTime::now_utc();
-//! let reply = InboundReply::new(&normalizer, None, "+15005550006", "+14155550101", "STOP", now)?;
+//! let raw = RawReply { message_id: None, from: "+15005550006", to: "+14155550101", body: "STOP" };
+//! let reply = InboundReply::new(&normalizer, raw, now)?;
 //! assert_eq!(store.receive(reply).await?, Receipt::Routed(client.clone()));
 //!
 //! // The reply is in the client's inbox.
@@ -86,7 +88,7 @@ pub use crate::error::{
     BoxError, CanonicalError, ClientIdError, Conflict, InvalidEntry, NormalizeError, NumberError,
     StoreError,
 };
-pub use crate::history::{HistoryEvent, OwnershipChange, owner_in_history};
+pub use crate::history::{HistoryEvent, OwnershipChange};
 #[cfg(feature = "csv")]
 pub use crate::import::{CSV_CLIENT_HEADER, CSV_NUMBERS_HEADER, CsvError, CsvRows};
 pub use crate::import::{
@@ -99,6 +101,6 @@ pub use crate::normalize::{
 pub use crate::page::{Cursor, MAX_PAGE_LIMIT, Page, PageLimitError, PageRequest};
 pub use crate::phone_number::PhoneNumber;
 pub use crate::reply::{
-    Destination, DynReplyStore, HeldTarget, InboundReply, MessageId, Receipt, ReplyError,
+    Destination, DynReplyStore, HeldTarget, InboundReply, MessageId, RawReply, Receipt, ReplyError,
     ReplyStore, StoredReply,
 };

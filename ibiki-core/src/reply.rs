@@ -67,6 +67,15 @@ pub enum Destination {
 }
 
 impl Destination {
+    /// Which kind it is, for logs and traces (never the number itself,
+    /// which is personal data): `number` or `unparsed`.
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            Self::Number(_) => "number",
+            Self::Unparsed(_) => "unparsed",
+        }
+    }
+
     /// Canonicalizes a raw `to` with `normalizer`; never fails.
     pub fn from_raw(normalizer: &Normalizer, raw: &str) -> Self {
         match normalizer.canonicalize_inbound(raw) {
@@ -121,7 +130,22 @@ pub enum ReplyError {
     },
 }
 
-/// A reply as a provider posted it, with its `to` canonicalized.
+/// A reply as a webhook carried it, before any check: each field by name,
+/// as the text the provider sent. Every webhook format reads its payload
+/// into this one shape; [`InboundReply::new`] checks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RawReply<'a> {
+    /// The provider's message id, if it sends one.
+    pub message_id: Option<&'a str>,
+    /// The sender.
+    pub from: &'a str,
+    /// The number replied to, in any format.
+    pub to: &'a str,
+    /// The text (empty for an MMS without text).
+    pub body: &'a str,
+}
+
+/// A reply as a provider posted it, checked, with its `to` canonicalized.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InboundReply {
     /// The provider's message id; `None` means retries cannot be recognized.
@@ -142,25 +166,39 @@ impl InboundReply {
     /// Longest body, in bytes (a 10-part concatenated SMS is about 1.6 KB).
     pub const MAX_BODY_LEN: usize = 32 * 1024;
 
-    /// Checks the limits and canonicalizes `to` with `normalizer`.
+    /// Checks `raw` (the message id, the field limits) and canonicalizes
+    /// its `to` with `normalizer`; a `to` that is no number is kept as it
+    /// came ([`Destination::Unparsed`]).
     ///
     /// So that every store can keep a reply exactly as it gives it back, NUL
     /// characters (which PostgreSQL `text` cannot hold, and which mean nothing
     /// in an SMS) become U+FFFD, and `received_at` is truncated to whole
     /// microseconds.
+    ///
+    /// ```
+    /// use ibiki_core::{InboundReply, Normalizer, RawReply};
+    ///
+    /// let raw = RawReply {
+    ///     message_id: Some("SM1"),
+    ///     from: "+15005550006",
+    ///     to: "+1 (415) 555-0100",
+    ///     body: "Yes",
+    /// };
+    /// let reply = InboundReply::new(&Normalizer::new(), raw, time::OffsetDateTime::now_utc())?;
+    /// assert_eq!(reply.to.to_string(), "+14155550100");
+    /// # Ok::<(), ibiki_core::ReplyError>(())
+    /// ```
     pub fn new(
         normalizer: &Normalizer,
-        message_id: Option<MessageId>,
-        from: impl Into<String>,
-        to: &str,
-        body: impl Into<String>,
+        raw: RawReply<'_>,
         received_at: OffsetDateTime,
     ) -> Result<Self, ReplyError> {
+        let message_id = raw.message_id.map(MessageId::new).transpose()?;
         // The limits hold for what is kept: a NUL grows to three bytes.
         let (from, to, body) = (
-            without_nul(from.into()),
-            without_nul(to.to_owned()),
-            without_nul(body.into()),
+            without_nul(raw.from.to_owned()),
+            without_nul(raw.to.to_owned()),
+            without_nul(raw.body.to_owned()),
         );
         check_len("from", &from, Self::MAX_ADDRESS_LEN)?;
         check_len("to", &to, Self::MAX_ADDRESS_LEN)?;
@@ -267,6 +305,26 @@ pub enum Receipt {
     Duplicate,
 }
 
+impl Receipt {
+    /// The outcome's name in logs, traces, metric labels and webhook
+    /// answers: `routed`, `held` or `duplicate`.
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            Self::Routed(_) => "routed",
+            Self::Held => "held",
+            Self::Duplicate => "duplicate",
+        }
+    }
+
+    /// The client whose inbox the reply reached, if it was routed.
+    pub const fn client(&self) -> Option<&ClientId> {
+        match self {
+            Self::Routed(client) => Some(client),
+            Self::Held | Self::Duplicate => None,
+        }
+    }
+}
+
 /// Where replies live: a client's inbox, or the held area.
 ///
 /// # Contract
@@ -353,14 +411,15 @@ pub trait ReplyStore: AssignmentStore {
     ///
     /// ```
     /// use ibiki_core::{ClientId, DeliveryKind, HeldTarget, InboundReply, Normalizer};
-    /// use ibiki_core::{PageRequest, ReplyStore};
+    /// use ibiki_core::{PageRequest, RawReply, ReplyStore};
     /// use ibiki_memory::MemoryStore;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let store = MemoryStore::new();
     /// let now = time::OffsetDateTime::now_utc();
-    /// let lost = InboundReply::new(&Normalizer::new(), None, "+15005550006", "4155550100?", "hi", now)?;
+    /// let raw = RawReply { message_id: None, from: "+15005550006", to: "4155550100?", body: "hi" };
+    /// let lost = InboundReply::new(&Normalizer::new(), raw, now)?;
     /// store.receive(lost).await?;
     /// let held = store.held(&PageRequest::first(10)).await?.items;
     /// assert_eq!(held[0].delivery.kind, DeliveryKind::Unparsed);
@@ -380,7 +439,7 @@ pub trait ReplyStore: AssignmentStore {
     /// reply; stores override it with a count of their own.
     ///
     /// ```
-    /// use ibiki_core::{InboundReply, Normalizer, ReplyStore};
+    /// use ibiki_core::{InboundReply, Normalizer, RawReply, ReplyStore};
     /// use ibiki_memory::MemoryStore;
     /// use time::OffsetDateTime;
     ///
@@ -388,7 +447,8 @@ pub trait ReplyStore: AssignmentStore {
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let store = MemoryStore::new();
     /// let now = OffsetDateTime::now_utc();
-    /// let reply = InboundReply::new(&Normalizer::new(), None, "+15005550006", "+14155550100", "hi", now)?;
+    /// let raw = RawReply { to: "+14155550100", body: "hi", ..RawReply::default() };
+    /// let reply = InboundReply::new(&Normalizer::new(), raw, now)?;
     /// let _ = store.receive(reply).await?;
     /// assert_eq!(store.held_count().await?, 1);
     /// # Ok(())
@@ -506,14 +566,25 @@ mod tests {
             ("x", nuls.as_str(), ""),
             ("x", "x", &*"\0".repeat(InboundReply::MAX_BODY_LEN / 2)),
         ] {
-            let error = InboundReply::new(&normalizer, None, from, to, body, now);
+            let raw = RawReply {
+                message_id: None,
+                from,
+                to,
+                body,
+            };
+            let error = InboundReply::new(&normalizer, raw, now);
             assert!(
                 matches!(error, Err(ReplyError::TooLong { .. })),
                 "{error:?}"
             );
         }
-        let kept = InboundReply::new(&normalizer, None, "\0".repeat(85), "x", "", now)
-            .expect("255 bytes once replaced");
+        let from = "\0".repeat(85);
+        let raw = RawReply {
+            from: &from,
+            to: "x",
+            ..RawReply::default()
+        };
+        let kept = InboundReply::new(&normalizer, raw, now).expect("255 bytes once replaced");
         assert_eq!(kept.from, "\u{fffd}".repeat(85));
     }
 }

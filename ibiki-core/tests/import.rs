@@ -266,9 +266,13 @@ async fn an_import_never_removes_and_releases_held_replies() {
         .expect("setup");
     let now = time::OffsetDateTime::now_utc();
     for body in ["one", "two"] {
-        let reply =
-            ibiki_core::InboundReply::new(&us(), None, "+15005550006", "+14155550100", body, now)
-                .expect("reply");
+        let raw = ibiki_core::RawReply {
+            message_id: None,
+            from: "+15005550006",
+            to: "+14155550100",
+            body,
+        };
+        let reply = ibiki_core::InboundReply::new(&us(), raw, now).expect("reply");
         assert_eq!(
             store.receive(reply).await.expect("held"),
             ibiki_core::Receipt::Held

@@ -191,9 +191,7 @@ impl Metrics {
         took: Duration,
     ) {
         let outcome = match result {
-            Ok(Receipt::Routed(_)) => Outcome::Routed,
-            Ok(Receipt::Held) => Outcome::Held,
-            Ok(Receipt::Duplicate) => Outcome::Duplicate,
+            Ok(receipt) => Outcome::Received(receipt.as_str()),
             Err(_) => Outcome::Failed,
         };
         self.inner.receive_seconds.observe(took.as_secs_f64());
@@ -232,13 +230,11 @@ impl Metrics {
 
     /// An assignment change the store made.
     pub(crate) fn assignment_changed(&self, change: Change, result: &AssignmentChange) {
-        let change = match change {
-            Change::Replace => "replace",
-            Change::Add => "add",
-            Change::Remove => "remove",
-        };
         let inner = &self.inner;
-        inner.changes.get_or_create(&ChangeLabels(change)).inc();
+        inner
+            .changes
+            .get_or_create(&ChangeLabels(change.as_str()))
+            .inc();
         inner.numbers_assigned.inc_by(result.added.len() as u64);
         inner.numbers_unassigned.inc_by(result.removed.len() as u64);
         inner.released.inc_by(result.released);
@@ -339,9 +335,8 @@ impl Collector for HeldReplies {
 /// What came of one reply, or of a request that carried none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Outcome {
-    Routed,
-    Held,
-    Duplicate,
+    /// Recorded: `Receipt::as_str`.
+    Received(&'static str),
     Failed,
     Skipped,
     Rejected(Reason),
@@ -407,9 +402,7 @@ struct ReplyLabels {
 impl EncodeLabelSet for ReplyLabels {
     fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> fmt::Result {
         let outcome = match self.outcome {
-            Outcome::Routed => "routed",
-            Outcome::Held => "held",
-            Outcome::Duplicate => "duplicate",
+            Outcome::Received(receipt) => receipt,
             Outcome::Failed => "failed",
             Outcome::Skipped => "skipped",
             Outcome::Rejected(reason) => {

@@ -1,4 +1,6 @@
-//! `POST /webhooks/sms`: the provider's inbound-reply webhook.
+//! `POST /webhooks/sms`: ibiki's own inbound-reply webhook format (JSON, or
+//! a Twilio-style form), for gateways without a provider route of their own
+//! (those are in `provider_webhook.rs`).
 //!
 //! The answer is 2xx only once the store has durably recorded the reply;
 //! a store failure answers 503 so the provider retries, and the retry is
@@ -11,7 +13,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::HeaderMap;
-use ibiki_core::{ClientId, InboundReply, MessageId, Normalizer, Receipt, ReplyError};
+use ibiki_core::{ClientId, InboundReply, Normalizer, RawReply, Receipt, ReplyError};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -63,45 +65,9 @@ pub(crate) struct FormPayload {
 
 /// Both formats, read.
 #[derive(Debug)]
-struct Payload {
-    message_id: Option<String>,
-    from: String,
-    to: String,
-    body: String,
-}
-
-impl From<JsonPayload> for Payload {
-    fn from(p: JsonPayload) -> Self {
-        let JsonPayload {
-            message_id,
-            from,
-            to,
-            body,
-        } = p;
-        Self {
-            message_id,
-            from,
-            to,
-            body,
-        }
-    }
-}
-
-impl From<FormPayload> for Payload {
-    fn from(p: FormPayload) -> Self {
-        let FormPayload {
-            message_sid,
-            from,
-            to,
-            body,
-        } = p;
-        Self {
-            message_id: message_sid,
-            from,
-            to,
-            body,
-        }
-    }
+enum Payload {
+    Json(JsonPayload),
+    Form(FormPayload),
 }
 
 /// A provider whose own payload can be told apart from ibiki's two formats,
@@ -194,24 +160,23 @@ impl Payload {
             ));
         }
         match format {
-            BodyFormat::Json => parse_json::<JsonPayload>(body, "invalid_payload").map(Self::from),
-            BodyFormat::Form => parse_form::<FormPayload>(body, "invalid_payload").map(Self::from),
+            BodyFormat::Json => parse_json(body, "invalid_payload").map(Self::Json),
+            BodyFormat::Form => parse_form(body, "invalid_payload").map(Self::Form),
         }
     }
 
-    /// Checks the field limits and canonicalizes `to`.
-    fn into_reply(
-        self,
-        normalizer: &Normalizer,
-        now: OffsetDateTime,
-    ) -> Result<InboundReply, ApiError> {
-        let message_id = self
-            .message_id
-            .map(MessageId::new)
-            .transpose()
-            .map_err(reply_error)?;
-        InboundReply::new(normalizer, message_id, self.from, &self.to, self.body, now)
-            .map_err(reply_error)
+    /// The reply's fields, whichever the format.
+    fn raw(&self) -> RawReply<'_> {
+        let (message_id, from, to, body) = match self {
+            Self::Json(p) => (&p.message_id, &p.from, &p.to, &p.body),
+            Self::Form(p) => (&p.message_sid, &p.from, &p.to, &p.body),
+        };
+        RawReply {
+            message_id: message_id.as_deref(),
+            from,
+            to,
+            body,
+        }
     }
 }
 
@@ -224,7 +189,8 @@ pub(crate) fn decode(
     normalizer: &Normalizer,
     now: OffsetDateTime,
 ) -> Result<InboundReply, ApiError> {
-    Payload::parse(format, body)?.into_reply(normalizer, now)
+    let payload = Payload::parse(format, body)?;
+    InboundReply::new(normalizer, payload.raw(), now).map_err(reply_error)
 }
 
 fn reply_error(error: ReplyError) -> ApiError {

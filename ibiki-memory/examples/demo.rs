@@ -3,7 +3,7 @@
 //! went.
 
 use ibiki_core::{
-    AssignmentStore, ClientId, InboundReply, MessageId, Normalizer, PageRequest, PhoneNumbersInput,
+    AssignmentStore, ClientId, InboundReply, Normalizer, PageRequest, PhoneNumbersInput, RawReply,
     ReplyStore,
 };
 use ibiki_memory::MemoryStore;
@@ -38,14 +38,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("SM1", "+14155550100", "Yes please"),
     ];
     for (id, to, body) in replies {
-        let reply = InboundReply::new(
-            &normalizer,
-            Some(MessageId::new(id)?),
-            "+15005550006",
+        let raw = RawReply {
+            message_id: Some(id),
+            from: "+15005550006",
             to,
             body,
-            OffsetDateTime::now_utc(),
-        )?;
+        };
+        let reply = InboundReply::new(&normalizer, raw, OffsetDateTime::now_utc())?;
         println!(
             "reply {id} to {to:<18} -> {:?}",
             store.receive(reply).await?

@@ -7,20 +7,16 @@
 //! as much as the `from`) nor a message body. The message id and the client
 //! are what an operator follows a reply by.
 
-use ibiki_core::{AssignmentChange, Change, ClientId, Destination, InboundReply, MessageId};
+use ibiki_core::{AssignmentChange, Change, ClientId, InboundReply, MessageId};
 use ibiki_core::{Receipt, StoreError};
 use tracing::span::EnteredSpan;
 
 /// The span of one receive, entered.
 pub(crate) fn receive(reply: &InboundReply) -> EnteredSpan {
-    let destination = match reply.to {
-        Destination::Number(_) => "number",
-        Destination::Unparsed(_) => "unparsed",
-    };
     tracing::debug_span!(
         "receive",
         message_id = reply.message_id.as_ref().map(MessageId::as_str),
-        destination,
+        destination = reply.to.kind(),
     )
     .entered()
 }
@@ -28,27 +24,24 @@ pub(crate) fn receive(reply: &InboundReply) -> EnteredSpan {
 /// What came of a receive, inside its span.
 pub(crate) fn received(result: &Result<Receipt, StoreError>) {
     match result {
-        Ok(Receipt::Routed(client)) => {
-            tracing::debug!(
-                outcome = "routed",
-                client = client.as_str(),
-                "reply received"
-            );
-        }
-        Ok(Receipt::Held) => tracing::debug!(outcome = "held", "reply received"),
-        Ok(Receipt::Duplicate) => tracing::debug!(outcome = "duplicate", "reply received"),
+        Ok(receipt) => tracing::debug!(
+            outcome = receipt.as_str(),
+            client = receipt.client().map(ClientId::as_str),
+            "reply received"
+        ),
         Err(error) => tracing::debug!(error = %error, "reply not received"),
     }
 }
 
 /// The span of one assignment change of `numbers` numbers, entered.
 pub(crate) fn change(client: &ClientId, change: Change, numbers: usize) -> EnteredSpan {
-    let change = match change {
-        Change::Replace => "replace",
-        Change::Add => "add",
-        Change::Remove => "remove",
-    };
-    tracing::debug_span!("change_numbers", client = client.as_str(), change, numbers).entered()
+    tracing::debug_span!(
+        "change_numbers",
+        client = client.as_str(),
+        change = change.as_str(),
+        numbers
+    )
+    .entered()
 }
 
 /// What came of an assignment change, inside its span.

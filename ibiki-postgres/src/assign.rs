@@ -6,15 +6,6 @@ use ibiki_core::{AssignmentChange, Change, ClientId, Conflict, PhoneNumber, Stor
 use crate::deadline::Db;
 use crate::error::backend;
 
-/// The `mode` argument of the schema's `change_numbers` function.
-fn mode(change: Change) -> &'static str {
-    match change {
-        Change::Replace => "replace",
-        Change::Add => "add",
-        Change::Remove => "remove",
-    }
-}
-
 /// What `change_numbers` returns: the change, or the conflicts that stopped it.
 #[derive(sqlx::FromRow)]
 struct ChangeRow {
@@ -40,7 +31,7 @@ pub(crate) async fn change(
         .run(|conn| {
             sqlx::query_as(statement)
                 .bind(client)
-                .bind(mode(change))
+                .bind(change.as_str())
                 .bind(numbers)
                 .fetch_one(conn)
         })

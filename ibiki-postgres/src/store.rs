@@ -13,7 +13,7 @@ use sqlx::PgPool;
 use time::OffsetDateTime;
 
 use crate::assign;
-use crate::config::PostgresStoreBuilder;
+use crate::builder::PostgresStoreBuilder;
 use crate::deadline::Db;
 use crate::error::backend;
 use crate::schema::Schema;

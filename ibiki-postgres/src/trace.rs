@@ -10,7 +10,7 @@
 use std::future::Future;
 
 use ibiki_core::{
-    AssignmentChange, Change, ClientId, Destination, InboundReply, MessageId, Receipt, StoreError,
+    AssignmentChange, Change, ClientId, InboundReply, MessageId, Receipt, StoreError,
 };
 use tracing::Instrument;
 
@@ -22,26 +22,18 @@ pub(crate) async fn receive<F>(
 where
     F: Future<Output = Result<Receipt, StoreError>>,
 {
-    let destination = match reply.to {
-        Destination::Number(_) => "number",
-        Destination::Unparsed(_) => "unparsed",
-    };
     let span = tracing::debug_span!(
         "receive",
         message_id = reply.message_id.as_ref().map(MessageId::as_str),
-        destination,
+        destination = reply.to.kind(),
     );
     let result = receive(reply).instrument(span.clone()).await;
     span.in_scope(|| match &result {
-        Ok(Receipt::Routed(client)) => {
-            tracing::debug!(
-                outcome = "routed",
-                client = client.as_str(),
-                "reply received"
-            );
-        }
-        Ok(Receipt::Held) => tracing::debug!(outcome = "held", "reply received"),
-        Ok(Receipt::Duplicate) => tracing::debug!(outcome = "duplicate", "reply received"),
+        Ok(receipt) => tracing::debug!(
+            outcome = receipt.as_str(),
+            client = receipt.client().map(ClientId::as_str),
+            "reply received"
+        ),
         Err(error) => tracing::debug!(error = %error, "reply not received"),
     });
     result
@@ -62,15 +54,10 @@ pub(crate) async fn change<F>(
 where
     F: Future<Output = Result<AssignmentChange, StoreError>>,
 {
-    let kind = match change {
-        Change::Replace => "replace",
-        Change::Add => "add",
-        Change::Remove => "remove",
-    };
     let span = tracing::debug_span!(
         "change_numbers",
         client = client.as_str(),
-        change = kind,
+        change = change.as_str(),
         numbers
     );
     let result = work.instrument(span.clone()).await;

@@ -4,7 +4,7 @@
 use std::process::Stdio;
 
 use ibiki_core::testing::{client, number, whole_held, whole_inbox};
-use ibiki_core::{InboundReply, Normalizer};
+use ibiki_core::{InboundReply, Normalizer, RawReply};
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 use tokio::process::Command;
@@ -34,7 +34,13 @@ async fn prune(database: &TestDatabase, args: &[&str]) -> (i32, String, String) 
 /// A reply received now: a routed reply is delivered at its reception.
 fn reply_now(to: &str, body: &str) -> InboundReply {
     let now = OffsetDateTime::now_utc();
-    InboundReply::new(&Normalizer::new(), None, "+15005550006", to, body, now).expect("reply")
+    let raw = RawReply {
+        message_id: None,
+        from: "+15005550006",
+        to,
+        body,
+    };
+    InboundReply::new(&Normalizer::new(), raw, now).expect("reply")
 }
 
 #[tokio::test]

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use crate::{
-    ClientId, Conflict, Cursor, Destination, HistoryEvent, InboundReply, MessageId, Normalizer,
-    OwnershipChange, Page, PageRequest, PhoneNumber, Receipt, ReplyStore, StoreError, StoredReply,
+    ClientId, Conflict, Cursor, Destination, HistoryEvent, InboundReply, Normalizer,
+    OwnershipChange, Page, PageRequest, PhoneNumber, RawReply, Receipt, ReplyStore, StoreError,
+    StoredReply,
 };
 
 /// A canonical number for tests.
@@ -23,11 +24,15 @@ pub fn client(id: &str) -> ClientId {
 /// A reply to `to` with the given message id and body, received at a whole
 /// second (`at` seconds after 2024-01-01) so every store keeps it exactly.
 pub fn reply(message_id: Option<&str>, to: &str, body: &str, at: i64) -> InboundReply {
-    let id = message_id.map(|id| MessageId::new(id).unwrap_or_else(|e| panic!("{id:?}: {e}")));
     let received = OffsetDateTime::from_unix_timestamp(1_704_067_200 + at)
         .unwrap_or_else(|e| panic!("timestamp {at}: {e}"));
-    InboundReply::new(&Normalizer::new(), id, "+15005550006", to, body, received)
-        .unwrap_or_else(|e| panic!("reply: {e}"))
+    let raw = RawReply {
+        message_id,
+        from: "+15005550006",
+        to,
+        body,
+    };
+    InboundReply::new(&Normalizer::new(), raw, received).unwrap_or_else(|e| panic!("reply: {e}"))
 }
 
 /// Every reply in a client's inbox, read page by page (pages of 2, to
@@ -271,12 +276,15 @@ pub async fn receive_routes_to_the_owner<S: ReplyStore>(store: S) {
     );
     // Sub-microsecond times and NUL characters are normalized by
     // `InboundReply::new`; what it built comes back unchanged.
+    let raw = RawReply {
+        message_id: None,
+        from: "+1500\u{0}5550006",
+        to: "+14155550100",
+        body: "a\u{0}b 🙂\n",
+    };
     let odd = InboundReply::new(
         &Normalizer::new(),
-        None,
-        "+1500\u{0}5550006",
-        "+14155550100",
-        "a\u{0}b 🙂\n",
+        raw,
         OffsetDateTime::from_unix_timestamp_nanos(1_704_067_200_123_456_789)
             .unwrap_or_else(|e| panic!("{e}")),
     )

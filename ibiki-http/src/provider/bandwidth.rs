@@ -65,7 +65,7 @@
 //! `503`, and Bandwidth delivers again.
 
 use http::Method;
-use ibiki_core::Normalizer;
+use ibiki_core::{Normalizer, RawReply};
 use serde::Deserialize;
 
 use super::basic_auth::{self, BasicCredentials};
@@ -200,13 +200,13 @@ impl Provider for Bandwidth {
                 .or(event.to.as_deref())
                 .or(message.to.first().map(String::as_str))
                 .ok_or_else(|| WebhookError::missing(format!("[{index}].message.owner")))?;
-            let fields = Fields {
-                message_id: Some(("message.id", &message.id)),
+            let raw = RawReply {
+                message_id: Some(&message.id),
                 from: &message.from,
                 to,
-                text: message.text.as_deref().unwrap_or(""),
+                body: message.text.as_deref().unwrap_or(""),
             };
-            replies.push(fields.into_reply(normalizer, request.received_at)?);
+            replies.push(Fields::new("message.id", raw).into_reply(normalizer, request)?);
         }
         if replies.is_empty() {
             let event = if first_kind.is_empty() {

@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 use http::{HeaderName, Method};
-use ibiki_core::{InboundReply, MessageId, Normalizer, ReplyError};
+use ibiki_core::{InboundReply, Normalizer, RawReply, ReplyError};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -579,10 +579,7 @@ impl Generic {
             NumberStyle::InternationalDigits => international(&raw),
         };
         let message_id = match &fields.message_id {
-            Some(field) => {
-                let id = message.get(field)?;
-                Some(MessageId::new(id).map_err(|error| message.invalid(field, error))?)
-            }
+            Some(field) => Some(message.get(field)?),
             None => None,
         };
         let from = number(message.get(&fields.from)?);
@@ -597,8 +594,15 @@ impl Generic {
             }
             None => request.received_at,
         };
-        InboundReply::new(normalizer, message_id, from, &to, text, received_at).map_err(|error| {
+        let raw = RawReply {
+            message_id: message_id.as_deref(),
+            from: &from,
+            to: &to,
+            body: &text,
+        };
+        InboundReply::new(normalizer, raw, received_at).map_err(|error| {
             let field = match &error {
+                ReplyError::MessageId { .. } => fields.message_id.as_ref().unwrap_or(&fields.text),
                 ReplyError::TooLong { field, .. } => match *field {
                     "from" => &fields.from,
                     "to" => &fields.to,

@@ -52,7 +52,7 @@
 //! delivers again if it retries at all.
 
 use http::Method;
-use ibiki_core::Normalizer;
+use ibiki_core::{Normalizer, RawReply};
 use serde::Deserialize;
 
 use super::basic_auth::{self, BasicCredentials};
@@ -197,13 +197,13 @@ impl Provider for Infobip {
                 .message_id
                 .as_deref()
                 .ok_or_else(|| WebhookError::missing(field("messageId")))?;
-            let fields = Fields {
-                message_id: Some(("results[].messageId", id)),
+            let raw = RawReply {
+                message_id: Some(id),
                 from: &international(from),
                 to: &international(to),
-                text: message.text.as_deref().unwrap_or(""),
+                body: message.text.as_deref().unwrap_or(""),
             };
-            replies.push(fields.into_reply(normalizer, request.received_at)?);
+            replies.push(Fields::new("results[].messageId", raw).into_reply(normalizer, request)?);
         }
         Ok(Received::Replies(replies))
     }

@@ -4,7 +4,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use http::Method;
-use ibiki_core::Normalizer;
+use ibiki_core::{Normalizer, RawReply};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256, Sha384, Sha512};
 use time::OffsetDateTime;
@@ -513,19 +513,18 @@ impl Provider for MessageBird {
             (None, Some(shortcode)) => shortcode.trim().to_owned(),
             (None, None) => return Err(WebhookError::missing("recipient")),
         };
-        let fields = Fields {
-            message_id: message.message_id(),
+        let (id_field, message_id) = message.message_id().unzip();
+        let raw = RawReply {
+            message_id,
             from: &international(from),
             to: &to,
-            text: message
+            body: message
                 .body
                 .as_deref()
                 .or(message.message.as_deref())
                 .unwrap_or(""),
         };
-        Ok(Received::Replies(vec![
-            fields.into_reply(normalizer, request.received_at)?,
-        ]))
+        Fields::new(id_field.unwrap_or("id"), raw).received(normalizer, request)
     }
 }
 

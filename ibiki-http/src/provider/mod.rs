@@ -20,7 +20,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use http::{HeaderMap, Method, StatusCode};
-use ibiki_core::{InboundReply, MessageId, Normalizer};
+use ibiki_core::{InboundReply, Normalizer, RawReply, ReplyError};
 use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
 
@@ -353,46 +353,53 @@ pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, WebhookError> 
     serde_json::from_slice(body).map_err(|error| WebhookError::malformed("JSON body", error))
 }
 
-/// The fields of one inbound message, as a provider named them, ready to
-/// become an [`InboundReply`].
+/// One inbound message of a provider's payload: its [`RawReply`], and the
+/// provider's name for the message id field, which an error about the id
+/// names. `to` is already written with its `+` where the provider omits it
+/// (`number::international`).
 #[derive(Debug, Clone, Copy)]
 pub struct Fields<'a> {
-    /// The provider's message id and the name of its field.
-    pub message_id: Option<(&'static str, &'a str)>,
-    /// The sender.
-    pub from: &'a str,
-    /// The number replied to, already with its `+` where the provider omits
-    /// it (`number::international`).
-    pub to: &'a str,
-    /// The text.
-    pub text: &'a str,
+    /// The provider's name for the message id field (`MessageSid`).
+    pub message_id_field: &'static str,
+    /// The message.
+    pub reply: RawReply<'a>,
 }
 
-impl Fields<'_> {
-    /// The reply, with its field limits checked and `to` canonicalized.
+impl<'a> Fields<'a> {
+    /// `reply`, whose message id the provider calls `message_id_field`.
+    pub fn new(message_id_field: &'static str, reply: RawReply<'a>) -> Self {
+        Self {
+            message_id_field,
+            reply,
+        }
+    }
+
+    /// The reply, received with `request`: its field limits checked and
+    /// `to` canonicalized.
     pub fn into_reply(
         self,
         normalizer: &Normalizer,
-        received_at: OffsetDateTime,
+        request: &WebhookRequest<'_>,
     ) -> Result<InboundReply, WebhookError> {
-        let message_id = match self.message_id {
-            Some((field, id)) => {
-                Some(MessageId::new(id).map_err(|error| WebhookError::invalid(field, error))?)
-            }
-            None => None,
-        };
-        InboundReply::new(
-            normalizer,
-            message_id,
-            self.from,
-            self.to,
-            self.text,
-            received_at,
-        )
-        .map_err(|error| match &error {
-            ibiki_core::ReplyError::TooLong { field, .. } => WebhookError::invalid(*field, error),
-            _ => WebhookError::invalid("message", error),
+        InboundReply::new(normalizer, self.reply, request.received_at).map_err(|error| {
+            let field = match &error {
+                ReplyError::MessageId { .. } => self.message_id_field,
+                ReplyError::TooLong { field, .. } => field,
+                _ => "message",
+            };
+            WebhookError::invalid(field, error)
         })
+    }
+
+    /// What a request carrying this one message received.
+    pub fn received(
+        self,
+        normalizer: &Normalizer,
+        request: &WebhookRequest<'_>,
+    ) -> Result<Received, WebhookError> {
+        Ok(Received::Replies(vec![
+            self.into_reply(normalizer, request)?,
+        ]))
     }
 }
 
@@ -430,33 +437,34 @@ mod tests {
     #[test]
     fn fields_become_replies_with_named_errors() {
         let normalizer = Normalizer::new();
-        let fields = Fields {
-            message_id: Some(("MessageSid", "SM1")),
+        let (method, headers) = (Method::POST, HeaderMap::new());
+        let request = WebhookRequest::new(&method, "/", &headers, b"", OffsetDateTime::UNIX_EPOCH);
+        let raw = RawReply {
+            message_id: Some("SM1"),
             from: "+15005550006",
             to: "+14155550100",
-            text: "hi",
+            body: "hi",
         };
-        let reply = fields
-            .into_reply(&normalizer, OffsetDateTime::UNIX_EPOCH)
+        let reply = Fields::new("MessageSid", raw)
+            .into_reply(&normalizer, &request)
             .expect("valid");
         assert_eq!(
             reply.message_id.map(|id| id.to_string()).as_deref(),
             Some("SM1")
         );
-        let error = Fields {
-            message_id: Some(("MessageSid", "")),
-            ..fields
-        }
-        .into_reply(&normalizer, OffsetDateTime::UNIX_EPOCH)
-        .expect_err("refused");
+        let no_id = RawReply {
+            message_id: Some(""),
+            ..raw
+        };
+        let error = Fields::new("MessageSid", no_id)
+            .into_reply(&normalizer, &request)
+            .expect_err("refused");
         assert!(error.to_string().contains("MessageSid"), "{error}");
         let long = "x".repeat(InboundReply::MAX_BODY_LEN + 1);
-        let error = Fields {
-            text: &long,
-            ..fields
-        }
-        .into_reply(&normalizer, OffsetDateTime::UNIX_EPOCH)
-        .expect_err("refused");
+        let too_long = RawReply { body: &long, ..raw };
+        let error = Fields::new("MessageSid", too_long)
+            .into_reply(&normalizer, &request)
+            .expect_err("refused");
         assert!(error.to_string().contains("body"), "{error}");
     }
 }

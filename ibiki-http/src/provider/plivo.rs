@@ -47,7 +47,7 @@
 use std::collections::BTreeMap;
 
 use http::{Method, StatusCode};
-use ibiki_core::Normalizer;
+use ibiki_core::{Normalizer, RawReply};
 use serde::Deserialize;
 
 use super::form::Form;
@@ -277,22 +277,17 @@ impl Provider for Plivo {
             .to
             .as_deref()
             .ok_or_else(|| WebhookError::missing("To"))?;
-        let fields = Fields {
-            message_id: message
-                .message_uuid
-                .as_deref()
-                .map(|id| ("MessageUUID", id)),
+        let raw = RawReply {
+            message_id: message.message_uuid.as_deref(),
             from: &international(from),
             to: &international(to),
-            text: message
+            body: message
                 .text
                 .as_deref()
                 .or(message.body.as_deref())
                 .unwrap_or(""),
         };
-        Ok(Received::Replies(vec![
-            fields.into_reply(normalizer, request.received_at)?,
-        ]))
+        Fields::new("MessageUUID", raw).received(normalizer, request)
     }
 
     fn success(&self) -> Answer {

@@ -78,7 +78,7 @@
 //! request (`400`, `401`) is not retried.
 
 use http::Method;
-use ibiki_core::Normalizer;
+use ibiki_core::{Normalizer, RawReply};
 use serde::Deserialize;
 
 use super::basic_auth::{self, BasicCredentials};
@@ -338,15 +338,13 @@ impl Provider for Sinch {
                 });
             }
         };
-        let fields = Fields {
-            message_id: Some(("id", &id)),
+        let raw = RawReply {
+            message_id: Some(&id),
             from: &international(&from),
             to: &international(&to),
-            text: &text,
+            body: &text,
         };
-        Ok(Received::Replies(vec![
-            fields.into_reply(normalizer, request.received_at)?,
-        ]))
+        Fields::new("id", raw).received(normalizer, request)
     }
 
     fn challenge(&self) -> Option<&'static str> {

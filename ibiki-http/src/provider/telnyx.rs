@@ -40,7 +40,7 @@ use std::str::FromStr;
 
 use ed25519_dalek::{Signature, VerifyingKey};
 use http::Method;
-use ibiki_core::Normalizer;
+use ibiki_core::{Normalizer, RawReply};
 use serde::Deserialize;
 
 use super::clock::{self, DEFAULT_TOLERANCE_SECS};
@@ -293,15 +293,13 @@ impl Provider for Telnyx {
             .to
             .first()
             .ok_or_else(|| WebhookError::missing("data.payload.to"))?;
-        let fields = Fields {
-            message_id: Some(("data.payload.id", &message.id)),
+        let raw = RawReply {
+            message_id: Some(&message.id),
             from: &message.from.phone_number,
             to: &to.phone_number,
-            text: message.text.as_deref().unwrap_or(""),
+            body: message.text.as_deref().unwrap_or(""),
         };
-        Ok(Received::Replies(vec![
-            fields.into_reply(normalizer, request.received_at)?,
-        ]))
+        Fields::new("data.payload.id", raw).received(normalizer, request)
     }
 }
 

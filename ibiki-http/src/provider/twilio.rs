@@ -39,7 +39,7 @@
 //! retries, and the fallback URL is used either way.
 
 use http::{Method, StatusCode};
-use ibiki_core::Normalizer;
+use ibiki_core::{Normalizer, RawReply};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -296,8 +296,8 @@ fn reply(
     request: &WebhookRequest<'_>,
     message: &TwilioMessage,
 ) -> Result<Received, WebhookError> {
-    let fields = Fields {
-        message_id: message.sid().map(|sid| ("MessageSid", sid)),
+    let raw = RawReply {
+        message_id: message.sid(),
         from: message
             .from
             .as_deref()
@@ -306,11 +306,9 @@ fn reply(
             .to
             .as_deref()
             .ok_or_else(|| WebhookError::missing("To"))?,
-        text: message.body.as_deref().unwrap_or(""),
+        body: message.body.as_deref().unwrap_or(""),
     };
-    Ok(Received::Replies(vec![
-        fields.into_reply(normalizer, request.received_at)?,
-    ]))
+    Fields::new("MessageSid", raw).received(normalizer, request)
 }
 
 #[cfg(test)]

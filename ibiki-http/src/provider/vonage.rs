@@ -42,7 +42,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use http::{Method, StatusCode};
-use ibiki_core::Normalizer;
+use ibiki_core::{Normalizer, RawReply};
 use md5::{Digest, Md5};
 use serde::Deserialize;
 
@@ -293,15 +293,13 @@ impl Provider for Vonage {
             .to
             .as_deref()
             .ok_or_else(|| WebhookError::missing("to"))?;
-        let fields = Fields {
-            message_id: message.message_id.as_deref().map(|id| ("messageId", id)),
+        let raw = RawReply {
+            message_id: message.message_id.as_deref(),
             from: &international(from),
             to: &international(to),
-            text: message.text.as_deref().unwrap_or(""),
+            body: message.text.as_deref().unwrap_or(""),
         };
-        Ok(Received::Replies(vec![
-            fields.into_reply(normalizer, request.received_at)?,
-        ]))
+        Fields::new("messageId", raw).received(normalizer, request)
     }
 
     fn success(&self) -> Answer {
