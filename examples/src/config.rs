@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use clap::Parser;
 use ibiki_core::Region;
-use ibiki_http::Secret;
+use ibiki_core::Secret;
 
 use crate::providers::ProviderFlags;
 use crate::store::DatabaseFlags;

@@ -10,10 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{ArgGroup, Args, Subcommand, ValueEnum};
+use ibiki_core::Secret;
 use ibiki_core::{
     CsvRows, DynReplyStore, ImportPlan, ImportPlanner, ImportReport, Normalizer, Region,
 };
-use ibiki_http::Secret;
 use ibiki_memory::MemoryStore;
 use indicatif::{ProgressBar, ProgressStyle};
 

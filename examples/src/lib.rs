@@ -27,8 +27,8 @@
 //!   store (memory, or PostgreSQL with a URL);
 //! - [`postgres`]: what needs the `postgres` feature, and its stand-ins
 //!   without it;
-//! - [`providers`]: the SMS providers' flags, turned into
-//!   `ibiki_http::provider` values;
+//! - [`providers`](mod@providers): the SMS providers' flags, turned into
+//!   `ibiki_providers` values;
 //! - [`server`]: starting, serving and stopping;
 //! - [`import`] and [`prune`]: the `import` and `prune` subcommands.
 #![forbid(unsafe_code)]

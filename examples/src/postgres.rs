@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
+use ibiki_core::Secret;
 use ibiki_core::{DynReplyStore, ImportPlanner, StoreError};
-use ibiki_http::Secret;
 use indicatif::ProgressBar;
 
 use crate::import::ImportArgs;

@@ -8,12 +8,28 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use ibiki_http::provider::{
-    Bandwidth, BasicCredentials, Generic, GenericConfig, Infobip, MessageBird, Plivo, Provider,
-    PublicUrl, Registry, SignatureMethod, Signing, SigningMode, Sinch, SinchKey, Telnyx,
-    TelnyxPublicKey, Twilio, Vonage, VonageKey,
-};
-use ibiki_http::{App, Secret};
+use ibiki_core::Secret;
+use ibiki_http::App;
+use ibiki_providers::BasicCredentials;
+use ibiki_providers::Provider;
+use ibiki_providers::PublicUrl;
+use ibiki_providers::Registry;
+use ibiki_providers::Signing;
+use ibiki_providers::SigningMode;
+use ibiki_providers::bandwidth::Bandwidth;
+use ibiki_providers::generic::Generic;
+use ibiki_providers::generic::GenericConfig;
+use ibiki_providers::infobip::Infobip;
+use ibiki_providers::messagebird::MessageBird;
+use ibiki_providers::plivo::Plivo;
+use ibiki_providers::sinch::Sinch;
+use ibiki_providers::sinch::SinchKey;
+use ibiki_providers::telnyx::Telnyx;
+use ibiki_providers::telnyx::TelnyxPublicKey;
+use ibiki_providers::twilio::Twilio;
+use ibiki_providers::vonage::SignatureMethod;
+use ibiki_providers::vonage::Vonage;
+use ibiki_providers::vonage::VonageKey;
 
 /// Each provider's key, the public URL and whether signatures are required.
 ///
@@ -327,7 +343,7 @@ mod tests {
 
     fn fixture(name: &str) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../ibiki-http/tests/fixtures/generic")
+            .join("../ibiki-providers/tests/fixtures/generic")
             .join(name)
     }
 

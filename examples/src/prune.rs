@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use clap::Args;
 use ibiki_core::DynReplyStore;
-use ibiki_http::Secret;
+use ibiki_core::Secret;
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
+use ibiki_core::Secret;
 use ibiki_core::{DynReplyStore, StoreError};
-use ibiki_http::Secret;
 use ibiki_memory::MemoryStore;
 
 /// The database flags shared by the server, `import` and `prune` (the URL

@@ -74,6 +74,7 @@ mod normalize;
 mod page;
 mod phone_number;
 mod reply;
+mod secret;
 #[cfg(feature = "sqlx")]
 mod sqlx;
 #[cfg(feature = "testing")]
@@ -104,3 +105,4 @@ pub use crate::reply::{
     Destination, DynReplyStore, HeldTarget, InboundReply, MessageId, RawReply, Receipt, ReplyError,
     ReplyStore, StoredReply,
 };
+pub use crate::secret::{EmptySecret, Secret};

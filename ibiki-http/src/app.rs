@@ -18,11 +18,11 @@ use crate::auth::{AdminAuth, require_admin};
 use crate::error::{ApiError, StoreFailed};
 use crate::metrics::Metrics;
 use crate::openapi::{ErrorBody, Health};
-use crate::provider::{MAX_BODY_BYTES, PublicUrl, Registry};
 use crate::signature::WebhookSecret;
 use crate::{
     admin, events, history, inbox, metrics, openapi, pages, provider_webhook, reroute, webhook,
 };
+use ibiki_providers::{MAX_BODY_BYTES, PublicUrl, Registry};
 
 /// Largest webhook body, in bytes: a reply is at most a few KiB.
 pub const WEBHOOK_BODY_LIMIT: usize = 64 * 1024;

@@ -18,7 +18,7 @@ use subtle::ConstantTimeEq;
 
 use crate::app::App;
 use crate::error::ApiError;
-use crate::secret::Secret;
+use ibiki_core::Secret;
 
 /// Decides whether a request may use the `/api` routes, before the handler
 /// reads anything.
@@ -68,7 +68,10 @@ impl AdminToken {
     pub fn generate() -> Result<Self, getrandom::Error> {
         let mut bytes = [0u8; Self::RANDOM_BYTES];
         getrandom::fill(&mut bytes)?;
-        Ok(Self(Secret::generated(hex::encode(bytes))))
+        let token = hex::encode(bytes)
+            .parse()
+            .expect("32 bytes are 64 hex digits");
+        Ok(Self(token))
     }
 
     /// The token's text, to print or hand to a client.

@@ -9,11 +9,9 @@ use ibiki_core::{Destination, InboundReply, MessageId, Normalizer};
 use time::OffsetDateTime;
 
 use crate::request::BodyFormat;
-use crate::secret::Secret;
 use crate::signature::{SignatureError, SignatureHeader, TOLERANCE_SECS, WebhookSecret};
 use crate::webhook::{self, FormPayload, JsonPayload};
-
-pub use crate::provider::fuzz::{PROVIDERS, decode_provider};
+use ibiki_core::Secret;
 
 /// Target `decode_webhook`: the first byte picks the format (even: JSON, odd:
 /// form), the rest is the body, through the webhook's own decode function.

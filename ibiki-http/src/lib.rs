@@ -10,7 +10,7 @@
 //!   with a [`WebhookSecret`], only requests signed with `X-Ibiki-Signature`;
 //! - `/webhooks/{provider}` serves each SMS provider given to
 //!   [`App::with_providers`] as that provider sends, signs and expects to be
-//!   answered ([`provider`]);
+//!   answered (the `ibiki-providers` crate);
 //! - `/api/admin/*` assigns numbers and inspects routing and held replies;
 //! - `GET /api/admin/clients` lists the clients and their numbers;
 //! - `/api/clients/{userId}/messages` reads a client's inbox, and
@@ -47,8 +47,9 @@
 //! ```
 //!
 //! Without the default `axum` feature, the crate keeps only what does not
-//! depend on a web framework: [`Secret`], the `X-Ibiki-Signature` scheme
-//! ([`WebhookSecret`]) and the SMS providers' webhooks ([`provider`]).
+//! depend on a web framework: the `X-Ibiki-Signature` scheme
+//! ([`WebhookSecret`]). The SMS providers' webhooks, verified and decoded
+//! without any framework, are the `ibiki-providers` crate.
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
@@ -75,14 +76,12 @@ mod metrics;
 mod openapi;
 #[cfg(feature = "axum")]
 mod pages;
-pub mod provider;
 #[cfg(feature = "axum")]
 mod provider_webhook;
 #[cfg(feature = "axum")]
 mod request;
 #[cfg(feature = "axum")]
 mod reroute;
-mod secret;
 mod signature;
 #[cfg(feature = "axum")]
 mod webhook;
@@ -101,7 +100,6 @@ pub use crate::metrics::Metrics;
 pub use crate::openapi::document as openapi_document;
 #[cfg(feature = "axum")]
 pub use crate::pages::CONTENT_SECURITY_POLICY_VALUE;
-pub use crate::secret::{EmptySecret, Secret};
 pub use crate::signature::{
     HEADER as SIGNATURE_HEADER, SignatureError, SignatureHeader,
     TOLERANCE_SECS as SIGNATURE_TOLERANCE_SECS, WebhookSecret,

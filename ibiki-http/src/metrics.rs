@@ -343,7 +343,7 @@ enum Outcome {
 }
 
 /// Why a webhook request was refused: the error codes of
-/// [`WebhookError`](crate::provider::WebhookError) and of
+/// [`WebhookError`](ibiki_providers::WebhookError) and of
 /// `/webhooks/sms`'s signature and payload checks, grouped so the set stays
 /// small and the same across routes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -511,7 +511,7 @@ mod tests {
     use ibiki_core::ClientId;
 
     use super::*;
-    use crate::provider::WebhookError;
+    use ibiki_providers::WebhookError;
 
     fn text(metrics: &Metrics) -> String {
         let mut text = String::new();

@@ -1,5 +1,5 @@
 //! `/webhooks/{provider}`: each SMS provider's own webhook, verified and
-//! decoded by the [`Provider`](crate::provider::Provider) registered under
+//! decoded by the [`Provider`](ibiki_providers::Provider) registered under
 //! that name, and answered the way that provider expects.
 //!
 //! The replies are recorded before the provider's success answer is sent; if
@@ -22,8 +22,8 @@ use crate::app::App;
 use crate::error::{ApiError, StoreFailed};
 use crate::metrics::{StoreErrorKind, UNKNOWN_ROUTE};
 use crate::openapi::{ErrorBody, ProviderName};
-use crate::provider::{Answer, MAX_BODY_BYTES, Provider, Received, WebhookError, WebhookRequest};
 use crate::request::body_bytes;
+use ibiki_providers::{Answer, MAX_BODY_BYTES, Provider, Received, WebhookError, WebhookRequest};
 
 /// `POST /webhooks/{provider}`: one delivery from that provider, verified
 /// with its key, recorded, and answered as the provider expects.
@@ -143,7 +143,7 @@ async fn receive(
     let received = {
         let request =
             WebhookRequest::new(&method, &url, &headers, &body, OffsetDateTime::now_utc());
-        provider.receive(app.normalizer(), &request)
+        ibiki_providers::receive(&*provider, app.normalizer(), &request)
     };
     match received {
         Ok(Received::Replies(replies)) => record(&app, &*provider, replies).await,
@@ -281,7 +281,7 @@ mod tests {
         let response = answer(Answer {
             status: StatusCode::OK,
             content_type: Some("text/xml"),
-            body: crate::provider::EMPTY_TWIML,
+            body: ibiki_providers::testing::TWILIO_EMPTY_TWIML,
         });
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(response.headers()[CONTENT_TYPE], "text/xml");

@@ -10,7 +10,7 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::secret::Secret;
+use ibiki_core::Secret;
 
 /// The header carrying the signature.
 pub const HEADER: &str = "x-ibiki-signature";

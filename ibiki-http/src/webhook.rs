@@ -22,9 +22,9 @@ use crate::app::{App, WEBHOOK_BODY_LIMIT};
 use crate::error::ApiError;
 use crate::metrics::SMS_ROUTE;
 use crate::openapi::ErrorBody;
-use crate::provider::Form;
 use crate::request::{BodyFormat, body_bytes, body_format, parse_form, parse_json};
 use crate::signature::{self, SignatureError, SignatureHeader};
+use ibiki_providers::Form;
 
 /// A JSON reply: `{"messageId", "from", "to", "body"}`.
 #[derive(Debug, Deserialize, Serialize, ToSchema)]

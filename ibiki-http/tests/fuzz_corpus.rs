@@ -1,6 +1,6 @@
 //! Replays every file of the server's fuzz targets' corpora
-//! (`fuzz/corpus/decode_webhook/`, `fuzz/corpus/verify_signature/`,
-//! `fuzz/corpus/decode_provider/`) through
+//! (`fuzz/corpus/decode_webhook/`, `fuzz/corpus/verify_signature/`; the
+//! providers' `decode_provider` is replayed by `ibiki-providers`) through
 //! the same checks the fuzz targets run, so that a plain `cargo test` on
 //! stable exercises the seeds and every crash found so far.
 
@@ -23,48 +23,4 @@ fn decode_webhook_corpus() {
 #[test]
 fn verify_signature_corpus() {
     replay_corpus(&corpus("verify_signature"), fuzzing::verify_signature);
-}
-
-#[test]
-fn decode_provider_corpus() {
-    replay_corpus(&corpus("decode_provider"), fuzzing::decode_provider);
-}
-
-#[test]
-fn decode_provider_seeds_select_the_provider_they_name() {
-    // `seed-<provider>-...` and `edge-<provider>-...` files start with the
-    // index of <provider> in `PROVIDERS`: a reordering would send them to
-    // another provider's decoder.
-    use ibiki_http::fuzzing::PROVIDERS;
-    let dir = corpus("decode_provider");
-    let mut checked = 0;
-    for entry in std::fs::read_dir(&dir).expect("corpus") {
-        let path = entry.expect("entry").path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        let Some(rest) = name
-            .strip_prefix("seed-")
-            .or_else(|| name.strip_prefix("edge-"))
-        else {
-            continue;
-        };
-        // The longest provider name the file names ("generic-form" over
-        // "generic").
-        let Some((index, _)) = PROVIDERS
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| rest.starts_with(&format!("{p}-")))
-            .max_by_key(|(_, p)| p.len())
-        else {
-            continue;
-        };
-        let bytes = std::fs::read(&path).expect("seed");
-        assert_eq!(
-            bytes.first().map(|b| usize::from(*b) % PROVIDERS.len()),
-            Some(index),
-            "{name} does not select {}",
-            PROVIDERS[index]
-        );
-        checked += 1;
-    }
-    assert!(checked >= PROVIDERS.len(), "{checked} seeds checked");
 }

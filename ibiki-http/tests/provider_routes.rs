@@ -7,24 +7,21 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode};
-use ibiki_http::provider::Twilio;
-use ibiki_http::provider::testing::twilio::{EMPTY_TWIML, compute_signature};
-use ibiki_http::provider::{Form, PublicUrl, Registry, Signing};
-use ibiki_http::provider::{Telnyx, Vonage};
-use ibiki_http::{AdminToken, App, Secret};
+use ibiki_core::Secret;
+use ibiki_http::{AdminToken, App};
 use ibiki_memory::MemoryStore;
+use ibiki_providers::PublicUrl;
+use ibiki_providers::Registry;
+use ibiki_providers::Signing;
+use ibiki_providers::telnyx::Telnyx;
+use ibiki_providers::testing::{self as signing, TWILIO_EMPTY_TWIML, fixture};
+use ibiki_providers::twilio::Twilio;
+use ibiki_providers::vonage::Vonage;
 use serde_json::Value;
 use tower::ServiceExt;
 
 const ADMIN: &str = "admin-token";
 const AUTH_TOKEN: &str = "12345";
-
-fn fixture(path: &str) -> Vec<u8> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(path);
-    std::fs::read(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
-}
 
 fn app(public_url: Option<&str>) -> Router {
     let token: Secret = AUTH_TOKEN.parse().expect("secret");
@@ -84,12 +81,13 @@ fn post(path: &str, content_type: &str) -> axum::http::request::Builder {
 
 fn twilio_request(host: &str, signed_url: &str) -> Request<Body> {
     let body = fixture("twilio/inbound.form");
-    let signature = compute_signature(AUTH_TOKEN, signed_url, Form::parse(&body).pairs());
-    post("/webhooks/twilio", "application/x-www-form-urlencoded")
-        .header("host", host)
-        .header("x-twilio-signature", signature)
-        .body(Body::from(body))
-        .expect("request")
+    let signed = signing::twilio(AUTH_TOKEN, signed_url, &body);
+    let mut request =
+        post("/webhooks/twilio", "application/x-www-form-urlencoded").header("host", host);
+    for (name, value) in &signed.headers {
+        request = request.header(name, value);
+    }
+    request.body(Body::from(signed.body)).expect("request")
 }
 
 async fn inbox_len(router: &Router, phone_number: &str) -> usize {
@@ -129,7 +127,7 @@ async fn a_signed_delivery_is_recorded_once_and_answered_with_twiml() {
         let answer = call(&router, twilio_request("sms.example.com", url)).await;
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
         assert_eq!(answer.content_type, "text/xml");
-        assert_eq!(answer.body, EMPTY_TWIML);
+        assert_eq!(answer.body, TWILIO_EMPTY_TWIML);
     }
     assert_eq!(inbox_len(&router, "+14155550100").await, 1);
 }
@@ -196,7 +194,7 @@ async fn refusals_are_json_errors_and_record_nothing() {
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
     assert_eq!(refused.json()["error"], "signatures_required");
 
-    let large = vec![b'a'; ibiki_http::provider::MAX_BODY_BYTES + 1];
+    let large = vec![b'a'; ibiki_providers::MAX_BODY_BYTES + 1];
     let large = call(
         &router,
         post("/webhooks/telnyx", "application/json")

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use ibiki_http::{Secret, WebhookSecret};
+use ibiki_core::Secret;
+use ibiki_http::WebhookSecret;
 use ibiki_postgres::testing::{SchemaGuard, check_reachable, database_url, unique_schema};
 use reqwest::StatusCode;
 use serde_json::{Value, json};

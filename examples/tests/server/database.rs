@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ibiki_core::DynReplyStore;
+use ibiki_core::Secret;
 use ibiki_examples::open_store;
 use ibiki_examples::store::DatabaseFlags;
-use ibiki_http::Secret;
 pub(crate) use ibiki_postgres::testing::{
     SchemaGuard, check_reachable, database_url, unique_schema,
 };

@@ -240,7 +240,7 @@ async fn provider_routes_are_counted_by_name() {
     let store = Arc::new(ControlledStore::new());
     let server = TestServer::start(store.clone()).await;
     let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../ibiki-http/tests/fixtures/twilio/inbound.form");
+        .join("../ibiki-providers/tests/fixtures/twilio/inbound.form");
     let body = std::fs::read(&fixture).expect("the Twilio fixture");
     let twilio = || {
         server

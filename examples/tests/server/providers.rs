@@ -8,12 +8,10 @@
 
 use std::sync::Arc;
 
-use ed25519_dalek::{Signer, SigningKey};
 use ibiki_core::DynReplyStore;
-use ibiki_http::provider::testing::{base64_encode, hmac_sha256, plivo, twilio, vonage};
-use ibiki_http::provider::{
-    BasicCredentials, Form, MessageBird, MessageBirdClaims, SignatureMethod,
-};
+use ibiki_providers::generic::GenericConfig;
+use ibiki_providers::testing::{self as signing, Signed, fixture, fixture_path};
+use ibiki_providers::vonage::SignatureMethod;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -35,19 +33,13 @@ enum Key {
     Wrong,
 }
 
-/// A request as the provider sends it: its body and its signature headers.
-struct Signed {
-    body: Vec<u8>,
-    headers: Vec<(&'static str, String)>,
-}
-
 /// Signs a body for a URL at a time (Unix seconds).
 type SignFn = fn(Key, &str, &[u8], u64) -> Signed;
 
 /// One provider, its fixture, its signing and what it should produce.
 struct Case {
     name: &'static str,
-    /// The documented payload, from `ibiki-http/tests/fixtures/`.
+    /// The documented payload, from `ibiki-providers/tests/fixtures/`.
     body: fn() -> Vec<u8>,
     content_type: &'static str,
     /// The server flags setting this provider's key.
@@ -89,7 +81,7 @@ fn cases() -> Vec<Case> {
             from: "+15005550006",
             to: "+14155550100",
             text: "STOP please",
-            success: (200, Some("text/xml"), twilio::EMPTY_TWIML),
+            success: (200, Some("text/xml"), signing::TWILIO_EMPTY_TWIML),
             retry: 503,
         },
         Case {
@@ -98,7 +90,7 @@ fn cases() -> Vec<Case> {
             content_type: "application/json",
             key_flags: || {
                 let public = telnyx_key(Key::Right).verifying_key().to_bytes();
-                flags("--telnyx-public-key", &base64_encode(&public))
+                flags("--telnyx-public-key", &signing::base64_encode(&public))
             },
             sign: sign_telnyx,
             challenge: false,
@@ -173,7 +165,7 @@ fn cases() -> Vec<Case> {
             from: "+14155550001",
             to: "+14155550100",
             text: "Hi from Plivo",
-            success: (200, Some("application/xml"), plivo::EMPTY_XML),
+            success: (200, Some("application/xml"), signing::PLIVO_EMPTY_XML),
             retry: 503,
         },
         Case {
@@ -286,132 +278,50 @@ fn key_text(key: Key, right: &str) -> String {
 }
 
 fn sign_twilio(key: Key, url: &str, body: &[u8], _: u64) -> Signed {
-    let signature =
-        twilio::compute_signature(&key_text(key, TWILIO_TOKEN), url, Form::parse(body).pairs());
-    Signed {
-        body: body.to_vec(),
-        headers: vec![(twilio::SIGNATURE_HEADER, signature)],
-    }
-}
-
-fn telnyx_key(key: Key) -> SigningKey {
-    SigningKey::from_bytes(&[if key == Key::Right { 7 } else { 8 }; 32])
+    signing::twilio(&key_text(key, TWILIO_TOKEN), url, body)
 }
 
 fn sign_telnyx(key: Key, _: &str, body: &[u8], signed_at: u64) -> Signed {
-    let timestamp = signed_at.to_string();
-    let signed = [timestamp.as_bytes(), b"|", body].concat();
-    let signature = telnyx_key(key).sign(&signed).to_bytes();
-    Signed {
-        body: body.to_vec(),
-        headers: vec![
-            ("telnyx-signature-ed25519", base64_encode(&signature)),
-            ("telnyx-timestamp", timestamp),
-        ],
-    }
+    signing::telnyx(&telnyx_key(key), signed_at, body)
+}
+
+fn telnyx_key(key: Key) -> ed25519_dalek::SigningKey {
+    signing::telnyx_key([if key == Key::Right { 7 } else { 8 }; 32])
 }
 
 fn sign_vonage(key: Key, _: &str, body: &[u8], signed_at: u64) -> Signed {
-    let mut params: Vec<(String, String)> = Form::parse(body)
-        .pairs()
-        .iter()
-        .filter(|(name, _)| name != "timestamp")
-        .cloned()
-        .collect();
-    params.push(("timestamp".into(), signed_at.to_string()));
-    let sig = vonage::compute_signature(
-        &key_text(key, VONAGE_SECRET),
-        SignatureMethod::Sha256Hmac,
-        &params,
-    );
-    params.push(("sig".into(), sig));
-    let body = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(&params)
-        .finish();
-    Signed {
-        body: body.into_bytes(),
-        headers: Vec::new(),
-    }
+    let secret = key_text(key, VONAGE_SECRET);
+    signing::vonage(&secret, SignatureMethod::Sha256Hmac, signed_at, body)
 }
 
 fn sign_plivo(key: Key, url: &str, body: &[u8], _: u64) -> Signed {
     let nonce = "31627761595286130198";
-    let signature = plivo::compute_signature(
-        &key_text(key, PLIVO_TOKEN),
-        &Method::POST,
-        url,
-        Form::parse(body).pairs(),
-        nonce,
-    );
-    Signed {
-        body: body.to_vec(),
-        headers: vec![
-            (plivo::SIGNATURE_HEADER, signature),
-            (plivo::NONCE_HEADER, nonce.to_owned()),
-        ],
-    }
+    signing::plivo(&key_text(key, PLIVO_TOKEN), &Method::POST, url, body, nonce)
 }
 
 fn sign_basic(key: Key, _: &str, body: &[u8], _: u64) -> Signed {
-    let password = key_text(key, BASIC_PASSWORD).parse().expect("password");
-    let credentials = BasicCredentials::new(BASIC_USER, password);
-    Signed {
-        body: body.to_vec(),
-        headers: vec![("authorization", credentials.header_value())],
-    }
+    signing::basic(BASIC_USER, &key_text(key, BASIC_PASSWORD), body)
 }
 
-/// Sinch: base64 HMAC-SHA256 of `<body>.<nonce>.<timestamp>`.
 fn sign_sinch(key: Key, _: &str, body: &[u8], signed_at: u64) -> Signed {
     let nonce = "01FJA8B4A7BM43YGWSG9GBV067";
-    let timestamp = signed_at.to_string();
-    let signed = [body, b".", nonce.as_bytes(), b".", timestamp.as_bytes()].concat();
-    let signature = hmac_sha256(key_text(key, SINCH_SECRET).as_bytes(), &[&signed]);
-    Signed {
-        body: body.to_vec(),
-        headers: vec![
-            ("x-sinch-webhook-signature", base64_encode(&signature)),
-            ("x-sinch-webhook-signature-timestamp", timestamp),
-            ("x-sinch-webhook-signature-nonce", nonce.to_owned()),
-            (
-                "x-sinch-webhook-signature-algorithm",
-                "HmacSHA256".to_owned(),
-            ),
-        ],
-    }
+    signing::sinch(&key_text(key, SINCH_SECRET), signed_at, nonce, body)
 }
 
 fn sign_messagebird(key: Key, url: &str, body: &[u8], signed_at: u64) -> Signed {
-    let nbf = i64::try_from(signed_at).expect("a recent time");
-    let claims = MessageBirdClaims::for_request(url, body, nbf, nbf + 60, "jti-1");
-    let token = MessageBird::sign_jwt(&key_text(key, MESSAGEBIRD_KEY), &claims);
-    Signed {
-        body: body.to_vec(),
-        headers: vec![(MessageBird::SIGNATURE_JWT_HEADER, token)],
-    }
+    let not_before = i64::try_from(signed_at).expect("a recent time");
+    signing::messagebird(&key_text(key, MESSAGEBIRD_KEY), url, body, not_before)
 }
 
-/// The generic gateway's: `sha256=` and the hex HMAC-SHA256 of the body.
+/// The generic gateway's, as its file configures it.
 fn sign_generic(key: Key, _: &str, body: &[u8], _: u64) -> Signed {
-    let signature = hmac_sha256(key_text(key, "kestrel-webhook-secret").as_bytes(), &[body]);
-    Signed {
-        body: body.to_vec(),
-        headers: vec![(
-            "x-kestrel-signature",
-            format!("sha256={}", hex::encode(signature)),
-        )],
-    }
-}
-
-fn fixture_path(path: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../ibiki-http/tests/fixtures")
-        .join(path)
-}
-
-fn fixture(path: &str) -> Vec<u8> {
-    let path = fixture_path(path);
-    std::fs::read(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+    let text = String::from_utf8(fixture("generic/kestrel.json")).expect("UTF-8");
+    let text = text.replace(
+        "kestrel-webhook-secret",
+        &key_text(key, "kestrel-webhook-secret"),
+    );
+    let config = GenericConfig::from_json(&text).expect("the gateway's file");
+    signing::generic(&config.auth, body)
 }
 
 /// A server with every case's key and the public URL, plus `extra` flags.

@@ -17,7 +17,7 @@ use super::form::Form;
 use super::number::international;
 use super::signing::{self, SigningMode};
 use super::{Provider, Received, WebhookError, WebhookRequest};
-use crate::Secret;
+use ibiki_core::Secret;
 
 /// How the gateway sends a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
@@ -649,7 +649,7 @@ impl Message {
         }
     }
 
-    fn invalid(&self, field: &str, error: impl Into<super::error::BoxError>) -> WebhookError {
+    fn invalid(&self, field: &str, error: impl Into<ibiki_core::BoxError>) -> WebhookError {
         WebhookError::invalid(self.name(field), error)
     }
 
@@ -691,7 +691,6 @@ impl Provider for Generic {
         normalizer: &Normalizer,
         request: &WebhookRequest<'_>,
     ) -> Result<Received, WebhookError> {
-        request.check(self)?;
         let media_type = request.media_type();
         let acceptable = match self.config.format {
             // Gateways label JSON loosely; a form is clearly something else.

@@ -1,8 +1,13 @@
 use ibiki_core::PhoneNumber;
-use ibiki_http::Secret;
-use ibiki_http::provider::Twilio;
-use ibiki_http::provider::testing::twilio::compute_signature;
-use ibiki_http::provider::{Form, Provider, Received, Signing, WebhookError, WebhookRequest};
+use ibiki_core::Secret;
+use ibiki_providers::Form;
+use ibiki_providers::Provider;
+use ibiki_providers::Received;
+use ibiki_providers::Signing;
+use ibiki_providers::WebhookError;
+use ibiki_providers::WebhookRequest;
+use ibiki_providers::testing::compute::twilio::compute_signature;
+use ibiki_providers::twilio::Twilio;
 
 use super::{POST, at, fixture, headers, normalizer};
 
@@ -27,7 +32,8 @@ fn receive(
         pairs.push(("x-twilio-signature", signature));
     }
     let headers = headers(&pairs);
-    provider.receive(
+    ibiki_providers::receive(
+        provider,
         &normalizer(),
         &WebhookRequest::new(&POST, URL, &headers, body, at(1_700_000_000)),
     )

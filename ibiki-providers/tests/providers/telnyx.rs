@@ -1,8 +1,12 @@
-use ed25519_dalek::{Signer, SigningKey};
+use ed25519_dalek::SigningKey;
 use ibiki_core::PhoneNumber;
-use ibiki_http::provider::testing::base64_encode;
-use ibiki_http::provider::{Provider, Received, Signing, WebhookError, WebhookRequest};
-use ibiki_http::provider::{Telnyx, TelnyxPublicKey};
+use ibiki_providers::Received;
+use ibiki_providers::Signing;
+use ibiki_providers::WebhookError;
+use ibiki_providers::WebhookRequest;
+use ibiki_providers::telnyx::Telnyx;
+use ibiki_providers::telnyx::TelnyxPublicKey;
+use ibiki_providers::testing;
 
 use super::{POST, at, fixture, headers, normalizer};
 
@@ -10,7 +14,7 @@ const URL: &str = "https://sms.example.com/webhooks/telnyx";
 const NOW: i64 = 1_700_000_000;
 
 fn key() -> SigningKey {
-    SigningKey::from_bytes(&[7; 32])
+    testing::telnyx_key([7; 32])
 }
 
 fn telnyx() -> Telnyx {
@@ -20,8 +24,12 @@ fn telnyx() -> Telnyx {
 }
 
 fn sign(timestamp: i64, body: &[u8]) -> String {
-    let message = [timestamp.to_string().as_bytes(), b"|", body].concat();
-    base64_encode(&key().sign(&message).to_bytes())
+    let timestamp = u64::try_from(timestamp).expect("after 1970");
+    let signed = testing::telnyx(&key(), timestamp, body);
+    signed
+        .header("telnyx-signature-ed25519")
+        .expect("a signature")
+        .to_owned()
 }
 
 fn receive(
@@ -39,7 +47,8 @@ fn receive(
         pairs.push(("telnyx-signature-ed25519", signature));
     }
     let headers = headers(&pairs);
-    provider.receive(
+    ibiki_providers::receive(
+        provider,
         &normalizer(),
         &WebhookRequest::new(&POST, URL, &headers, body, at(NOW)),
     )

@@ -1,8 +1,15 @@
 use http::Method;
 use ibiki_core::PhoneNumber;
-use ibiki_http::provider::testing::vonage::compute_signature;
-use ibiki_http::provider::{Form, Provider, Received, Signing, WebhookError, WebhookRequest};
-use ibiki_http::provider::{SignatureMethod, Vonage, VonageKey};
+use ibiki_providers::Form;
+use ibiki_providers::Provider;
+use ibiki_providers::Received;
+use ibiki_providers::Signing;
+use ibiki_providers::WebhookError;
+use ibiki_providers::WebhookRequest;
+use ibiki_providers::testing::compute::vonage::compute_signature;
+use ibiki_providers::vonage::SignatureMethod;
+use ibiki_providers::vonage::Vonage;
+use ibiki_providers::vonage::VonageKey;
 
 use super::{at, fixture, headers, normalizer};
 
@@ -39,7 +46,8 @@ fn receive(
         .into_iter()
         .collect();
     let headers = headers(&pairs);
-    vonage().receive(
+    ibiki_providers::receive(
+        &vonage(),
         &normalizer(),
         &WebhookRequest::new(method, url, &headers, body, at(now)),
     )

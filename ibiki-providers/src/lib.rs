@@ -1,5 +1,6 @@
-//! SMS providers' inbound webhooks, verified and decoded without any web
-//! framework.
+//! SMS providers' inbound webhooks for [ibiki](ibiki_core), verified and
+//! decoded without any web framework. `ibiki-http` serves them at
+//! `/webhooks/{provider}`; any other server can call them the same way.
 //!
 //! A server hands a [`Provider`] the request as it arrived: its method, the
 //! full public URL the provider called, its headers and its raw body, plus
@@ -12,8 +13,32 @@
 //! [`Provider::retry`] say what to answer once the store has (or has not)
 //! recorded the replies.
 //!
-//! Each provider's module cites the documentation and the official SDK
-//! source it follows.
+//! Each provider is a module of its own, holding its [`Provider`] and its
+//! payload types ([`twilio::Twilio`], [`twilio::TwilioMessage`]), and cites
+//! the documentation and the official SDK source it follows. Any other
+//! gateway is described by configuration ([`generic::Generic`]).
+//!
+//! ```
+//! use ibiki_core::Normalizer;
+//! use ibiki_providers::twilio::Twilio;
+//! use ibiki_providers::{Provider, Received, Signing, WebhookRequest};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let twilio = Twilio::new(Signing::AcceptUnsigned);
+//! let (method, headers) = (http::Method::POST, http::HeaderMap::new());
+//! let body = b"MessageSid=SM1&From=%2B15005550006&To=%2B14155550100&Body=Yes";
+//! let mut headers = headers;
+//! headers.insert("content-type", "application/x-www-form-urlencoded".parse()?);
+//! let now = time::OffsetDateTime::now_utc();
+//! let request = WebhookRequest::new(&method, "https://sms.example.com/webhooks/twilio", &headers, body, now);
+//! let Received::Replies(replies) = ibiki_providers::receive(&twilio, &Normalizer::new(), &request)? else {
+//!     unreachable!("a text message")
+//! };
+//! assert_eq!(replies[0].body, "Yes");
+//! # Ok(()) }
+//! ```
+
+#![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -24,130 +49,34 @@ use ibiki_core::{InboundReply, Normalizer, RawReply, ReplyError};
 use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
 
-mod bandwidth;
+pub mod bandwidth;
 mod basic_auth;
 mod clock;
 mod error;
 mod form;
 #[cfg(feature = "testing")]
-pub(crate) mod fuzz;
-mod generic;
-mod infobip;
-mod messagebird;
+#[doc(hidden)]
+pub mod fuzzing;
+pub mod generic;
+pub mod infobip;
+pub mod messagebird;
 mod number;
-mod plivo;
+pub mod plivo;
 mod signing;
-mod sinch;
-mod telnyx;
-mod twilio;
-mod url;
-mod vonage;
-
-pub use self::bandwidth::{Bandwidth, BandwidthEvent, BandwidthMessage};
-pub use self::basic_auth::BasicCredentials;
-pub use self::error::{BoxError, ErrorKind, WebhookError};
-pub use self::form::Form;
-pub use self::generic::{
-    BodyFormat, Generic, GenericAuth, GenericConfig, GenericConfigError, GenericFields,
-    HmacAlgorithm, NumberStyle, SignatureEncoding,
-};
-pub use self::infobip::{Infobip, InfobipInbound, InfobipMessage, InfobipPrice};
-pub use self::messagebird::{MessageBird, MessageBirdClaims, MessageBirdMessage};
-pub use self::plivo::{Plivo, PlivoMessage};
-pub use self::signing::{Signing, SigningMode};
-pub use self::sinch::{
-    Sinch, SinchKey, SinchMediaBody, SinchMediaItem, SinchMoBinary, SinchMoMedia, SinchMoText,
-};
-pub use self::telnyx::{
-    InvalidPublicKey, Telnyx, TelnyxAddress, TelnyxEvent, TelnyxEventData, TelnyxMedia,
-    TelnyxMessage, TelnyxMeta, TelnyxPublicKey,
-};
-pub use self::twilio::{Twilio, TwilioMedia, TwilioMessage};
-pub use self::url::{PublicUrl, PublicUrlError};
-pub use self::vonage::{SignatureMethod, UnknownSignatureMethod, Vonage, VonageKey, VonageMessage};
-
-#[cfg(all(test, feature = "axum"))]
-pub(crate) use self::twilio::EMPTY_TWIML;
-
-/// For tests: signatures computed as each provider computes them, and what
-/// providers send and are answered (feature `testing`; not part of the API).
+pub mod sinch;
+pub mod telnyx;
 #[cfg(feature = "testing")]
 #[doc(hidden)]
-pub mod testing {
-    /// Standard base64, as the signatures travel.
-    pub fn base64_encode(bytes: &[u8]) -> String {
-        super::signing::base64_encode(bytes)
-    }
+pub mod testing;
+pub mod twilio;
+mod url;
+pub mod vonage;
 
-    /// HMAC-SHA1 of the concatenated `parts`.
-    pub fn hmac_sha1(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
-        super::signing::hmac_sha1(key, parts)
-    }
-
-    /// HMAC-SHA256 of the concatenated `parts`.
-    pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
-        super::signing::hmac_sha256(key, parts)
-    }
-
-    /// Twilio's signature, header and answer.
-    pub mod twilio {
-        use crate::provider::twilio as provider;
-
-        /// The signature's header.
-        pub const SIGNATURE_HEADER: &str = provider::SIGNATURE_HEADER;
-        /// What Twilio is answered once its replies are recorded.
-        pub const EMPTY_TWIML: &str = provider::EMPTY_TWIML;
-
-        /// `X-Twilio-Signature`.
-        pub fn compute_signature(
-            auth_token: &str,
-            url: &str,
-            params: &[(String, String)],
-        ) -> String {
-            provider::compute_signature(auth_token, url, params)
-        }
-    }
-
-    /// Plivo's signature, headers and answer.
-    pub mod plivo {
-        use http::Method;
-
-        use crate::provider::plivo as provider;
-
-        /// The signature's header.
-        pub const SIGNATURE_HEADER: &str = provider::SIGNATURE_HEADER;
-        /// The nonce's header.
-        pub const NONCE_HEADER: &str = provider::NONCE_HEADER;
-        /// What Plivo is answered once its replies are recorded.
-        pub const EMPTY_XML: &str = provider::EMPTY_XML;
-
-        /// `X-Plivo-Signature-V3`.
-        pub fn compute_signature(
-            auth_token: &str,
-            method: &Method,
-            url: &str,
-            params: &[(String, String)],
-            nonce: &str,
-        ) -> String {
-            provider::compute_signature(auth_token, method, url, params, nonce)
-        }
-    }
-
-    /// Vonage's signature.
-    pub mod vonage {
-        use crate::provider::SignatureMethod;
-        use crate::provider::vonage as provider;
-
-        /// `sig`.
-        pub fn compute_signature(
-            secret: &str,
-            method: SignatureMethod,
-            params: &[(String, String)],
-        ) -> String {
-            provider::compute_signature(secret, method, params)
-        }
-    }
-}
+pub use self::basic_auth::BasicCredentials;
+pub use self::error::{ErrorKind, WebhookError};
+pub use self::form::Form;
+pub use self::signing::{Signing, SigningMode};
+pub use self::url::{PublicUrl, PublicUrlError};
 
 /// Largest body any provider sends for one delivery, in bytes.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -289,7 +218,9 @@ pub trait Provider: Send + Sync + fmt::Debug {
     /// How it treats signatures (for the server's warning at start).
     fn signing_mode(&self) -> SigningMode;
 
-    /// Verifies the request's signature, then decodes its replies.
+    /// Verifies the request's signature, then decodes its replies. A server
+    /// calls [`receive`], which first refuses what no
+    /// provider accepts.
     fn receive(
         &self,
         normalizer: &Normalizer,
@@ -317,6 +248,18 @@ pub trait Provider: Send + Sync + fmt::Debug {
     fn challenge(&self) -> Option<&'static str> {
         None
     }
+}
+
+/// What `request` carries, as `provider` reads it: the one way in for a
+/// server. Refuses what the provider never sends (another method, a body
+/// over [`MAX_BODY_BYTES`]) before the provider verifies and decodes it.
+pub fn receive(
+    provider: &dyn Provider,
+    normalizer: &Normalizer,
+    request: &WebhookRequest<'_>,
+) -> Result<Received, WebhookError> {
+    request.check(provider)?;
+    provider.receive(normalizer, request)
 }
 
 /// Providers by name, as a server routes them.
@@ -468,3 +411,8 @@ mod tests {
         assert!(error.to_string().contains("body"), "{error}");
     }
 }
+
+/// This crate's README examples, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct CrateReadmeDoctests;

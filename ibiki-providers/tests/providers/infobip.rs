@@ -1,8 +1,12 @@
 use ibiki_core::{InboundReply, PhoneNumber};
-use ibiki_http::provider::{
-    BasicCredentials, Infobip, InfobipInbound, Provider, Received, Signing, WebhookError,
-    WebhookRequest,
-};
+use ibiki_providers::BasicCredentials;
+use ibiki_providers::Provider;
+use ibiki_providers::Received;
+use ibiki_providers::Signing;
+use ibiki_providers::WebhookError;
+use ibiki_providers::WebhookRequest;
+use ibiki_providers::infobip::Infobip;
+use ibiki_providers::infobip::InfobipInbound;
 use proptest::prelude::*;
 
 use super::{POST, at, fixture, headers, json_value, normalizer};
@@ -28,7 +32,8 @@ fn receive(
         pairs.push(("authorization", authorization));
     }
     let headers = headers(&pairs);
-    provider.receive(
+    ibiki_providers::receive(
+        provider,
         &normalizer(),
         &WebhookRequest::new(&POST, URL, &headers, body, at(NOW)),
     )

@@ -1,7 +1,8 @@
 //! HTTP Basic credentials, as Bandwidth and Infobip present them.
 
 use http::{HeaderMap, HeaderValue};
-use ibiki_http::provider::{BasicCredentials, WebhookError};
+use ibiki_providers::BasicCredentials;
+use ibiki_providers::WebhookError;
 use proptest::prelude::*;
 
 const AUTHORIZATION_HEADER: &str = "authorization";

@@ -16,7 +16,7 @@
 //! `messageId` the dedup key, and its full `text` (not `cleanText`, which
 //! drops the keyword) the body. `from` and `to` are international numbers
 //! without `+` (`385916242493`): they get their `+` before they are read
-//! ([`number::international`](super::number::international)), never the
+//! (`number::international`), never the
 //! default region's. The other renderers (`MO_XML`, the older `MO_JSON`) are
 //! not read. A body whose results are all delivery reports (they carry a
 //! `status` and no `text`: "Receive outbound SMS message report",
@@ -162,7 +162,6 @@ impl Provider for Infobip {
         normalizer: &Normalizer,
         request: &WebhookRequest<'_>,
     ) -> Result<Received, WebhookError> {
-        request.check(self)?;
         if let Some(credentials) = self.signing.key(self.name())? {
             credentials.verify(request.headers)?;
         }

@@ -1,12 +1,8 @@
 //! Why a provider's webhook request was refused, and the status that says so.
 
-use std::borrow::Cow;
-use std::error::Error as StdError;
-
 use http::StatusCode;
-
-/// A boxed cause, kept so that logs can show the whole chain.
-pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+use ibiki_core::BoxError;
+use std::borrow::Cow;
 
 /// Why a webhook request was refused.
 ///
@@ -194,6 +190,8 @@ impl WebhookError {
 
 #[cfg(test)]
 mod tests {
+    use std::error::Error as _;
+
     use super::*;
 
     #[test]

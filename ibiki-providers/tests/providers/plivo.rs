@@ -1,8 +1,13 @@
 use http::Method;
 use ibiki_core::PhoneNumber;
-use ibiki_http::provider::Plivo;
-use ibiki_http::provider::testing::plivo::compute_signature;
-use ibiki_http::provider::{Form, Provider, Received, Signing, WebhookError, WebhookRequest};
+use ibiki_providers::Form;
+use ibiki_providers::Provider;
+use ibiki_providers::Received;
+use ibiki_providers::Signing;
+use ibiki_providers::WebhookError;
+use ibiki_providers::WebhookRequest;
+use ibiki_providers::plivo::Plivo;
+use ibiki_providers::testing::compute::plivo::compute_signature;
 
 use super::{POST, at, fixture, headers, normalizer};
 
@@ -28,7 +33,8 @@ fn receive(
         pairs.push(("x-plivo-signature-v3", signature));
     }
     let headers = headers(&pairs);
-    plivo().receive(
+    ibiki_providers::receive(
+        &plivo(),
         &normalizer(),
         &WebhookRequest::new(method, url, &headers, body, at(1_700_000_000)),
     )

@@ -1,8 +1,13 @@
 use ibiki_core::PhoneNumber;
-use ibiki_http::provider::{
-    Bandwidth, BandwidthEvent, BandwidthMessage, BasicCredentials, Provider, Received, Signing,
-    WebhookError, WebhookRequest,
-};
+use ibiki_providers::BasicCredentials;
+use ibiki_providers::Provider;
+use ibiki_providers::Received;
+use ibiki_providers::Signing;
+use ibiki_providers::WebhookError;
+use ibiki_providers::WebhookRequest;
+use ibiki_providers::bandwidth::Bandwidth;
+use ibiki_providers::bandwidth::BandwidthEvent;
+use ibiki_providers::bandwidth::BandwidthMessage;
 use proptest::prelude::*;
 use serde::Deserialize;
 
@@ -29,7 +34,8 @@ fn receive(
         pairs.push(("authorization", authorization));
     }
     let headers = headers(&pairs);
-    provider.receive(
+    ibiki_providers::receive(
+        provider,
         &normalizer(),
         &WebhookRequest::new(&POST, URL, &headers, body, at(NOW)),
     )

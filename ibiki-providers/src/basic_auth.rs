@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use super::error::WebhookError;
 use super::signing;
-use crate::Secret;
+use ibiki_core::Secret;
 
 /// The header carrying the credentials.
 pub(crate) const AUTHORIZATION_HEADER: &str = "authorization";

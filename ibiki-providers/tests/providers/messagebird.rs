@@ -1,10 +1,15 @@
 use http::Method;
 use ibiki_core::PhoneNumber;
-use ibiki_http::Secret;
-use ibiki_http::provider::{
-    ErrorKind, Form, MessageBird, MessageBirdClaims, Provider, Received, Signing, WebhookError,
-    WebhookRequest,
-};
+use ibiki_core::Secret;
+use ibiki_providers::ErrorKind;
+use ibiki_providers::Form;
+use ibiki_providers::Provider;
+use ibiki_providers::Received;
+use ibiki_providers::Signing;
+use ibiki_providers::WebhookError;
+use ibiki_providers::WebhookRequest;
+use ibiki_providers::messagebird::MessageBird;
+use ibiki_providers::messagebird::MessageBirdClaims;
 use proptest::prelude::*;
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -43,7 +48,8 @@ fn receive_with(
     now: i64,
 ) -> Result<Received, WebhookError> {
     let headers = headers(pairs);
-    provider.receive(
+    ibiki_providers::receive(
+        provider,
         &normalizer(),
         &WebhookRequest::new(method, url, &headers, body, at(now)),
     )
@@ -133,7 +139,7 @@ fn documented_shortcode_message_decodes() {
     assert_eq!(reply.to.number(), None);
     assert_eq!(reply.body, "This is an incoming message");
     let form = Form::parse(&query);
-    let message: ibiki_http::provider::MessageBirdMessage =
+    let message: ibiki_providers::messagebird::MessageBirdMessage =
         form.deserialize("MessageBird parameters").expect("decodes");
     assert_eq!(message.keyword.as_deref(), Some("MESSAGEBIRD"));
     assert_eq!(message.operator.as_deref(), Some("20401"));
@@ -290,11 +296,8 @@ fn sdk_jwt_test_cases() {
                 ("messagebird-signature-jwt", &case.token),
             ];
             let headers = headers(&pairs);
-            let error = provider
-                .receive(
-                    &normalizer(),
-                    &WebhookRequest::new(&method, &case.url, &headers, payload, now),
-                )
+            let request = WebhookRequest::new(&method, &case.url, &headers, payload, now);
+            let error = ibiki_providers::receive(&provider, &normalizer(), &request)
                 .expect_err("no message in the SDK cases");
             assert_eq!(
                 error.kind(),

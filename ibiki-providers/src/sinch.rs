@@ -15,7 +15,7 @@
 //! `mo_media_body.py`, `mo_media_item.py`): [`SinchMoText`],
 //! [`SinchMoBinary`], [`SinchMoMedia`]. `from` and `to` are international
 //! numbers without `+` (`12015555555`): they get their `+` before they are
-//! read ([`number::international`](super::number::international)); `to` is
+//! read (`number::international`); `to` is
 //! the Sinch number or short code written to; `id` is the dedup key.
 //!
 //! A `mo_text` is one reply; a `mo_media` is one reply whose text is the
@@ -86,7 +86,7 @@ use super::clock;
 use super::number::international;
 use super::signing::{self, Signing, SigningMode};
 use super::{Fields, Provider, Received, WebhookError, WebhookRequest};
-use crate::Secret;
+use ibiki_core::Secret;
 
 /// The header carrying the signature.
 pub(crate) const SIGNATURE_HEADER: &str = "x-sinch-webhook-signature";
@@ -301,7 +301,6 @@ impl Provider for Sinch {
         normalizer: &Normalizer,
         request: &WebhookRequest<'_>,
     ) -> Result<Received, WebhookError> {
-        request.check(self)?;
         match self.signing.key(self.name())? {
             Some(SinchKey::Hmac(secret)) => {
                 self.verify_hmac(secret, request)?;

@@ -14,7 +14,7 @@ use super::form::Form;
 use super::number::international;
 use super::signing::{self, Signing, SigningMode};
 use super::{Fields, Provider, Received, WebhookError, WebhookRequest};
-use crate::Secret;
+use ibiki_core::Secret;
 
 /// An incoming message: every parameter of the VMN and shortcode callbacks.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -492,7 +492,6 @@ impl Provider for MessageBird {
         normalizer: &Normalizer,
         request: &WebhookRequest<'_>,
     ) -> Result<Received, WebhookError> {
-        request.check(self)?;
         let params = if request.method == Method::GET || request.body.is_empty() {
             // A GET, or a POST whose parameters stayed in the query.
             request.query()

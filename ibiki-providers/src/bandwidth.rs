@@ -175,7 +175,6 @@ impl Provider for Bandwidth {
         normalizer: &Normalizer,
         request: &WebhookRequest<'_>,
     ) -> Result<Received, WebhookError> {
-        request.check(self)?;
         if let Some(credentials) = self.signing.key(self.name())? {
             credentials.verify(request.headers)?;
         }

@@ -51,7 +51,7 @@ use super::form::Form;
 use super::number::international;
 use super::signing::{self, Signing, SigningMode};
 use super::{Answer, Fields, Provider, Received, WebhookError, WebhookRequest};
-use crate::Secret;
+use ibiki_core::Secret;
 
 /// The parameter carrying the signature.
 pub(crate) const SIGNATURE_PARAM: &str = "sig";
@@ -271,7 +271,6 @@ impl Provider for Vonage {
         normalizer: &Normalizer,
         request: &WebhookRequest<'_>,
     ) -> Result<Received, WebhookError> {
-        request.check(self)?;
         let params = if request.method == Method::GET {
             request.query()
         } else if request.is_json() {

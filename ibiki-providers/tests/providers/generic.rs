@@ -1,9 +1,16 @@
 use http::Method;
 use ibiki_core::PhoneNumber;
-use ibiki_http::provider::{
-    ErrorKind, Generic, GenericAuth, GenericConfig, GenericConfigError, NumberStyle, Provider,
-    Received, SigningMode, WebhookError, WebhookRequest,
-};
+use ibiki_providers::ErrorKind;
+use ibiki_providers::Provider;
+use ibiki_providers::Received;
+use ibiki_providers::SigningMode;
+use ibiki_providers::WebhookError;
+use ibiki_providers::WebhookRequest;
+use ibiki_providers::generic::Generic;
+use ibiki_providers::generic::GenericAuth;
+use ibiki_providers::generic::GenericConfig;
+use ibiki_providers::generic::GenericConfigError;
+use ibiki_providers::generic::NumberStyle;
 use proptest::prelude::*;
 
 use super::{POST, at, fixture, headers, normalizer};
@@ -39,7 +46,8 @@ fn receive(
     body: &[u8],
 ) -> Result<Received, WebhookError> {
     let headers = headers(pairs);
-    provider.receive(
+    ibiki_providers::receive(
+        provider,
         &normalizer(),
         &WebhookRequest::new(method, url, &headers, body, at(NOW)),
     )
