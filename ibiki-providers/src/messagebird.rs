@@ -85,7 +85,13 @@ pub struct MessageBirdClaims {
 impl MessageBirdClaims {
     /// The claims MessageBird signs for a request to `url` with `body`
     /// (empty for none), valid from `nbf` to `exp`.
-    pub fn for_request(url: &str, body: &[u8], nbf: i64, exp: i64, jti: impl Into<String>) -> Self {
+    pub(crate) fn for_request(
+        url: &str,
+        body: &[u8],
+        nbf: i64,
+        exp: i64,
+        jti: impl Into<String>,
+    ) -> Self {
         Self {
             iss: MessageBird::ISSUER.to_owned(),
             nbf,
@@ -163,22 +169,22 @@ fn query_escape(text: &str, out: &mut String) {
 
 impl MessageBird {
     /// The header carrying the JWT signature.
-    pub const SIGNATURE_JWT_HEADER: &str = "messagebird-signature-jwt";
+    pub(crate) const SIGNATURE_JWT_HEADER: &str = "messagebird-signature-jwt";
     /// The header carrying the deprecated HMAC signature.
-    pub const LEGACY_SIGNATURE_HEADER: &str = "messagebird-signature";
+    pub(crate) const LEGACY_SIGNATURE_HEADER: &str = "messagebird-signature";
     /// The header carrying the deprecated signature's Unix timestamp.
-    pub const LEGACY_TIMESTAMP_HEADER: &str = "messagebird-request-timestamp";
+    pub(crate) const LEGACY_TIMESTAMP_HEADER: &str = "messagebird-request-timestamp";
     /// The JWT's issuer.
-    pub const ISSUER: &str = "MessageBird";
+    pub(crate) const ISSUER: &str = "MessageBird";
     /// Seconds a JWT is accepted before its `nbf` and after its `exp`.
-    pub const JWT_LEEWAY_SECS: u64 = 5;
+    pub(crate) const JWT_LEEWAY_SECS: u64 = 5;
     /// Seconds between the deprecated signature's timestamp and the server's
     /// clock, either way.
-    pub const LEGACY_TOLERANCE_SECS: u64 = 10;
+    pub(crate) const LEGACY_TOLERANCE_SECS: u64 = 10;
 
-    /// Signs `claims` as MessageBird does (`HS256`): for tests and tools that
-    /// post signed requests.
-    pub fn sign_jwt(signing_key: &str, claims: &MessageBirdClaims) -> String {
+    /// Signs `claims` as MessageBird does (`HS256`), for tests
+    /// (`testing::messagebird`).
+    pub(crate) fn sign_jwt(signing_key: &str, claims: &MessageBirdClaims) -> String {
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
         // Serializing plain strings and integers cannot fail.
         let claims = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).unwrap_or_default());
@@ -190,7 +196,7 @@ impl MessageBird {
     /// Verifies a `MessageBird-Signature-JWT` token for a request to `url`
     /// with `body`, at `now`, as the SDKs' `ValidateSignature` does; returns
     /// its claims.
-    pub fn verify_jwt(
+    pub(crate) fn verify_jwt(
         signing_key: &str,
         token: &str,
         url: &str,
@@ -271,7 +277,7 @@ impl MessageBird {
 
     /// The query as the deprecated scheme signs it: sorted by name (each
     /// name's values in the order sent), URL-encoded (Go's `url.Values.Encode`).
-    pub fn legacy_sorted_query(query: &Form) -> String {
+    pub(crate) fn legacy_sorted_query(query: &Form) -> String {
         let mut pairs: Vec<(&str, &str)> = query
             .pairs()
             .iter()
@@ -293,7 +299,7 @@ impl MessageBird {
 
     /// The deprecated `MessageBird-Signature`: base64 HMAC-SHA256 of
     /// `timestamp \n sorted_query \n sha256(body)`.
-    pub fn legacy_signature(
+    pub(crate) fn legacy_signature(
         signing_key: &str,
         timestamp: &str,
         sorted_query: &str,
@@ -314,7 +320,7 @@ impl MessageBird {
 
     /// Verifies the deprecated `MessageBird-Signature` of a request with
     /// `query` and `body`, then its timestamp's freshness.
-    pub fn verify_legacy(
+    pub(crate) fn verify_legacy(
         signing_key: &str,
         signature: &str,
         timestamp: &str,

@@ -241,3 +241,56 @@ pub mod compute {
         }
     }
 }
+
+/// MessageBird's own computations, for the SDKs' test vectors and for
+/// tokens no provider would send (expired, another key, another URL).
+pub mod messagebird {
+    use time::OffsetDateTime;
+
+    use crate::WebhookError;
+    use crate::form::Form;
+    use crate::messagebird::{MessageBird, MessageBirdClaims};
+
+    /// `MessageBird-Signature-JWT`.
+    pub const SIGNATURE_JWT_HEADER: &str = MessageBird::SIGNATURE_JWT_HEADER;
+    /// The deprecated `MessageBird-Signature`.
+    pub const LEGACY_SIGNATURE_HEADER: &str = MessageBird::LEGACY_SIGNATURE_HEADER;
+    /// The deprecated scheme's timestamp header.
+    pub const LEGACY_TIMESTAMP_HEADER: &str = MessageBird::LEGACY_TIMESTAMP_HEADER;
+
+    /// The claims of a request to `url` with `body`, valid from `nbf` to `exp`.
+    pub fn claims(url: &str, body: &[u8], nbf: i64, exp: i64, jti: &str) -> MessageBirdClaims {
+        MessageBirdClaims::for_request(url, body, nbf, exp, jti)
+    }
+
+    /// An HS256 token of `claims`.
+    pub fn sign_jwt(signing_key: &str, claims: &MessageBirdClaims) -> String {
+        MessageBird::sign_jwt(signing_key, claims)
+    }
+
+    /// A token checked as a request's, at `now`.
+    pub fn verify_jwt(
+        signing_key: &str,
+        token: &str,
+        url: &str,
+        body: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<MessageBirdClaims, WebhookError> {
+        MessageBird::verify_jwt(signing_key, token, url, body, now)
+    }
+
+    /// The deprecated scheme's query, sorted as it signs it.
+    pub fn legacy_sorted_query(query: &Form) -> String {
+        MessageBird::legacy_sorted_query(query)
+    }
+
+    /// The deprecated scheme's signature.
+    pub fn legacy_signature(
+        signing_key: &str,
+        timestamp: &str,
+        sorted_query: &str,
+        body: &[u8],
+    ) -> String {
+        MessageBird::legacy_signature(signing_key, timestamp, sorted_query, body)
+    }
+}

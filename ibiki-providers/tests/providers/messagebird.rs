@@ -9,7 +9,7 @@ use ibiki_providers::Signing;
 use ibiki_providers::WebhookError;
 use ibiki_providers::WebhookRequest;
 use ibiki_providers::messagebird::MessageBird;
-use ibiki_providers::messagebird::MessageBirdClaims;
+use ibiki_providers::testing::messagebird as mb;
 use proptest::prelude::*;
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -27,9 +27,9 @@ fn messagebird() -> MessageBird {
 
 /// The JWT MessageBird sends for a request to `url` with `body`.
 fn jwt(url: &str, body: &[u8]) -> String {
-    MessageBird::sign_jwt(
+    mb::sign_jwt(
         KEY,
-        &MessageBirdClaims::for_request(
+        &mb::claims(
             url,
             body,
             NOW,
@@ -151,9 +151,9 @@ fn a_retried_delivery_keeps_its_id() {
     let query = fixture("messagebird/vmn.query");
     let first = one_reply(post(&query, Some(&jwt(URL, &query)), NOW).expect("first"));
     // MessageBird signs each attempt anew.
-    let token = MessageBird::sign_jwt(
+    let token = mb::sign_jwt(
         KEY,
-        &MessageBirdClaims::for_request(URL, &query, NOW + 600, NOW + 660, "another-jti"),
+        &mb::claims(URL, &query, NOW + 600, NOW + 660, "another-jti"),
     );
     let again = one_reply(post(&query, Some(&token), NOW + 600).expect("retry"));
     assert!(first.message_id.is_some());
@@ -169,10 +169,7 @@ fn wrong_missing_and_expired_signatures_are_unauthorized() {
         .replace("incoming", "outgoing");
     let wrong = post(tampered.as_bytes(), Some(&token), NOW).expect_err("tampered");
     assert!(matches!(wrong, WebhookError::BadSignature), "{wrong}");
-    let other_key = MessageBird::sign_jwt(
-        "not-the-key",
-        &MessageBirdClaims::for_request(URL, &query, NOW, NOW + 60, "j"),
-    );
+    let other_key = mb::sign_jwt("not-the-key", &mb::claims(URL, &query, NOW, NOW + 60, "j"));
     let forged = post(&query, Some(&other_key), NOW).expect_err("other key");
     assert!(matches!(forged, WebhookError::BadSignature), "{forged}");
     let other_url = jwt("https://evil.example/webhooks/messagebird", &query);
@@ -180,7 +177,7 @@ fn wrong_missing_and_expired_signatures_are_unauthorized() {
     assert!(matches!(moved, WebhookError::BadSignature), "{moved}");
     let missing = post(&query, None, NOW).expect_err("unsigned");
     assert!(
-        matches!(missing, WebhookError::MissingSignature { header } if header == MessageBird::SIGNATURE_JWT_HEADER),
+        matches!(missing, WebhookError::MissingSignature { header } if header == mb::SIGNATURE_JWT_HEADER),
         "{missing}"
     );
     let expired = post(&query, Some(&token), NOW + 66).expect_err("expired");
@@ -198,7 +195,7 @@ fn wrong_missing_and_expired_signatures_are_unauthorized() {
 fn the_deprecated_signature_is_accepted_unless_jwt_only() {
     let query = fixture("messagebird/vmn.query");
     let timestamp = NOW.to_string();
-    let signature = MessageBird::legacy_signature(KEY, &timestamp, "", &query);
+    let signature = mb::legacy_signature(KEY, &timestamp, "", &query);
     let pairs = [
         ("content-type", FORM),
         ("messagebird-signature", signature.as_str()),
@@ -223,7 +220,7 @@ fn the_deprecated_signature_is_accepted_unless_jwt_only() {
     );
     // The query is signed too.
     let url = format!("{URL}?ref=1");
-    let signature = MessageBird::legacy_signature(KEY, &timestamp, "ref=1", &query);
+    let signature = mb::legacy_signature(KEY, &timestamp, "ref=1", &query);
     let pairs = [
         ("content-type", FORM),
         ("messagebird-signature", signature.as_str()),
@@ -266,7 +263,7 @@ fn sdk_jwt_test_cases() {
             .as_deref()
             .unwrap_or("random-secret-to-not-fail-test");
         let payload = case.payload.as_deref().unwrap_or("").as_bytes();
-        let result = MessageBird::verify_jwt(secret, &case.token, &case.url, payload, now);
+        let result = mb::verify_jwt(secret, &case.token, &case.url, payload, now);
         match (&result, case.valid) {
             (Ok(claims), true) => assert_eq!(claims.iss, "MessageBird", "{}", case.name),
             (Err(error), false) => {
