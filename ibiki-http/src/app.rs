@@ -18,9 +18,9 @@ use crate::auth::{AdminAuth, require_admin};
 use crate::error::{ApiError, StoreFailed};
 use crate::metrics::Metrics;
 use crate::openapi::{ErrorBody, Health};
-use crate::signature::WebhookSecret;
+use crate::sms_signature::WebhookSecret;
 use crate::{
-    admin, events, history, inbox, metrics, openapi, pages, provider_webhook, reroute, webhook,
+    admin, events, held, history, inbox, metrics, openapi, pages, provider_webhook, sms_webhook,
 };
 use ibiki_providers::{MAX_BODY_BYTES, PublicUrl, Registry};
 
@@ -281,8 +281,8 @@ fn api_routes() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(admin::route))
         .routes(routes!(history::history))
         .routes(routes!(admin::clients))
-        .routes(routes!(inbox::held))
-        .routes(routes!(reroute::deliver))
+        .routes(routes!(held::list))
+        .routes(routes!(held::deliver))
         .routes(routes!(inbox::messages))
         .routes(routes!(events::events))
         .routes(routes!(metrics::serve))
@@ -291,7 +291,7 @@ fn api_routes() -> OpenApiRouter<Arc<App>> {
 /// The public routes.
 fn public_routes() -> OpenApiRouter<Arc<App>> {
     OpenApiRouter::new()
-        .routes(routes!(webhook::receive))
+        .routes(routes!(sms_webhook::receive))
         .routes(routes!(healthz))
         .routes(routes!(openapi::serve_document))
 }

@@ -9,8 +9,8 @@ use ibiki_core::{Destination, InboundReply, MessageId, Normalizer};
 use time::OffsetDateTime;
 
 use crate::request::BodyFormat;
-use crate::signature::{SignatureError, SignatureHeader, TOLERANCE_SECS, WebhookSecret};
-use crate::webhook::{self, FormPayload, JsonPayload};
+use crate::sms_signature::{SignatureError, SignatureHeader, TOLERANCE_SECS, WebhookSecret};
+use crate::sms_webhook::{self, FormPayload, JsonPayload};
 use ibiki_core::Secret;
 
 /// Target `decode_webhook`: the first byte picks the format (even: JSON, odd:
@@ -29,11 +29,11 @@ pub fn decode_webhook(data: &[u8]) {
     };
     let normalizer = Normalizer::new();
     let now = OffsetDateTime::UNIX_EPOCH;
-    let Ok(reply) = webhook::decode(format, body, &normalizer, now) else {
+    let Ok(reply) = sms_webhook::decode(format, body, &normalizer, now) else {
         return;
     };
     check_limits(&reply);
-    let again = webhook::decode(format, &encode(format, &reply), &normalizer, now)
+    let again = sms_webhook::decode(format, &encode(format, &reply), &normalizer, now)
         .unwrap_or_else(|e| panic!("re-encoded {reply:?} is rejected: {}", e.code()));
     assert_eq!(again, reply, "decode(encode(reply)) differs");
 }
@@ -211,7 +211,7 @@ mod tests {
         let json = br#"{"messageId":"SM1","from":"+15005550006","to":"+1 415 555 0100","body":"a\u0000b"}"#;
         let form = b"MessageSid=SM1&From=%2B15005550006&To=%2B14155550100&Body=a+b";
         for (format, body) in [(BodyFormat::Json, &json[..]), (BodyFormat::Form, &form[..])] {
-            let reply = webhook::decode(format, body, &normalizer, now).expect("decodes");
+            let reply = sms_webhook::decode(format, body, &normalizer, now).expect("decodes");
             assert!(matches!(reply.to, Destination::Number(_)), "{reply:?}");
             let mut data = vec![u8::from(format == BodyFormat::Form)];
             data.extend_from_slice(body);

@@ -1,4 +1,4 @@
-//! The listings: a client's inbox and the held replies.
+//! `GET /api/clients/{userId}/messages`: a client's inbox, page by page.
 
 use std::sync::Arc;
 
@@ -62,26 +62,4 @@ pub(crate) async fn messages(
     let client = client_id(&path_segment(path)?)?;
     let page = page_request(query.as_deref())?;
     Ok(Json(app.store().inbox(&client, &page).await?.into()))
-}
-
-/// `GET /api/admin/held?limit=N&after=CURSOR`: replies nobody owns yet.
-#[utoipa::path(
-    get,
-    path = "/api/admin/held",
-    tag = "admin",
-    security(("bearer" = [])),
-    params(PageParams),
-    responses(
-        (status = 200, description = "One page of the held replies", body = MessagesAnswer),
-        (status = 400, description = "Invalid `limit`, `after` or query string", body = ErrorBody),
-        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
-        (status = 503, description = "The store is unavailable; retry later", body = ErrorBody),
-    )
-)]
-pub(crate) async fn held(
-    State(app): State<Arc<App>>,
-    RawQuery(query): RawQuery,
-) -> Result<Json<MessagesAnswer>, ApiError> {
-    let page = page_request(query.as_deref())?;
-    Ok(Json(app.store().held(&page).await?.into()))
 }

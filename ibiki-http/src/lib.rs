@@ -67,6 +67,8 @@ mod events;
 #[doc(hidden)]
 pub mod fuzzing;
 #[cfg(feature = "axum")]
+mod held;
+#[cfg(feature = "axum")]
 mod history;
 #[cfg(feature = "axum")]
 mod inbox;
@@ -80,11 +82,9 @@ mod pages;
 mod provider_webhook;
 #[cfg(feature = "axum")]
 mod request;
+mod sms_signature;
 #[cfg(feature = "axum")]
-mod reroute;
-mod signature;
-#[cfg(feature = "axum")]
-mod webhook;
+mod sms_webhook;
 
 #[cfg(feature = "axum")]
 pub use crate::app::{ADMIN_BODY_LIMIT, App, WEBHOOK_BODY_LIMIT};
@@ -100,7 +100,7 @@ pub use crate::metrics::Metrics;
 pub use crate::openapi::document as openapi_document;
 #[cfg(feature = "axum")]
 pub use crate::pages::CONTENT_SECURITY_POLICY_VALUE;
-pub use crate::signature::{
+pub use crate::sms_signature::{
     HEADER as SIGNATURE_HEADER, SignatureError, SignatureHeader,
     TOLERANCE_SECS as SIGNATURE_TOLERANCE_SECS, WebhookSecret,
 };

@@ -1,12 +1,12 @@
-//! `POST /api/admin/held/{id}/deliver`: an operator moves a held reply into
-//! an inbox.
+//! The held replies: `GET /api/admin/held` lists them, and
+//! `POST /api/admin/held/{id}/deliver` moves one into an inbox by hand.
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use ibiki_core::{HeldTarget, StoredReply};
 use serde::Deserialize;
@@ -15,8 +15,32 @@ use utoipa::ToSchema;
 use crate::admin::{client_id, lookup_number, path_segment};
 use crate::app::{ADMIN_BODY_LIMIT, App};
 use crate::error::ApiError;
+use crate::inbox::MessagesAnswer;
 use crate::openapi::ErrorBody;
-use crate::request::{BodyFormat, body_bytes, body_format, parse_json};
+use crate::request::{BodyFormat, PageParams, body_bytes, body_format, page_request, parse_json};
+
+/// `GET /api/admin/held?limit=N&after=CURSOR`: replies nobody owns yet.
+#[utoipa::path(
+    get,
+    path = "/api/admin/held",
+    operation_id = "held",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(PageParams),
+    responses(
+        (status = 200, description = "One page of the held replies", body = MessagesAnswer),
+        (status = 400, description = "Invalid `limit`, `after` or query string", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 503, description = "The store is unavailable; retry later", body = ErrorBody),
+    )
+)]
+pub(crate) async fn list(
+    State(app): State<Arc<App>>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<MessagesAnswer>, ApiError> {
+    let page = page_request(query.as_deref())?;
+    Ok(Json(app.store().held(&page).await?.into()))
+}
 
 /// The body: exactly one of `userId` and `phoneNumber`.
 #[derive(Debug, Deserialize, ToSchema)]

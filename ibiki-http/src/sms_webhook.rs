@@ -23,7 +23,7 @@ use crate::error::ApiError;
 use crate::metrics::SMS_ROUTE;
 use crate::openapi::ErrorBody;
 use crate::request::{BodyFormat, body_bytes, body_format, parse_form, parse_json};
-use crate::signature::{self, SignatureError, SignatureHeader};
+use crate::sms_signature::{self, SignatureError, SignatureHeader};
 use ibiki_providers::Form;
 
 /// A JSON reply: `{"messageId", "from", "to", "body"}`.
@@ -295,7 +295,7 @@ async fn read(app: &App, request: Request) -> Result<InboundReply, ApiError> {
 /// The signature header, parsed and within the time tolerance.
 fn fresh_signature(headers: &HeaderMap) -> Result<SignatureHeader, ApiError> {
     let value = headers
-        .get(signature::HEADER)
+        .get(sms_signature::HEADER)
         .ok_or(SignatureError::Missing)
         .and_then(|v| v.to_str().map_err(|_| SignatureError::Malformed))
         .map_err(signature_rejected)?;
