@@ -85,6 +85,7 @@ pub struct MessageBirdClaims {
 impl MessageBirdClaims {
     /// The claims MessageBird signs for a request to `url` with `body`
     /// (empty for none), valid from `nbf` to `exp`.
+    #[cfg(any(test, feature = "testing"))]
     pub(crate) fn for_request(
         url: &str,
         body: &[u8],
@@ -184,6 +185,7 @@ impl MessageBird {
 
     /// Signs `claims` as MessageBird does (`HS256`), for tests
     /// (`testing::messagebird`).
+    #[cfg(any(test, feature = "testing"))]
     pub(crate) fn sign_jwt(signing_key: &str, claims: &MessageBirdClaims) -> String {
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
         // Serializing plain strings and integers cannot fail.
@@ -401,7 +403,7 @@ impl MessageBird {
 /// SHA-256 of the body (messagebird/go-rest-api `signature/signature.go`,
 /// `calculateSignature` and `url.Values.Encode`; php-rest-api
 /// `RequestValidator::verify`). Its timestamp must be within
-/// [`MessageBird::LEGACY_TOLERANCE_SECS`] of the server's clock (the PHP SDK's
+/// 10 seconds of the server's clock (the PHP SDK's
 /// `isRecent` default; the Go SDK allows 2.5 s either way). It signs
 /// neither the host nor the path. [`MessageBird::jwt_only`] refuses it.
 ///
