@@ -8,8 +8,10 @@
 //! Needs `DATABASE_URL` (skipped without it, unless `CI` is set).
 #![cfg(all(unix, feature = "postgres"))]
 
+#[path = "support/server_process.rs"]
+mod server_process;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -17,10 +19,9 @@ use std::time::{Duration, Instant};
 use ibiki_postgres::testing::{SchemaGuard, check_reachable, database_url, unique_schema};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-use tokio::sync::oneshot;
-use tokio::time::{sleep, timeout};
+use tokio::time::sleep;
+
+use crate::server_process::ServerProcess;
 
 const TOKEN: &str = "cluster-token";
 /// How long replies are posted.
@@ -40,62 +41,14 @@ fn client(i: usize) -> String {
     format!("client-{i}")
 }
 
-/// A running `ibiki-server`: its stderr is drained so it never blocks.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    async fn start(url: &str, schema: &str) -> Self {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_ibiki-server"));
-        for name in [
-            "IBIKI_DEFAULT_REGION",
-            "IBIKI_WEBHOOK_SECRET",
-            "IBIKI_LISTEN",
-        ] {
-            command.env_remove(name);
-        }
-        command
-            .args(["--listen", "127.0.0.1:0"])
-            .env("DATABASE_URL", url)
-            .env("IBIKI_DATABASE_SCHEMA", schema)
-            .env("IBIKI_ADMIN_TOKEN", TOKEN)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let mut child = command.spawn().expect("spawn ibiki-server");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let (found, address) = oneshot::channel();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stderr).lines();
-            let mut found = Some(found);
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some((_, address)) = line.split_once("listening address=")
-                    && let Some(found) = found.take()
-                {
-                    let _ = found.send(address.trim().to_owned());
-                }
-            }
-        });
-        let address = timeout(Duration::from_secs(60), address)
-            .await
-            .expect("listening within 60 s")
-            .expect("ibiki-server exited before listening");
-        Self {
-            child,
-            base: format!("http://{address}"),
-        }
-    }
-
-    /// SIGKILL: no shutdown, requests in flight are cut.
-    async fn kill(mut self) {
-        self.child.start_kill().expect("SIGKILL");
-        let status = self.child.wait().await.expect("wait");
-        assert!(!status.success(), "killed: {status}");
-    }
+/// A running `ibiki-server` on the shared schema.
+async fn start_server(url: &str, schema: &str) -> ServerProcess {
+    let env = [
+        ("DATABASE_URL", url),
+        ("IBIKI_DATABASE_SCHEMA", schema),
+        ("IBIKI_ADMIN_TOKEN", TOKEN),
+    ];
+    ServerProcess::start(&[], &env).await
 }
 
 /// The current address of each process (a restarted one listens elsewhere).
@@ -288,9 +241,9 @@ async fn three_servers_one_database_kill_9_and_reassignments() {
 
     // Three processes migrate the same schema at once.
     let (a, b, c) = tokio::join!(
-        Server::start(&url, &schema),
-        Server::start(&url, &schema),
-        Server::start(&url, &schema)
+        start_server(&url, &schema),
+        start_server(&url, &schema),
+        start_server(&url, &schema)
     );
     let addresses: Addresses = Arc::new(RwLock::new(vec![
         a.base.clone(),
@@ -333,7 +286,7 @@ async fn three_servers_one_database_kill_9_and_reassignments() {
     sleep(LOAD / 3).await;
     a.kill().await;
     sleep(Duration::from_millis(300)).await;
-    let a = Server::start(&url, &schema).await;
+    let a = start_server(&url, &schema).await;
     addresses.write().expect("addresses")[0] = a.base.clone();
     restarted.store(true, Ordering::Relaxed);
     sleep(LOAD * 2 / 3).await;

@@ -11,3 +11,6 @@ mod import;
 mod network;
 #[cfg(all(unix, feature = "postgres"))]
 mod process;
+#[cfg(all(unix, feature = "postgres"))]
+#[path = "../support/server_process.rs"]
+mod server_process;

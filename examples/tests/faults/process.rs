@@ -3,7 +3,6 @@
 //! 2xx.
 
 use std::collections::BTreeMap;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -13,12 +12,10 @@ use ibiki_http::WebhookSecret;
 use ibiki_postgres::testing::{SchemaGuard, check_reachable, database_url, unique_schema};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-use tokio::sync::oneshot;
-use tokio::time::{sleep, timeout};
+use tokio::time::sleep;
 
 use crate::proxy::FaultProxy;
+use crate::server_process::ServerProcess;
 
 pub(crate) const TOKEN: &str = "faults-token";
 pub(crate) const SECRET: &str = "faults-webhook-secret";
@@ -73,50 +70,31 @@ fn host_port(url: &str) -> String {
     }
 }
 
-/// A running `ibiki-server`, its stderr drained so it never blocks.
+/// A running `ibiki-server` on the database through the proxy.
 pub(crate) struct Server {
-    _child: Child,
+    _process: ServerProcess,
     pub(crate) base: String,
 }
 
 impl Server {
     pub(crate) async fn start(database: &Database) -> Self {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_ibiki-server"));
-        for name in ["IBIKI_DEFAULT_REGION", "IBIKI_LISTEN", "DATABASE_URL"] {
-            command.env_remove(name);
-        }
-        command
-            .args(["--listen", "127.0.0.1:0", "--database-url", database.url()])
-            .args(["--database-schema", &database.schema])
-            .args(["--database-timeout", &format!("{}ms", DEADLINE.as_millis())])
-            .env("IBIKI_ADMIN_TOKEN", TOKEN)
-            .env("IBIKI_WEBHOOK_SECRET", SECRET)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let mut child = command.spawn().expect("spawn ibiki-server");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let (found, address) = oneshot::channel();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stderr).lines();
-            let mut found = Some(found);
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some((_, address)) = line.split_once("listening address=")
-                    && let Some(found) = found.take()
-                {
-                    let _ = found.send(address.trim().to_owned());
-                }
-            }
-        });
-        let address = timeout(Duration::from_secs(60), address)
-            .await
-            .expect("listening within 60 s")
-            .expect("ibiki-server exited before listening");
+        let timeout = format!("{}ms", DEADLINE.as_millis());
+        let args = [
+            "--database-url",
+            database.url(),
+            "--database-schema",
+            &database.schema,
+            "--database-timeout",
+            &timeout,
+        ];
+        let env = [
+            ("IBIKI_ADMIN_TOKEN", TOKEN),
+            ("IBIKI_WEBHOOK_SECRET", SECRET),
+        ];
+        let process = ServerProcess::start(&args, &env).await;
         Self {
-            _child: child,
-            base: format!("http://{address}"),
+            base: process.base.clone(),
+            _process: process,
         }
     }
 
