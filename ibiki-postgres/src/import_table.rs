@@ -252,7 +252,7 @@ impl ImportTableReader {
 #[non_exhaustive]
 pub enum ImportTableError {
     /// The table does not exist (or is not visible to this user).
-    #[error("table \"{table}\" does not exist in the old database")]
+    #[error("table \"{table}\" does not exist in the legacy database")]
     NoTable {
         /// The table as given.
         table: String,
@@ -268,7 +268,7 @@ pub enum ImportTableError {
         columns: Vec<String>,
     },
     /// The database failed.
-    #[error("old database: {0}")]
+    #[error("legacy database: {0}")]
     Database(#[source] sqlx::Error),
 }
 
