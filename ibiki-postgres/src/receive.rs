@@ -63,9 +63,8 @@
 //! unknown, as for a connection error), while the next batch goes ahead on
 //! another connection. A caller that gave up is not recorded afterwards.
 
-use std::sync::{Arc, Mutex};
-
 use std::fmt;
+use std::sync::{Arc, Mutex};
 
 use ibiki_core::{
     BoxError, ClientId, Destination, InboundReply, MessageId, PhoneNumber, Receipt, StoreError,
