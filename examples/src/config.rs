@@ -15,14 +15,15 @@ use crate::store::DatabaseFlags;
 #[derive(Debug, Clone, Parser)]
 #[command(name = "ibiki-server", version, about)]
 pub struct Config {
-    /// Address and port to listen on.
-    #[arg(long, env = "IBIKI_LISTEN", default_value = "127.0.0.1:8080")]
+    /// Address and port to listen on (e.g. 127.0.0.1:8080, or 0.0.0.0:8080
+    /// for every interface).
+    #[arg(long, env = "IBIKI_LISTEN", default_value = "127.0.0.1:8080", value_parser = parse_listen)]
     pub listen: SocketAddr,
 
     /// Address and port serving GET /metrics WITHOUT the admin token, for a
     /// scraper on a private network. Without it, /metrics is served on
     /// --listen only, behind the admin token.
-    #[arg(long, env = "IBIKI_METRICS_LISTEN")]
+    #[arg(long, env = "IBIKI_METRICS_LISTEN", value_parser = parse_listen)]
     pub metrics_listen: Option<SocketAddr>,
 
     /// PostgreSQL URL. Without one, everything is kept in memory and lost on
@@ -57,6 +58,19 @@ pub struct Config {
     /// --help`, `ibiki-server prune --help`).
     #[command(subcommand)]
     pub command: Option<crate::import::Command>,
+}
+
+/// Reads an address and a port, saying what is wanted when either is
+/// missing (`8080` alone is the commonest mistake).
+pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    text.parse().map_err(|_| {
+        let hint = if text.parse::<u16>().is_ok() {
+            format!("a port needs its address too: 127.0.0.1:{text} (this machine only) or 0.0.0.0:{text} (every interface)")
+        } else {
+            "write an address and a port, e.g. 127.0.0.1:8080 ([::1]:8080 for IPv6)".to_owned()
+        };
+        format!("{text:?} is not an address and port: {hint}")
+    })
 }
 
 #[cfg(test)]
@@ -200,6 +214,18 @@ mod tests {
         ] {
             assert!(help.contains(flag), "{flag} missing from --help");
         }
+    }
+
+    #[test]
+    fn a_port_alone_gets_an_example() {
+        let error = parse_listen("8080").expect_err("no address");
+        assert!(error.contains("127.0.0.1:8080"), "{error}");
+        let error = parse_listen("nowhere").expect_err("no port");
+        assert!(error.contains("e.g. 127.0.0.1:8080"), "{error}");
+        assert_eq!(
+            parse_listen("[::1]:9"),
+            Ok("[::1]:9".parse().expect("an address"))
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 
 use axum::Router;
 use ibiki_core::Normalizer;
@@ -52,11 +53,11 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     };
     let app = app.with_shutdown(when_stopped(stopped.clone()));
     let metrics = app.metrics().router(store);
-    let listener = TcpListener::bind(config.listen).await?;
+    let listener = bind(config.listen, "--listen").await?;
     tracing::info!(address = %listener.local_addr()?, "listening");
     let metrics = match config.metrics_listen {
         Some(address) => {
-            let listener = TcpListener::bind(address).await?;
+            let listener = bind(address, "--metrics-listen").await?;
             tracing::info!(
                 address = %listener.local_addr()?,
                 "serving /metrics without the admin token"
@@ -75,6 +76,25 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Listens on `address`, or says which address failed, and why, and which
+/// flag chooses another.
+async fn bind(address: SocketAddr, flag: &str) -> Result<TcpListener, StartError> {
+    TcpListener::bind(address).await.map_err(|error| {
+        let hint = match error.kind() {
+            io::ErrorKind::AddrInUse => format!(
+                "the address is already in use (another ibiki-server?); choose another with {flag}"
+            ),
+            io::ErrorKind::PermissionDenied => {
+                format!(
+                    "not allowed (ports below 1024 need privileges); choose another with {flag}"
+                )
+            }
+            _ => format!("{error}; choose another with {flag}"),
+        };
+        format!("cannot listen on {address}: {hint}").into()
+    })
 }
 
 /// Compiles the numbering metadata while the server already listens, so no

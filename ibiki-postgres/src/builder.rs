@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use ibiki_core::StoreError;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgConnection};
 
 use crate::PostgresStore;
 use crate::error::{backend, store_error};
@@ -141,10 +142,12 @@ impl PostgresStoreBuilder {
     pub async fn connect(self) -> Result<PostgresStore, StoreError> {
         let schema = Schema::new(&self.schema).map_err(backend)?;
         let options = self.connect_options()?;
+        let connect_within = self.acquire_timeout.min(self.call_timeout);
+        check_server(&options, connect_within).await?;
         let bound = keepalive::ping_bound(self.call_timeout);
         let pool = PgPoolOptions::new()
             .max_connections(self.max_connections)
-            .acquire_timeout(self.acquire_timeout.min(self.call_timeout))
+            .acquire_timeout(connect_within)
             .test_before_acquire(false)
             .before_acquire(move |conn, meta| {
                 Box::pin(async move {
@@ -156,9 +159,7 @@ impl PostgresStoreBuilder {
             .after_release(move |conn, _| {
                 Box::pin(async move { Ok(keepalive::answers(conn, bound).await) })
             })
-            .connect_with(options)
-            .await
-            .map_err(store_error)?;
+            .connect_lazy_with(options);
         let store = PostgresStore::new(pool, schema, self.call_timeout);
         tokio::spawn(keepalive::ping_idle(
             store.pool().clone(),
@@ -169,6 +170,7 @@ impl PostgresStoreBuilder {
     }
 
     fn connect_options(&self) -> Result<PgConnectOptions, StoreError> {
+        check_scheme(&self.url)?;
         let mut options = PgConnectOptions::from_str(&self.url).map_err(store_error)?;
         if options.get_application_name().is_none() {
             options = options.application_name("ibiki");
@@ -195,6 +197,64 @@ impl PostgresStoreBuilder {
         }
         Ok(options.options(session))
     }
+}
+
+/// The schemes of a PostgreSQL URL; sqlx reads any other as one too, and a
+/// `mysql://` URL would fail later as a missing database.
+fn check_scheme(url: &str) -> Result<(), StoreError> {
+    let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
+    if matches!(scheme, "postgres" | "postgresql") {
+        return Ok(());
+    }
+    let got = if scheme.is_empty() {
+        "it has no scheme".to_owned()
+    } else {
+        format!("not {scheme}://")
+    };
+    Err(backend(format!(
+        "a PostgreSQL URL starts with postgres:// or postgresql://, {got} \
+         (e.g. postgres://user@localhost:5432/database)"
+    )))
+}
+
+/// Opens one connection within `within` and closes it: the pool would report
+/// any failure as "pool timed out", without the server or the cause.
+async fn check_server(options: &PgConnectOptions, within: Duration) -> Result<(), StoreError> {
+    let server = match options.get_socket() {
+        Some(socket) => format!("the socket {}", socket.display()),
+        None => format!("{}:{}", options.get_host(), options.get_port()),
+    };
+    match tokio::time::timeout(within, PgConnection::connect_with(options)).await {
+        Ok(Ok(conn)) => {
+            // The answer is in; a failed goodbye only drops the socket.
+            let _ = conn.close().await;
+            Ok(())
+        }
+        Ok(Err(sqlx::Error::Io(source))) => {
+            Err(StoreError::Unavailable(Box::new(ConnectError::Failed {
+                server,
+                source,
+            })))
+        }
+        Ok(Err(error)) => Err(store_error(error)),
+        Err(_) => Err(StoreError::Unavailable(Box::new(ConnectError::Silent {
+            server,
+            millis: within.as_millis(),
+        }))),
+    }
+}
+
+/// Why the first connection to the server failed, and where it was.
+#[derive(Debug, thiserror::Error)]
+enum ConnectError {
+    #[error("cannot connect to PostgreSQL at {server}: {source}")]
+    Failed {
+        server: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot connect to PostgreSQL at {server}: no answer within {millis} ms")]
+    Silent { server: String, millis: u128 },
 }
 
 /// Leaves the URL out: it may hold a password.

@@ -285,3 +285,54 @@ async fn postgres_mode_keeps_replies_across_a_restart() {
     let (status, _) = server.terminate().await;
     assert!(status.success());
 }
+
+/// Runs the binary with `args` until it exits: its stderr and how long it
+/// took.
+async fn failed_start(args: &[&str]) -> (String, Duration) {
+    let mut command = server_command();
+    command.args(args);
+    let started = std::time::Instant::now();
+    let output = timeout(Duration::from_secs(60), command.output())
+        .await
+        .expect("exits within 60 s")
+        .expect("run ibiki-server");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(!output.status.success(), "{args:?}: {stderr}");
+    assert!(!stderr.contains("listening"), "{args:?}: {stderr}");
+    (stderr, started.elapsed())
+}
+
+#[tokio::test]
+async fn start_up_mistakes_say_their_cause_and_fix() {
+    let (stderr, _) = failed_start(&["--listen", "8080"]).await;
+    assert!(stderr.contains("127.0.0.1:8080"), "{stderr}");
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let address = taken.local_addr().expect("its address").to_string();
+    let (stderr, _) = failed_start(&["--listen", &address]).await;
+    assert!(
+        stderr.contains(&format!("cannot listen on {address}")) && stderr.contains("in use"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--listen"), "{stderr}");
+
+    let (stderr, took) = failed_start(&["--database-url", "mysql://root@127.0.0.1:1/app"]).await;
+    assert!(stderr.contains("postgres://"), "{stderr}");
+    assert!(stderr.contains("not mysql://"), "{stderr}");
+    assert!(
+        took < Duration::from_secs(5),
+        "refused before connecting: {took:?}"
+    );
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let port = closed.local_addr().expect("its address").port();
+    drop(closed);
+    let url = format!("postgres://ibiki@127.0.0.1:{port}/app");
+    let (stderr, took) = failed_start(&["--database-url", &url]).await;
+    assert!(
+        stderr.contains(&format!("cannot connect to PostgreSQL at 127.0.0.1:{port}")),
+        "{stderr}"
+    );
+    assert!(stderr.to_lowercase().contains("refused"), "{stderr}");
+    assert!(took < Duration::from_secs(5), "answered after {took:?}");
+}
