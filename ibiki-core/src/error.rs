@@ -112,6 +112,22 @@ pub enum NumberError {
     /// The country code is not assigned.
     #[error("unknown country code")]
     UnknownCountryCode,
+    /// Fewer digits than any number of its country has.
+    #[error(
+        "too short for its country: its numbers have at least {min} digits after the country code"
+    )]
+    TooShortForCountry {
+        /// The fewest digits after the country code its numbers have.
+        min: u16,
+    },
+    /// More digits than any number of its country has.
+    #[error(
+        "too long for its country: its numbers have at most {max} digits after the country code"
+    )]
+    TooLongForCountry {
+        /// The most digits after the country code its numbers have.
+        max: u16,
+    },
     /// The number's length is impossible for its country.
     #[error("not a possible number for its country (wrong length)")]
     NotPossible,

@@ -156,7 +156,7 @@ async fn a_text_array_table_dry_run_then_import_then_again() {
             "dryRun": false, "clients": 4, "entries": 8, "emptyRows": 2, "duplicates": 1,
             "assigned": 3, "alreadyAssigned": 0, "released": 1,
             "invalid": [{"userId": "acme", "index": 5, "input": "+1111",
-                         "reason": "not a valid number for its country"}],
+                         "reason": "too short for its country: its numbers have at least 10 digits after the country code"}],
             "contested": [{"phoneNumber": "+14155550103", "userIds": ["globex", "initech"]}],
             "conflicts": [{"phoneNumber": "+14155550109", "userId": "umbrella-legacy",
                            "ownerUserId": "umbrella"}],

@@ -155,6 +155,12 @@ impl RegionRules {
         self.general.lengths.contains(&len)
     }
 
+    /// The fewest and the most digits the region's numbers have.
+    fn length_range(&self) -> Option<(u16, u16)> {
+        let lengths = &self.general.lengths;
+        Some((*lengths.iter().min()?, *lengths.iter().max()?))
+    }
+
     /// The digits after this region's international dialling prefix (`011`,
     /// `00`), if they start with one.
     pub(crate) fn strip_international_prefix<'a>(&self, digits: &'a str) -> Option<&'a str> {
@@ -205,6 +211,24 @@ impl CountryRules {
     pub(crate) fn is_valid(&self, national: &str) -> bool {
         self.region_for(national)
             .is_some_and(|r| r.is_valid(national))
+    }
+
+    /// Whether `national` is shorter or longer than every number of the
+    /// country's main region: `Less` (too short), `Greater` (too long), or
+    /// `Equal` when its length is within their range.
+    pub(crate) fn length_fit(&self, national: &str) -> (std::cmp::Ordering, u16, u16) {
+        let Some((min, max)) = self.regions.first().and_then(|r| r.length_range()) else {
+            return (std::cmp::Ordering::Equal, 0, 0);
+        };
+        let len = u16::try_from(national.len()).unwrap_or(u16::MAX);
+        let fit = if len < min {
+            std::cmp::Ordering::Less
+        } else if len > max {
+            std::cmp::Ordering::Greater
+        } else {
+            std::cmp::Ordering::Equal
+        };
+        (fit, min, max)
     }
 
     /// libphonenumber's `isPossibleNumber` (lengths of the main region).

@@ -5,6 +5,7 @@ mod input;
 mod metadata;
 mod scan;
 
+use std::cmp::Ordering;
 use std::collections::HashSet;
 use std::fmt;
 use std::str::FromStr;
@@ -300,8 +301,7 @@ impl Normalizer {
             (false, _) if has_trunk_prefix(&country, national, self.validation) => {
                 Err(NumberError::TrunkPrefix)
             }
-            (false, Validation::Strict) => Err(NumberError::NotValid),
-            (false, _) => Err(NumberError::NotPossible),
+            (false, validation) => Err(wrong_for_country(&country, national, validation)),
         }
     }
 }
@@ -344,6 +344,23 @@ fn has_trunk_prefix(
             Validation::Strict => country.is_valid(&stripped),
             Validation::Possible => country.is_possible(&stripped),
         }
+}
+
+/// Why a number its country refuses is refused: too short or too long for
+/// any of its numbers, else not valid (or not possible) there.
+fn wrong_for_country(
+    country: &metadata::CountryRules,
+    national: &str,
+    validation: Validation,
+) -> NumberError {
+    match country.length_fit(national) {
+        (Ordering::Less, min, _) => NumberError::TooShortForCountry { min },
+        (Ordering::Greater, _, max) => NumberError::TooLongForCountry { max },
+        (Ordering::Equal, ..) => match validation {
+            Validation::Strict => NumberError::NotValid,
+            Validation::Possible => NumberError::NotPossible,
+        },
+    }
 }
 
 /// E.164 syntax only: 2 to 15 digits, the first not 0.

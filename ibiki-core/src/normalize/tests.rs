@@ -221,6 +221,16 @@ fn rejections_with_their_reasons() {
         (&us, "+44 020 7946 0958", NumberError::TrunkPrefix),
         (&us, "+1 1 415 555 0100", NumberError::TrunkPrefix),
         (&us, "+1 200 555 0100", NumberError::NotValid),
+        (
+            &us,
+            "+1 415 555",
+            NumberError::TooShortForCountry { min: 10 },
+        ),
+        (
+            &us,
+            "+1 415 555 01000",
+            NumberError::TooLongForCountry { max: 10 },
+        ),
         (&us, "+999 1234 5678", NumberError::UnknownCountryCode),
         (&us, "+0 415 555 0100", NumberError::UnknownCountryCode),
         (&us, "+1 415 555 0100 1234 56", NumberError::TooLong),
@@ -255,7 +265,7 @@ fn possible_validation_accepts_ranges_the_metadata_lacks() {
     assert_eq!(lax.normalize("+1 200 555 0100"), Ok(e164("+12005550100")));
     assert_eq!(
         lax.normalize("+1 200 555 010"),
-        Err(NumberError::NotPossible)
+        Err(NumberError::TooShortForCountry { min: 10 })
     );
 }
 
