@@ -17,7 +17,9 @@ use utoipa::{IntoParams, ToSchema};
 use crate::app::{ADMIN_BODY_LIMIT, App};
 use crate::error::ApiError;
 use crate::openapi::ErrorBody;
-use crate::request::{BodyFormat, PageParams, body_bytes, body_format, page_request, parse_json};
+use crate::request::{
+    BodyFormat, PageParams, body_bytes, body_format, page_request, parse_json, parse_query,
+};
 
 /// The body of `POST /api/admin/update-phone-numbers`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -181,6 +183,7 @@ pub(crate) struct RouteAnswer {
 /// `?at=` of the route lookup.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct AtQuery {
     /// An RFC 3339 instant (`2024-01-02T09:00:00Z`; URL-encode `+` of an
     /// offset as `%2B`): the owner at that instant, from the number's
@@ -244,9 +247,7 @@ pub(crate) fn lookup_number(normalizer: &Normalizer, raw: &str) -> Result<PhoneN
 
 /// `?at=`: an RFC 3339 instant, or none.
 fn at_query(query: Option<&str>) -> Result<Option<OffsetDateTime>, ApiError> {
-    let query: AtQuery = serde_urlencoded::from_str(query.unwrap_or_default()).map_err(|e| {
-        ApiError::bad_request("invalid_query", format!("invalid query string: {e}"))
-    })?;
+    let query: AtQuery = parse_query(query)?;
     let Some(text) = query.at else {
         return Ok(None);
     };

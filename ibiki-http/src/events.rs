@@ -34,6 +34,7 @@ use crate::admin::{client_id, path_segment};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::openapi::ErrorBody;
+use crate::request::parse_query;
 
 /// How often a caught-up stream reads the inbox again.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
@@ -52,6 +53,7 @@ pub(crate) const REPLY_EVENT: &str = "reply";
 
 /// `?after=CURSOR`.
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct EventsQuery {
     after: Option<String>,
 }
@@ -103,10 +105,7 @@ pub(crate) async fn events(
 /// Where to start: `Last-Event-ID` if present (a reconnecting `EventSource`
 /// keeps its original URL), else `?after=`, else the inbox's start.
 fn resume_cursor(headers: &HeaderMap, query: Option<&str>) -> Result<Option<Cursor>, ApiError> {
-    let query: EventsQuery =
-        serde_urlencoded::from_str(query.unwrap_or_default()).map_err(|e| {
-            ApiError::bad_request("invalid_query", format!("invalid query string: {e}"))
-        })?;
+    let query: EventsQuery = parse_query(query)?;
     let invalid = |what: &str| {
         ApiError::bad_request(
             "invalid_cursor",

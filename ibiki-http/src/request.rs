@@ -65,8 +65,17 @@ pub(crate) fn parse_form<T: DeserializeOwned>(
         .map_err(|e| ApiError::bad_request(code, format!("invalid form body: {e}")))
 }
 
+/// A route's query string as `T`, whose fields are the parameters it
+/// accepts: anything else (a misspelled `limt`) is a 400 naming it and the
+/// accepted ones, never silently ignored.
+pub(crate) fn parse_query<T: DeserializeOwned>(query: Option<&str>) -> Result<T, ApiError> {
+    serde_urlencoded::from_str(query.unwrap_or_default())
+        .map_err(|e| ApiError::bad_request("invalid_query", format!("invalid query string: {e}")))
+}
+
 /// `?limit=N&after=CURSOR` of the listings.
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct PageQuery {
     limit: Option<String>,
     after: Option<String>,
@@ -91,9 +100,7 @@ pub(crate) const DEFAULT_PAGE_LIMIT: usize = 100;
 /// Reads `limit` (default [`DEFAULT_PAGE_LIMIT`], 1 to 1000) and `after` from
 /// a query string.
 pub(crate) fn page_request(query: Option<&str>) -> Result<PageRequest, ApiError> {
-    let query: PageQuery = serde_urlencoded::from_str(query.unwrap_or_default()).map_err(|e| {
-        ApiError::bad_request("invalid_query", format!("invalid query string: {e}"))
-    })?;
+    let query: PageQuery = parse_query(query)?;
     let limit = match query.limit {
         None => DEFAULT_PAGE_LIMIT,
         Some(text) => text.parse().map_err(|_| invalid_limit(&text))?,

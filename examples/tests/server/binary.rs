@@ -336,3 +336,24 @@ async fn start_up_mistakes_say_their_cause_and_fix() {
     assert!(stderr.to_lowercase().contains("refused"), "{stderr}");
     assert!(took < Duration::from_secs(5), "answered after {took:?}");
 }
+
+#[tokio::test]
+async fn a_misspelled_query_parameter_is_named_by_the_binary() {
+    let mut command = server_command();
+    command.args(["--admin-token", "t0ken"]);
+    let server = Process::start(command).await;
+    let answer = send(
+        server
+            .request(Method::GET, "/api/clients/a/messages?limt=5")
+            .bearer_auth("t0ken"),
+    )
+    .await;
+    assert_error(&answer, StatusCode::BAD_REQUEST, "invalid_query");
+    let message = answer.1["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("`limt`") && message.contains("`limit` or `after`"),
+        "{message}"
+    );
+    let (status, stderr) = server.terminate().await;
+    assert!(status.success(), "{stderr}");
+}

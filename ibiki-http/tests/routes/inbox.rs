@@ -132,3 +132,44 @@ async fn bad_client_ids_cursors_limits_and_queries_are_400() {
         assert_eq!(bodies(&page), ["0"], "{query}");
     }
 }
+
+/// A misspelled parameter is refused, naming it and the accepted ones, on
+/// every route that reads a query string.
+#[tokio::test]
+async fn unknown_query_parameters_are_named() {
+    let router = inbox_of(0).await;
+    for (path, accepted) in [
+        ("/api/clients/123/messages?limt=5", "`limit` or `after`"),
+        ("/api/admin/held?limt=5", "`limit` or `after`"),
+        ("/api/admin/clients?limt=5", "`limit` or `after`"),
+        (
+            "/api/admin/numbers/%2B14155550100/history?limt=5",
+            "`limit` or `after`",
+        ),
+        (
+            "/api/admin/routes/%2B14155550100?when=2024-01-01T00:00:00Z",
+            "`at`",
+        ),
+        ("/api/clients/123/events?afer=1", "`after`"),
+    ] {
+        let (status, body) = get(&router, path).await;
+        assert_error(
+            &(status, body.clone()),
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        );
+        let message = body["message"].as_str().unwrap_or_default();
+        let unknown = path.rsplit_once('?').and_then(|(_, q)| q.split('=').next());
+        let unknown = unknown.expect("a parameter");
+        assert!(
+            message.contains(&format!("`{unknown}`")),
+            "{path}: {message}"
+        );
+        assert!(message.contains(accepted), "{path}: {message}");
+    }
+    // Known parameters still pass.
+    assert_eq!(
+        get(&router, &format!("{INBOX}?limit=5")).await.0,
+        StatusCode::OK
+    );
+}
