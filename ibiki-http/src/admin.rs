@@ -211,7 +211,7 @@ pub(crate) struct AtQuery {
     ),
     responses(
         (status = 200, description = "The number and its owner", body = RouteAnswer),
-        (status = 400, description = "Not a phone number, or `at` is not an RFC 3339 time", body = ErrorBody),
+        (status = 400, description = "Not a phone number, `at` is not an RFC 3339 time, or an unknown query parameter", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
         (status = 404, description = "No such route (an empty number)", body = ErrorBody),
         (status = 503, description = "The store is unavailable; retry later", body = ErrorBody),
