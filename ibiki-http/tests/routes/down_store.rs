@@ -1,13 +1,7 @@
 //! A store that is down: every call fails with `StoreError::Unavailable`,
 //! what a database out of reach reports.
-//!
-//! The store traits are `async_trait` traits; their methods are written out
-//! here as the boxed futures that macro makes, so that no dependency is added
-//! for one test store.
 
-use std::future::{Future, ready};
-use std::pin::Pin;
-
+use async_trait::async_trait;
 use ibiki_core::{
     AssignmentChange, AssignmentStore, Change, ClientId, ClientSummary, HeldTarget, HistoryEvent,
     InboundReply, Page, PageRequest, PhoneNumber, Receipt, ReplyStore, StoreError, StoredReply,
@@ -21,155 +15,73 @@ pub(crate) const DETAIL: &str = "the test store is down";
 #[derive(Debug)]
 pub(crate) struct DownStore;
 
-/// What an `async_trait` method returns.
-type Answer<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
-
-fn down<'a, T: Send + 'a>() -> Answer<'a, T> {
-    Box::pin(ready(Err(StoreError::Unavailable(DETAIL.into()))))
+fn down<T>() -> Result<T, StoreError> {
+    Err(StoreError::Unavailable(DETAIL.into()))
 }
 
+#[async_trait]
 impl AssignmentStore for DownStore {
-    fn change_numbers<'life0, 'life1, 'life2, 'async_trait>(
-        &'life0 self,
-        _: &'life1 ClientId,
-        _: &'life2 [PhoneNumber],
+    async fn change_numbers(
+        &self,
+        _: &ClientId,
+        _: &[PhoneNumber],
         _: Change,
-    ) -> Answer<'async_trait, AssignmentChange>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        'life2: 'async_trait,
-        Self: 'async_trait,
-    {
+    ) -> Result<AssignmentChange, StoreError> {
         down()
     }
 
-    fn numbers_of<'life0, 'life1, 'async_trait>(
-        &'life0 self,
-        _: &'life1 ClientId,
-    ) -> Answer<'async_trait, Vec<PhoneNumber>>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        Self: 'async_trait,
-    {
+    async fn numbers_of(&self, _: &ClientId) -> Result<Vec<PhoneNumber>, StoreError> {
         down()
     }
 
-    fn owner_of<'life0, 'async_trait>(
-        &'life0 self,
-        _: PhoneNumber,
-    ) -> Answer<'async_trait, Option<ClientId>>
-    where
-        'life0: 'async_trait,
-        Self: 'async_trait,
-    {
+    async fn owner_of(&self, _: PhoneNumber) -> Result<Option<ClientId>, StoreError> {
         down()
     }
 
-    fn owner_at<'life0, 'async_trait>(
-        &'life0 self,
+    async fn owner_at(
+        &self,
         _: PhoneNumber,
         _: OffsetDateTime,
-    ) -> Answer<'async_trait, Option<ClientId>>
-    where
-        'life0: 'async_trait,
-        Self: 'async_trait,
-    {
+    ) -> Result<Option<ClientId>, StoreError> {
         down()
     }
 
-    fn history<'life0, 'life1, 'async_trait>(
-        &'life0 self,
+    async fn history(
+        &self,
         _: PhoneNumber,
-        _: &'life1 PageRequest,
-    ) -> Answer<'async_trait, Page<HistoryEvent>>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        Self: 'async_trait,
-    {
+        _: &PageRequest,
+    ) -> Result<Page<HistoryEvent>, StoreError> {
         down()
     }
 
-    fn list_clients<'life0, 'life1, 'async_trait>(
-        &'life0 self,
-        _: &'life1 PageRequest,
-    ) -> Answer<'async_trait, Page<ClientSummary>>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        Self: 'async_trait,
-    {
+    async fn list_clients(&self, _: &PageRequest) -> Result<Page<ClientSummary>, StoreError> {
         down()
     }
 
-    fn ping<'life0, 'async_trait>(&'life0 self) -> Answer<'async_trait, ()>
-    where
-        'life0: 'async_trait,
-        Self: 'async_trait,
-    {
+    async fn ping(&self) -> Result<(), StoreError> {
         down()
     }
 }
 
+#[async_trait]
 impl ReplyStore for DownStore {
-    fn receive<'life0, 'async_trait>(&'life0 self, _: InboundReply) -> Answer<'async_trait, Receipt>
-    where
-        'life0: 'async_trait,
-        Self: 'async_trait,
-    {
+    async fn receive(&self, _: InboundReply) -> Result<Receipt, StoreError> {
         down()
     }
 
-    fn inbox<'life0, 'life1, 'life2, 'async_trait>(
-        &'life0 self,
-        _: &'life1 ClientId,
-        _: &'life2 PageRequest,
-    ) -> Answer<'async_trait, Page<StoredReply>>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        'life2: 'async_trait,
-        Self: 'async_trait,
-    {
+    async fn inbox(&self, _: &ClientId, _: &PageRequest) -> Result<Page<StoredReply>, StoreError> {
         down()
     }
 
-    fn held<'life0, 'life1, 'async_trait>(
-        &'life0 self,
-        _: &'life1 PageRequest,
-    ) -> Answer<'async_trait, Page<StoredReply>>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        Self: 'async_trait,
-    {
+    async fn held(&self, _: &PageRequest) -> Result<Page<StoredReply>, StoreError> {
         down()
     }
 
-    fn deliver_held<'life0, 'life1, 'async_trait>(
-        &'life0 self,
-        _: u64,
-        _: &'life1 HeldTarget,
-    ) -> Answer<'async_trait, StoredReply>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        Self: 'async_trait,
-    {
+    async fn deliver_held(&self, _: u64, _: &HeldTarget) -> Result<StoredReply, StoreError> {
         down()
     }
 
-    fn prune_delivered<'life0, 'async_trait>(
-        &'life0 self,
-        _: OffsetDateTime,
-        _: u32,
-    ) -> Answer<'async_trait, u64>
-    where
-        'life0: 'async_trait,
-        Self: 'async_trait,
-    {
+    async fn prune_delivered(&self, _: OffsetDateTime, _: u32) -> Result<u64, StoreError> {
         down()
     }
 }
