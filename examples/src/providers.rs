@@ -342,9 +342,7 @@ mod tests {
     }
 
     fn fixture(name: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../ibiki-providers/tests/fixtures/generic")
-            .join(name)
+        ibiki_providers::testing::fixture_path(&format!("generic/{name}"))
     }
 
     #[test]

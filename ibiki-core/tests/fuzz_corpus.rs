@@ -3,16 +3,8 @@
 //! `cargo test` on stable exercises the seeds and every crash found so far.
 #![cfg(feature = "testing")]
 
-use std::path::PathBuf;
-
-use ibiki_core::testing::fuzz::{self, replay_corpus};
+use ibiki_core::testing::fuzz::{self, corpus_dir as corpus, replay_corpus};
 use ibiki_memory::MemoryStore;
-
-fn corpus(target: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../fuzz/corpus")
-        .join(target)
-}
 
 #[test]
 fn normalize_one_corpus() {

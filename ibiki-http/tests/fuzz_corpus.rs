@@ -4,16 +4,8 @@
 //! the same checks the fuzz targets run, so that a plain `cargo test` on
 //! stable exercises the seeds and every crash found so far.
 
-use std::path::PathBuf;
-
-use ibiki_core::testing::fuzz::replay_corpus;
+use ibiki_core::testing::fuzz::{corpus_dir as corpus, replay_corpus};
 use ibiki_http::fuzzing;
-
-fn corpus(target: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../fuzz/corpus")
-        .join(target)
-}
 
 #[test]
 fn decode_webhook_corpus() {

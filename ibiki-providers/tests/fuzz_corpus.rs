@@ -3,16 +3,8 @@
 //! runs, so that a plain `cargo test` on stable exercises the seeds and every
 //! crash found so far.
 
-use std::path::PathBuf;
-
-use ibiki_core::testing::fuzz::replay_corpus;
+use ibiki_core::testing::fuzz::{corpus_dir as corpus, replay_corpus};
 use ibiki_providers::fuzzing;
-
-fn corpus(target: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../fuzz/corpus")
-        .join(target)
-}
 
 #[test]
 fn decode_provider_corpus() {

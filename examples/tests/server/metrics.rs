@@ -239,9 +239,7 @@ async fn store_failures_are_counted_by_kind() {
 async fn provider_routes_are_counted_by_name() {
     let store = Arc::new(ControlledStore::new());
     let server = TestServer::start(store.clone()).await;
-    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../ibiki-providers/tests/fixtures/twilio/inbound.form");
-    let body = std::fs::read(&fixture).expect("the Twilio fixture");
+    let body = ibiki_providers::testing::fixture("twilio/inbound.form");
     let twilio = || {
         server
             .request(Method::POST, "/webhooks/twilio")

@@ -284,6 +284,15 @@ fn block_on<F: Future>(future: F) -> F::Output {
 /// Fewest files a target's seed corpus holds: fewer means it went missing.
 const MIN_CORPUS_FILES: usize = 10;
 
+/// The corpus directory of the fuzz target `target`, `fuzz/corpus/<target>/`
+/// in the workspace: what every crate's replay test hands to
+/// [`replay_corpus`].
+pub fn corpus_dir(target: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/corpus")
+        .join(target)
+}
+
 /// Runs `check` on every file of the corpus directory `dir` (a target's
 /// `fuzz/corpus/<target>/`), in name order, and panics naming the file that
 /// fails. The replay tests of `cargo test` call it once per target.

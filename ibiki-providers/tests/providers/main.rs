@@ -17,13 +17,7 @@ mod telnyx;
 mod twilio;
 mod vonage;
 
-/// A fixture from `tests/fixtures/<provider>/<name>`.
-pub fn fixture(path: &str) -> Vec<u8> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(path);
-    std::fs::read(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
-}
+pub use ibiki_providers::testing::fixture;
 
 /// Headers from `(name, value)` pairs.
 pub fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
