@@ -44,14 +44,6 @@ impl Signed {
             .find(|(header, _)| header.eq_ignore_ascii_case(name))
             .map(|(_, value)| value.as_str())
     }
-
-    /// The headers, borrowed.
-    pub fn header_pairs(&self) -> Vec<(&str, &str)> {
-        self.headers
-            .iter()
-            .map(|(name, value)| (name.as_str(), value.as_str()))
-            .collect()
-    }
 }
 
 /// What Twilio is answered once its replies are recorded.
@@ -186,12 +178,9 @@ pub fn generic(auth: &GenericAuth, body: &[u8]) -> Signed {
 /// The URL-signed schemes' own computations, for tests that sign what no
 /// provider would (another URL, a GET, a tampered parameter).
 pub mod compute {
-    /// Twilio's signature and header.
+    /// Twilio's signature.
     pub mod twilio {
         use crate::twilio as provider;
-
-        /// The signature's header.
-        pub const SIGNATURE_HEADER: &str = provider::SIGNATURE_HEADER;
 
         /// `X-Twilio-Signature`.
         pub fn compute_signature(
@@ -203,16 +192,11 @@ pub mod compute {
         }
     }
 
-    /// Plivo's signature and headers.
+    /// Plivo's signature.
     pub mod plivo {
         use http::Method;
 
         use crate::plivo as provider;
-
-        /// The signature's header.
-        pub const SIGNATURE_HEADER: &str = provider::SIGNATURE_HEADER;
-        /// The nonce's header.
-        pub const NONCE_HEADER: &str = provider::NONCE_HEADER;
 
         /// `X-Plivo-Signature-V3`.
         pub fn compute_signature(
@@ -248,15 +232,10 @@ pub mod messagebird {
     use time::OffsetDateTime;
 
     use crate::WebhookError;
-    use crate::form::Form;
     use crate::messagebird::{MessageBird, MessageBirdClaims};
 
     /// `MessageBird-Signature-JWT`.
     pub const SIGNATURE_JWT_HEADER: &str = MessageBird::SIGNATURE_JWT_HEADER;
-    /// The deprecated `MessageBird-Signature`.
-    pub const LEGACY_SIGNATURE_HEADER: &str = MessageBird::LEGACY_SIGNATURE_HEADER;
-    /// The deprecated scheme's timestamp header.
-    pub const LEGACY_TIMESTAMP_HEADER: &str = MessageBird::LEGACY_TIMESTAMP_HEADER;
 
     /// The claims of a request to `url` with `body`, valid from `nbf` to `exp`.
     pub fn claims(url: &str, body: &[u8], nbf: i64, exp: i64, jti: &str) -> MessageBirdClaims {
@@ -277,11 +256,6 @@ pub mod messagebird {
         now: OffsetDateTime,
     ) -> Result<MessageBirdClaims, WebhookError> {
         MessageBird::verify_jwt(signing_key, token, url, body, now)
-    }
-
-    /// The deprecated scheme's query, sorted as it signs it.
-    pub fn legacy_sorted_query(query: &Form) -> String {
-        MessageBird::legacy_sorted_query(query)
     }
 
     /// The deprecated scheme's signature.
