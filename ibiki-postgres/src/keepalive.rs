@@ -16,11 +16,11 @@
 //! (`tcp_keepalives_*`, `tcp_user_timeout`) make PostgreSQL end the backend
 //! of a client that went silent, rolling back what it held.
 
-use std::sync::Weak;
 use std::time::Duration;
 
 use sqlx::pool::PoolConnection;
 use sqlx::{Connection, PgConnection, PgPool, Postgres};
+use tokio::sync::watch;
 use tokio::time::timeout;
 
 /// How often idle connections are pinged.
@@ -42,15 +42,20 @@ pub(crate) async fn answers(conn: &mut PgConnection, bound: Duration) -> bool {
     matches!(timeout(bound, conn.ping()).await, Ok(Ok(())))
 }
 
-/// Pings the idle connections of `pool` every [`EVERY`] until `alive` is
-/// gone (the store and all its clones dropped).
-pub(crate) async fn ping_idle(pool: PgPool, alive: Weak<()>, bound: Duration) {
+/// Pings the idle connections of `pool` every [`EVERY`] until the sender of
+/// `alive` is gone (the store and all its clones dropped): then at once, so
+/// that the pool, and its connections, go with the store.
+pub(crate) async fn ping_idle(pool: PgPool, mut alive: watch::Receiver<()>, bound: Duration) {
     let mut ticks = tokio::time::interval(EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticks.tick().await;
     loop {
-        ticks.tick().await;
-        if alive.strong_count() == 0 || pool.is_closed() {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            // Err: the store is gone; it never sends otherwise.
+            _ = alive.changed() => return,
+        }
+        if pool.is_closed() {
             return;
         }
         // Taken out all at once, so that none is pinged twice while another

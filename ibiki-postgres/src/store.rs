@@ -1,7 +1,7 @@
 //! [`PostgresStore`]: the store traits over a connection pool.
 
 use std::fmt;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -11,6 +11,7 @@ use ibiki_core::{
 };
 use sqlx::PgPool;
 use time::OffsetDateTime;
+use tokio::sync::watch;
 
 use crate::assign;
 use crate::builder::PostgresStoreBuilder;
@@ -32,8 +33,9 @@ use crate::{migrate, read, receive, reroute, retention, trace};
 #[derive(Clone)]
 pub struct PostgresStore {
     db: Db,
-    /// Held by every clone; the idle-connection pings stop with the last.
-    alive: Arc<()>,
+    /// Held by every clone; the idle-connection pings stop, and let go of
+    /// the pool, as soon as the last is dropped.
+    alive: Arc<watch::Sender<()>>,
     schema: Schema,
     sql: Arc<Statements>,
     receives: Arc<receive::Batcher>,
@@ -81,7 +83,7 @@ impl PostgresStore {
         let sql = Arc::new(Statements::new(&schema));
         Self {
             db: Db::new(pool, call_timeout),
-            alive: Arc::default(),
+            alive: Arc::new(watch::Sender::new(())),
             schema,
             sql,
             receives: Arc::default(),
@@ -146,8 +148,8 @@ impl PostgresStore {
         self.db.timeout()
     }
 
-    pub(crate) fn alive(&self) -> Weak<()> {
-        Arc::downgrade(&self.alive)
+    pub(crate) fn alive(&self) -> watch::Receiver<()> {
+        self.alive.subscribe()
     }
 
     /// The schema holding the store's tables.
