@@ -70,6 +70,7 @@ mod delivery;
 mod error;
 mod history;
 mod import;
+mod inbox_signal;
 mod normalize;
 mod page;
 mod phone_number;
@@ -96,6 +97,7 @@ pub use crate::import::{
     Contested, DEFAULT_IMPORT_CONCURRENCY, ImportConflict, ImportPlan, ImportPlanner, ImportReport,
     ImportRow, InvalidImport, InvalidReason,
 };
+pub use crate::inbox_signal::{InboxSignals, InboxSubscription};
 pub use crate::normalize::{
     BareDigits, MAX_ENTRY_CHARS, Normalizer, PhoneNumbersInput, Region, UnknownRegion, Validation,
 };

@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 use crate::assignment::AssignmentStore;
 use crate::delivery::{Delivery, DeliveryKind};
 use crate::error::StoreError;
+use crate::inbox_signal::InboxSignals;
 use crate::page::{MAX_PAGE_LIMIT, Page, PageRequest};
 use crate::{ClientId, Normalizer, PhoneNumber};
 
@@ -350,6 +351,19 @@ impl Receipt {
 /// - the held area lists replies in the order received. It is an operator's
 ///   view, not a queue: a reply received while a page is read may appear
 ///   before that page's cursor.
+///
+/// # Live readers
+///
+/// A store that can tell when a reply reaches an inbox offers
+/// [`inbox_signals`](Self::inbox_signals): a reader that has caught up waits
+/// on its client's signal instead of reading again on a timer. Such a store
+/// wakes a client's readers after every change that puts a reply into that
+/// client's inbox, once the reply can be read: a routed receive, a release by
+/// an assignment change, a [`deliver_held`](Self::deliver_held); also
+/// changes made through other handles on the same data (another process on
+/// the same database) where the store can know of them, and it wakes every
+/// reader when it may have missed some. Wake-ups may be spurious, never
+/// missing. A store without signals (the default) leaves readers to poll.
 #[async_trait]
 pub trait ReplyStore: AssignmentStore {
     /// Routes and records one reply, in one atomic step.
@@ -498,6 +512,31 @@ pub trait ReplyStore: AssignmentStore {
     /// # }
     /// ```
     async fn prune_delivered(&self, before: OffsetDateTime, limit: u32) -> Result<u64, StoreError>;
+
+    /// The wake-ups of this store's live inbox readers, if it offers them
+    /// (see [Live readers](Self#live-readers)); `None` (the default): readers
+    /// read again on a timer.
+    ///
+    /// ```
+    /// use ibiki_core::{AssignmentStore, ClientId, InboundReply, Normalizer, RawReply, ReplyStore};
+    /// use ibiki_memory::MemoryStore;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = MemoryStore::new();
+    /// let acme = ClientId::new("acme")?;
+    /// store.add_numbers(&acme, &["+14155550100".parse()?]).await?;
+    /// let signals = store.inbox_signals().ok_or("the memory store offers signals")?;
+    /// let mut reader = signals.subscribe(&acme);
+    /// let raw = RawReply { to: "+14155550100", body: "hi", ..RawReply::default() };
+    /// let _ = store.receive(InboundReply::new(&Normalizer::new(), raw, time::OffsetDateTime::now_utc())?).await?;
+    /// reader.changed().await; // woken: acme's inbox got a reply
+    /// # Ok(())
+    /// # }
+    /// ```
+    fn inbox_signals(&self) -> Option<InboxSignals> {
+        None
+    }
 }
 
 /// A type-erased [`ReplyStore`], for `Arc<DynReplyStore>`.
@@ -543,6 +582,10 @@ macro_rules! deref_reply_store {
                 limit: u32,
             ) -> Result<u64, StoreError> {
                 (**self).prune_delivered(before, limit).await
+            }
+
+            fn inbox_signals(&self) -> Option<InboxSignals> {
+                (**self).inbox_signals()
             }
         }
     )+};

@@ -20,9 +20,11 @@ pub mod fuzz;
 pub mod import;
 pub mod model;
 mod property;
+mod signals;
 mod state_machine;
 
 pub use self::conformance::*;
+pub use self::signals::inbox_signals_wake_the_receiving_client;
 pub use self::state_machine::{CLIENTS, NUMBERS, Op, run_ops, state_machine_property};
 
 /// Sequences the state-machine property runs by default.
@@ -52,7 +54,8 @@ macro_rules! conformance_tests {
             delivery_says_how_each_reply_arrived,
             held_replies_can_be_rerouted,
             pruning_keeps_cursors_and_held_replies,
-            pruned_message_ids_are_recorded_again
+            pruned_message_ids_are_recorded_again,
+            inbox_signals_wake_the_receiving_client
         );
         $crate::conformance_tests!(@concurrent $factory;
             receive_racing_assignment_ends_in_the_inbox,
