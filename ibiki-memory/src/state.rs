@@ -205,12 +205,13 @@ impl State {
         Ok(Receipt::Held)
     }
 
-    /// Moves held reply `id` to the end of the target's inbox, re-routed now.
+    /// Moves held reply `id` to the end of the target's inbox, re-routed now;
+    /// returns it and the client whose inbox it reached.
     pub(crate) fn deliver_held(
         &mut self,
         id: u64,
         target: &HeldTarget,
-    ) -> Result<StoredReply, StoreError> {
+    ) -> Result<(StoredReply, ClientId), StoreError> {
         let idx = ReplyIdx::try_from(id)
             .ok()
             .filter(|i| self.replies.contains_key(i))
@@ -229,6 +230,12 @@ impl State {
                 None => return Err(StoreError::Unowned(*n)),
             },
         };
+        // Known before anything changes: every index the clients hand out has an id.
+        let owner = self
+            .clients
+            .id(client)
+            .cloned()
+            .ok_or_else(|| StoreError::Backend("a client index without an id".into()))?;
         self.held.remove(&seq);
         let Some(reply) = self.replies.get_mut(&idx) else {
             return Err(StoreError::NoSuchReply(id));
@@ -244,10 +251,11 @@ impl State {
             kind: DeliveryKind::Rerouted,
             at: self.history.now(),
         };
+        let reply = reply.clone();
         if let Some(inbox) = self.clients.inbox_mut(client) {
             inbox.replies.push_back(idx);
         }
-        Ok(reply.clone())
+        Ok((reply, owner))
     }
 
     pub(crate) fn inbox(

@@ -5,7 +5,8 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use async_trait::async_trait;
 use ibiki_core::{
     AssignmentChange, AssignmentStore, Change, ClientId, ClientSummary, HeldTarget, HistoryEvent,
-    InboundReply, Page, PageRequest, PhoneNumber, Receipt, ReplyStore, StoreError, StoredReply,
+    InboundReply, InboxSignals, Page, PageRequest, PhoneNumber, Receipt, ReplyStore, StoreError,
+    StoredReply,
 };
 use time::OffsetDateTime;
 
@@ -31,9 +32,13 @@ use crate::state::State;
 /// # Ok(())
 /// # }
 /// ```
+///
+/// Live readers ([`ReplyStore::inbox_signals`]) are woken in-process, by
+/// the store's own receives, releases and re-routes.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     state: RwLock<State>,
+    signals: InboxSignals,
 }
 
 impl MemoryStore {
@@ -69,7 +74,12 @@ impl AssignmentStore for MemoryStore {
     ) -> Result<AssignmentChange, StoreError> {
         #[cfg(feature = "tracing")]
         let _span = crate::trace::change(client, change, numbers.len());
+        // The lock is released at the end of the statement: a woken reader
+        // finds the released replies.
         let result = self.write().change(client, numbers, change);
+        if result.as_ref().is_ok_and(|change| change.released > 0) {
+            self.signals.notify(client);
+        }
         #[cfg(feature = "tracing")]
         crate::trace::changed(&result);
         result
@@ -114,6 +124,9 @@ impl ReplyStore for MemoryStore {
         #[cfg(feature = "tracing")]
         let _span = crate::trace::receive(&reply);
         let result = self.write().receive(reply);
+        if let Ok(Receipt::Routed(client)) = &result {
+            self.signals.notify(client);
+        }
         #[cfg(feature = "tracing")]
         crate::trace::received(&result);
         result
@@ -132,7 +145,9 @@ impl ReplyStore for MemoryStore {
     }
 
     async fn deliver_held(&self, id: u64, target: &HeldTarget) -> Result<StoredReply, StoreError> {
-        self.write().deliver_held(id, target)
+        let (reply, client) = self.write().deliver_held(id, target)?;
+        self.signals.notify(&client);
+        Ok(reply)
     }
 
     async fn held_count(&self) -> Result<u64, StoreError> {
@@ -141,5 +156,9 @@ impl ReplyStore for MemoryStore {
 
     async fn prune_delivered(&self, before: OffsetDateTime, limit: u32) -> Result<u64, StoreError> {
         Ok(self.write().prune_delivered(before, limit))
+    }
+
+    fn inbox_signals(&self) -> Option<InboxSignals> {
+        Some(self.signals.clone())
     }
 }
