@@ -53,6 +53,7 @@ pub struct PostgresStoreBuilder {
     call_timeout: Duration,
     statement_timeout: Option<Duration>,
     synchronous_commit: bool,
+    inbox_signals: bool,
 }
 
 impl PostgresStoreBuilder {
@@ -65,6 +66,7 @@ impl PostgresStoreBuilder {
             call_timeout: PostgresStore::DEFAULT_CALL_TIMEOUT,
             statement_timeout: None,
             synchronous_commit: true,
+            inbox_signals: true,
         }
     }
 
@@ -133,12 +135,29 @@ impl PostgresStoreBuilder {
         self
     }
 
+    /// Whether the store wakes live inbox readers (default `true`): one more
+    /// connection, outside the pool, listens for the deliveries of every
+    /// process on the schema (`LISTEN`, see
+    /// [`ReplyStore::inbox_signals`](ibiki_core::ReplyStore::inbox_signals)),
+    /// so that a caught-up reader waits instead of reading again on a timer.
+    /// It checks itself with a bounded `SELECT 1` after 30 s without a
+    /// notification and reconnects when that fails, waking every reader.
+    ///
+    /// Turn it off for a store that serves no live readers (an import, a
+    /// prune), or behind a pooler in transaction mode, where a `LISTEN`
+    /// hears nothing: readers then poll.
+    pub fn inbox_signals(mut self, on: bool) -> Self {
+        self.inbox_signals = on;
+        self
+    }
+
     /// Opens the pool and one connection to check the settings, within the
     /// acquire timeout and the call timeout, whichever is shorter. Does not
     /// create or migrate the schema: see [`PostgresStore::migrate`].
     ///
-    /// Starts a task on the current Tokio runtime that pings the idle
-    /// connections; it ends with the last clone of the store.
+    /// Starts tasks on the current Tokio runtime that ping the idle
+    /// connections and listen for deliveries; they end with the last clone
+    /// of the store.
     pub async fn connect(self) -> Result<PostgresStore, StoreError> {
         let schema = Schema::new(&self.schema).map_err(backend)?;
         let options = self.connect_options()?;
@@ -160,7 +179,7 @@ impl PostgresStoreBuilder {
                 Box::pin(async move { Ok(keepalive::answers(conn, bound).await) })
             })
             .connect_lazy_with(options);
-        let store = PostgresStore::new(pool, schema, self.call_timeout);
+        let store = PostgresStore::new(pool, schema, self.call_timeout, self.inbox_signals);
         tokio::spawn(keepalive::ping_idle(
             store.pool().clone(),
             store.alive(),
@@ -268,6 +287,7 @@ impl fmt::Debug for PostgresStoreBuilder {
             .field("call_timeout", &self.call_timeout)
             .field("statement_timeout", &self.statement_timeout)
             .field("synchronous_commit", &self.synchronous_commit)
+            .field("inbox_signals", &self.inbox_signals)
             .finish()
     }
 }

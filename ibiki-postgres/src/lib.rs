@@ -77,6 +77,21 @@
 //! and a reply the database refuses is retried alone, failing only its
 //! caller.
 //!
+//! # Live readers
+//!
+//! Triggers on `replies` (migration `0006_inbox_notify.sql`) send a
+//! `NOTIFY` with the client id whenever a statement delivers replies to
+//! inboxes: receives, batches, releases, re-routes, by any process; it is
+//! delivered when the transaction commits, on a channel of the schema's own.
+//! Each store listens there on one connection of its own and wakes the
+//! readers of that client in its
+//! [`ReplyStore::inbox_signals`](ibiki_core::ReplyStore::inbox_signals), so
+//! a caught-up live stream costs no query until its inbox gets a reply. On
+//! every (re)connection it wakes every reader, since notifications sent
+//! while it was not listening are lost; after 30 s without a notification it
+//! checks the connection with a bounded `SELECT 1` and replaces it if no
+//! answer comes. [`PostgresStoreBuilder::inbox_signals`] turns it off.
+//!
 //! # Retention
 //!
 //! [`ReplyStore::prune_delivered`](ibiki_core::ReplyStore::prune_delivered)
@@ -105,6 +120,7 @@ mod deadline;
 mod error;
 mod import_table;
 mod keepalive;
+mod listen;
 mod migrate;
 mod read;
 mod receive;

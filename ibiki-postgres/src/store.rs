@@ -7,7 +7,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ibiki_core::{
     AssignmentChange, AssignmentStore, Change, ClientId, ClientSummary, HeldTarget, HistoryEvent,
-    InboundReply, Page, PageRequest, PhoneNumber, Receipt, ReplyStore, StoreError, StoredReply,
+    InboundReply, InboxSignals, Page, PageRequest, PhoneNumber, Receipt, ReplyStore, StoreError,
+    StoredReply,
 };
 use sqlx::PgPool;
 use time::OffsetDateTime;
@@ -19,7 +20,7 @@ use crate::deadline::Db;
 use crate::error::backend;
 use crate::schema::Schema;
 use crate::sql::Statements;
-use crate::{migrate, read, receive, reroute, retention, trace};
+use crate::{keepalive, listen, migrate, read, receive, reroute, retention, trace};
 
 /// Assignments and replies in PostgreSQL, in a schema of their own.
 ///
@@ -28,17 +29,22 @@ use crate::{migrate, read, receive, reroute, retention, trace};
 /// commit: one WAL flush for all, each caller answered after it). Both take
 /// per-number advisory locks so that a reply received while its number is
 /// being assigned ends in the new owner's inbox (see the crate docs). Every
-/// call has a deadline ([`PostgresStoreBuilder::call_timeout`]). Cloning is
-/// cheap and shares the pool and the batches.
+/// call has a deadline ([`PostgresStoreBuilder::call_timeout`]). A
+/// connection of its own listens for deliveries by any process on the schema
+/// and wakes the live inbox readers ([`ReplyStore::inbox_signals`]). Cloning
+/// is cheap and shares the pool, the batches and the listener.
 #[derive(Clone)]
 pub struct PostgresStore {
     db: Db,
-    /// Held by every clone; the idle-connection pings stop, and let go of
-    /// the pool, as soon as the last is dropped.
+    /// Held by every clone; the idle-connection pings and the listener stop,
+    /// and let go of their connections, as soon as the last is dropped.
     alive: Arc<watch::Sender<()>>,
     schema: Schema,
     sql: Arc<Statements>,
     receives: Arc<receive::Batcher>,
+    /// The live readers' wake-ups, fed by the store's listener; `None`
+    /// without one.
+    signals: Option<InboxSignals>,
     /// Drops a test schema with the last clone (`testing::SchemaGuard::attach`);
     /// declared last, so the pool handle goes first.
     #[cfg(feature = "testing")]
@@ -71,25 +77,45 @@ impl PostgresStore {
     /// since their locking relies on it. The pool is used as it was built:
     /// its idle connections are not pinged, and sqlx's check of a returning
     /// connection is not bounded; [`builder`](Self::builder) sets both up.
+    ///
+    /// Called on a Tokio runtime, the store also listens for deliveries on a
+    /// connection of its own, as [`PostgresStoreBuilder::inbox_signals`]
+    /// describes; elsewhere it offers no signals.
     pub fn from_pool(pool: PgPool, schema: &str) -> Result<Self, StoreError> {
         Ok(Self::new(
             pool,
             Schema::new(schema).map_err(backend)?,
             Self::DEFAULT_CALL_TIMEOUT,
+            true,
         ))
     }
 
-    pub(crate) fn new(pool: PgPool, schema: Schema, call_timeout: Duration) -> Self {
+    /// The store; with `listen`, and on a Tokio runtime, its listener too.
+    pub(crate) fn new(pool: PgPool, schema: Schema, call_timeout: Duration, listen: bool) -> Self {
         let sql = Arc::new(Statements::new(&schema));
-        Self {
+        let mut store = Self {
             db: Db::new(pool, call_timeout),
             alive: Arc::new(watch::Sender::new(())),
             schema,
             sql,
             receives: Arc::default(),
+            signals: None,
             #[cfg(feature = "testing")]
             schema_guard: None,
+        };
+        if listen && let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let signals = InboxSignals::new();
+            let listener = listen::Listener {
+                options: (*store.pool().connect_options()).clone(),
+                channel: listen::channel(&store.schema),
+                signals: signals.clone(),
+                connect_within: call_timeout,
+                ping_within: keepalive::ping_bound(call_timeout),
+            };
+            runtime.spawn(listener.run(store.alive()));
+            store.signals = Some(signals);
         }
+        store
     }
 
     /// Creates the schema if needed and applies the embedded migrations
@@ -264,5 +290,10 @@ impl ReplyStore for PostgresStore {
 
     async fn prune_delivered(&self, before: OffsetDateTime, limit: u32) -> Result<u64, StoreError> {
         retention::prune_delivered(&self.db, &self.sql.prune_delivered, before, limit).await
+    }
+
+    /// Fed by the store's listener: deliveries by any process on the schema.
+    fn inbox_signals(&self) -> Option<InboxSignals> {
+        self.signals.clone()
     }
 }

@@ -13,4 +13,5 @@ mod pgbouncer;
 mod races;
 mod retention;
 mod schema;
+mod signals;
 mod support;
