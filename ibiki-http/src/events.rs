@@ -8,14 +8,19 @@
 //! last one back as `Last-Event-ID`.
 //!
 //! The stream reads the inbox by cursor, like a client paging
-//! `/messages`, and looks again every [`POLL_INTERVAL`] when it has caught
-//! up. The store's contract makes that exact: an inbox lists replies in
-//! delivery order and a released reply is delivered after everything already
-//! there, so reading after a cursor neither skips nor repeats a reply. And it
-//! needs nothing from the store beyond [`ReplyStore::inbox`]: replies
-//! recorded by another server process on the same database appear as well.
+//! `/messages`. The store's contract makes that exact: an inbox lists replies
+//! in delivery order and a released reply is delivered after everything
+//! already there, so reading after a cursor neither skips nor repeats a
+//! reply.
 //!
-//! [`ReplyStore::inbox`]: ibiki_core::ReplyStore::inbox
+//! A stream that has caught up waits for its client's wake-up when the store
+//! offers them ([`ReplyStore::inbox_signals`]): an idle stream costs the
+//! store nothing, however many are open, and a delivery by any server
+//! process on the same database wakes it. It subscribes before its first
+//! read, so a reply delivered between a read and the wait wakes it too.
+//! With a store that offers none it reads again every [`POLL_INTERVAL`].
+//!
+//! [`ReplyStore::inbox_signals`]: ibiki_core::ReplyStore::inbox_signals
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -27,7 +32,7 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
-use ibiki_core::{ClientId, Cursor, PageRequest, StoreError, StoredReply};
+use ibiki_core::{ClientId, Cursor, InboxSubscription, PageRequest, StoreError, StoredReply};
 use serde::Deserialize;
 
 use crate::admin::{client_id, path_segment};
@@ -36,7 +41,9 @@ use crate::error::ApiError;
 use crate::openapi::ErrorBody;
 use crate::request::parse_query;
 
-/// How often a caught-up stream reads the inbox again.
+/// How often a caught-up stream reads the inbox again when the store offers
+/// no wake-ups ([`ReplyStore::inbox_signals`](ibiki_core::ReplyStore::inbox_signals)
+/// is `None`).
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
 /// How long a stream waits after a store failure before reading again.
@@ -92,11 +99,13 @@ pub(crate) async fn events(
 ) -> Result<Response, ApiError> {
     let client = client_id(&path_segment(path)?)?;
     let after = resume_cursor(&headers, query.as_deref())?;
+    // Before the first read: a delivery after it wakes the stream.
+    let wake = app.store().inbox_signals().map(|s| s.subscribe(&client));
     // The first read happens before the answer, so a cursor the store does
     // not know, or a store that does not answer, is an error status rather
     // than a stream that dies at once.
     let first = next_reply(&app, &client, after.as_ref()).await?;
-    let stream = reply_stream(app.clone(), client, after, first);
+    let stream = reply_stream(app.clone(), client, after, first, wake);
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
         .into_response())
@@ -154,6 +163,18 @@ struct StreamState {
     ready: Option<(StoredReply, Cursor)>,
     /// The first event (the reconnection delay) is not sent yet.
     greet: bool,
+    /// The client's wake-ups, taken before the first read; `None`: poll.
+    wake: Option<InboxSubscription>,
+}
+
+impl StreamState {
+    /// Waits until the inbox may hold something new.
+    async fn caught_up(&mut self) {
+        match &mut self.wake {
+            Some(wake) => wake.changed().await,
+            None => tokio::time::sleep(POLL_INTERVAL).await,
+        }
+    }
 }
 
 fn reply_stream(
@@ -161,6 +182,7 @@ fn reply_stream(
     client: ClientId,
     after: Option<Cursor>,
     first: Option<(StoredReply, Cursor)>,
+    wake: Option<InboxSubscription>,
 ) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
     let closing = app.closing();
     let state = StreamState {
@@ -169,6 +191,7 @@ fn reply_stream(
         after,
         ready: first,
         greet: true,
+        wake,
     };
     let events = futures_util::stream::unfold(state, |mut state| async move {
         if state.greet {
@@ -183,7 +206,7 @@ fn reply_stream(
             }
             match next_reply(&state.app, &state.client, state.after.as_ref()).await {
                 Ok(Some(found)) => state.ready = Some(found),
-                Ok(None) => tokio::time::sleep(POLL_INTERVAL).await,
+                Ok(None) => state.caught_up().await,
                 Err(StoreError::InvalidCursor) => {
                     // Only a cursor the store issued gets here: nothing to
                     // continue from, so end and let the client start over.

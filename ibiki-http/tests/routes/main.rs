@@ -5,6 +5,7 @@
 mod assignments;
 mod auth;
 mod down_store;
+mod events;
 mod held;
 mod history;
 mod inbox;
