@@ -64,8 +64,10 @@ mod enabled {
         url: &Secret,
         flags: &DatabaseFlags,
     ) -> Result<(Arc<DynReplyStore>, Option<Unsynced>), StartError> {
+        // An import serves no live readers: no listening connection.
         let store = builder(url, flags)
             .synchronous_commit(false)
+            .inbox_signals(false)
             .connect()
             .await?;
         store.migrate().await?;
@@ -78,7 +80,7 @@ mod enabled {
         url: &Secret,
         flags: &DatabaseFlags,
     ) -> Result<Arc<DynReplyStore>, StartError> {
-        let store = builder(url, flags).connect().await?;
+        let store = builder(url, flags).inbox_signals(false).connect().await?;
         if store.is_migrated().await? {
             return Ok(Arc::new(store));
         }

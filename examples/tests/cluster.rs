@@ -3,7 +3,9 @@
 //! (any non-2xx answer or connection error is sent again, to the next
 //! process), numbers moved between clients through another process
 //! meanwhile, and one process killed with SIGKILL and restarted. Afterwards
-//! every reply is in exactly one place, and that place is right.
+//! every reply is in exactly one place, and that place is right. And two
+//! processes: a reply one receives reaches a live stream on the other within
+//! a second.
 //!
 //! Needs `DATABASE_URL` (skipped without it, unless `CI` is set).
 #![cfg(all(unix, feature = "postgres"))]
@@ -380,6 +382,91 @@ async fn three_servers_one_database_kill_9_and_reassignments() {
     assert!(gaps.is_empty(), "{gaps:?}");
     pool.close().await;
     drop((a, b, c));
+}
+
+/// A live stream on one process gets a reply another process received
+/// within a second, each time: the database's notification wakes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_received_by_another_process_reaches_an_open_stream_within_a_second() {
+    let Some(url) = database_url() else {
+        return;
+    };
+    check_reachable(&url).await;
+    let schema = unique_schema();
+    let _guard = SchemaGuard::new(&url, &schema);
+    let (streaming, receiving) =
+        tokio::join!(start_server(&url, &schema), start_server(&url, &schema));
+    let http = http();
+    let response = http
+        .post(format!("{}/api/admin/update-phone-numbers", streaming.base))
+        .bearer_auth(TOKEN)
+        .json(&json!({"userId": client(0), "phoneNumbers": [number(0)]}))
+        .send()
+        .await
+        .expect("assign");
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut stream = http
+        .get(format!(
+            "{}/api/clients/{}/events",
+            streaming.base,
+            client(0)
+        ))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("stream opened");
+    assert_eq!(stream.status(), StatusCode::OK);
+    let mut seen = String::new();
+    read_until(
+        &mut stream,
+        &mut seen,
+        "ibiki inbox",
+        Duration::from_secs(5),
+    )
+    .await;
+    let mut took = Vec::new();
+    for i in 0..5 {
+        let id = format!("elsewhere-{i}");
+        let payload = json!({"messageId": id, "from": "+15005550006", "to": number(0), "body": id});
+        let answer = http
+            .post(format!("{}/webhooks/sms", receiving.base))
+            .json(&payload)
+            .send()
+            .await
+            .expect("webhook");
+        assert_eq!(answer.status(), StatusCode::OK);
+        let answered = Instant::now();
+        read_until(
+            &mut stream,
+            &mut seen,
+            &format!("\"{id}\""),
+            Duration::from_secs(1),
+        )
+        .await;
+        took.push(answered.elapsed());
+        // Quiet between replies: each one is heard, not found by a read of
+        // the one before.
+        sleep(Duration::from_millis(300)).await;
+    }
+    eprintln!("another process's replies reached the stream after {took:?}");
+}
+
+/// Reads `response` into `seen` until it holds `needle`; panics after `within`.
+async fn read_until(
+    response: &mut reqwest::Response,
+    seen: &mut String,
+    needle: &str,
+    within: Duration,
+) {
+    let deadline = Instant::now() + within;
+    while !seen.contains(needle) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, response.chunk()).await {
+            Ok(Ok(Some(chunk))) => seen.push_str(&String::from_utf8_lossy(&chunk)),
+            Ok(other) => panic!("the stream ended before {needle}: {other:?}"),
+            Err(_) => panic!("{needle} not in the stream within {within:?}"),
+        }
+    }
 }
 
 #[test]

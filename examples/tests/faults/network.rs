@@ -3,6 +3,8 @@
 //! forever, new ones work) and a reset. Every answer comes within
 //! `--database-timeout` + 1 s, the servers recover without a restart, and a
 //! provider that retries until 2xx loses nothing and records nothing twice.
+//! And a live stream whose server's listening connection went silent hears
+//! again once the listener has checked it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -175,5 +177,45 @@ async fn an_idle_server_replaces_its_dead_connections_before_they_are_needed() {
     assert!(
         took < Duration::from_secs(1),
         "the first webhook took {took:?}"
+    );
+}
+
+/// How long a store's listener hears nothing before it checks its
+/// connection (`ibiki-postgres`, `listen.rs`).
+const LISTENER_IDLE_CHECK: Duration = Duration::from_secs(30);
+
+/// The connection a server listens for deliveries on goes silent with the
+/// others. Nothing reports it, but after a quiet spell the listener's bounded
+/// `SELECT 1` finds it dead: it listens on a new connection and wakes the
+/// stream, which finds the reply another server received meanwhile.
+#[tokio::test]
+async fn a_stream_hears_again_after_its_listening_connection_went_silent() {
+    let Some(database) = Database::create().await else {
+        return;
+    };
+    let streaming = Server::start(&database).await;
+    streaming.assign().await;
+    let mut stream = streaming.open_stream().await;
+    let (answer, _) = streaming.post_reply("before").await;
+    assert!(matches!(answer, Ok((StatusCode::OK, _))), "{answer:?}");
+    stream.until("\"before\"", Duration::from_secs(1)).await;
+    // The stream's read after that event done: it waits for a wake-up.
+    sleep(Duration::from_secs(1)).await;
+
+    database.proxy.silent_failover();
+    let failover = Instant::now();
+    // Its connections open after the failover: they work.
+    let receiving = Server::start(&database).await;
+    routes_again(&receiving, "meanwhile", failover, RECOVERY).await;
+    // The check, at most 30 s after the last notification heard ("before"),
+    // its ping bounded by the deadline, then a read through a pool that
+    // replaced its own hanging connections.
+    let within = LISTENER_IDLE_CHECK + DEADLINE + Duration::from_secs(8);
+    stream.until("\"meanwhile-", within).await;
+    let heard = failover.elapsed();
+    eprintln!("heard again {heard:?} after the failover");
+    assert!(
+        heard > LISTENER_IDLE_CHECK - Duration::from_secs(2),
+        "woken by something else than the listener's check, after {heard:?}"
     );
 }

@@ -144,6 +144,23 @@ impl Server {
         (answer, started.elapsed())
     }
 
+    /// [`CLIENT`]'s live inbox stream, open, its greeting read.
+    pub(crate) async fn open_stream(&self) -> LiveStream {
+        let response = http()
+            .get(format!("{}/api/clients/{CLIENT}/events", self.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("stream opened");
+        assert_eq!(response.status(), StatusCode::OK);
+        let mut stream = LiveStream {
+            response,
+            seen: String::new(),
+        };
+        stream.until("ibiki inbox", Duration::from_secs(10)).await;
+        stream
+    }
+
     /// Message id → times it is in [`CLIENT`]'s inbox.
     pub(crate) async fn inbox_counts(&self) -> BTreeMap<String, usize> {
         let mut counts = BTreeMap::new();
@@ -169,6 +186,27 @@ impl Server {
             match page["next"].as_str() {
                 Some(next) => after = Some(next.to_owned()),
                 None => return counts,
+            }
+        }
+    }
+}
+
+/// An open `/events` stream, read as text.
+pub(crate) struct LiveStream {
+    response: reqwest::Response,
+    seen: String,
+}
+
+impl LiveStream {
+    /// Reads until the stream holds `needle`; panics after `within`.
+    pub(crate) async fn until(&mut self, needle: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        while !self.seen.contains(needle) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.response.chunk()).await {
+                Ok(Ok(Some(chunk))) => self.seen.push_str(&String::from_utf8_lossy(&chunk)),
+                Ok(other) => panic!("the stream ended before {needle}: {other:?}"),
+                Err(_) => panic!("{needle} not in the stream within {within:?}"),
             }
         }
     }
