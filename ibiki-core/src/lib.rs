@@ -20,6 +20,8 @@
 //!   [`ReplyStore`] contract (inboxes and the held area), whose
 //!   [`receive`](ReplyStore::receive) states the routing rule every store
 //!   follows;
+//! - [`InboxSignals`], the wake-ups a store gives live inbox readers
+//!   ([`ReplyStore::inbox_signals`]) so that they wait instead of polling;
 //! - the import of another system's assignments ([`ImportPlanner`]);
 //! - with the `testing` feature, the conformance suite every store runs
 //!   (`testing`, [`conformance_tests!`]): a store of your own implements both
