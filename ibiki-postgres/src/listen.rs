@@ -1,9 +1,9 @@
 //! Live inbox readers woken by the database: one `LISTEN` per store.
 //!
 //! The schema's triggers (`migrations/0006_inbox_notify.sql`) notify the
-//! schema's [`channel`] with the client id whenever a statement puts replies
-//! into inboxes, whichever process wrote; PostgreSQL delivers it when the
-//! transaction commits. Each store keeps one connection of its own listening
+//! schema's [`channel`] with the client ids, one per line, whenever a
+//! statement puts replies into inboxes, whichever process wrote; PostgreSQL
+//! delivers it when the transaction commits. Each store keeps one connection of its own listening
 //! there and wakes the readers of that client in its [`InboxSignals`].
 //!
 //! A notification sent while nobody listens is lost, so every (re)connection
@@ -190,13 +190,17 @@ impl Listener {
         }
     }
 
-    /// Wakes the readers of the client a notification names.
+    /// Wakes the readers of the clients a notification names, one per line.
     fn wake(&self, payload: &str) {
-        match ClientId::new(payload) {
-            Ok(client) => self.signals.notify(&client),
-            // Not from the schema's triggers (someone else's NOTIFY on the
-            // channel): nothing to wake.
-            Err(_) => tracing::debug!("inbox listener: a notification that names no client"),
+        for line in payload.split('\n') {
+            match ClientId::new(line) {
+                Ok(client) => self.signals.notify(&client),
+                // Not from the schema's triggers (someone else's NOTIFY on
+                // the channel): nothing to wake.
+                Err(_) => {
+                    tracing::debug!("inbox listener: a notification line that names no client")
+                }
+            }
         }
     }
 }

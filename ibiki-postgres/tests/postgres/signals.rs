@@ -109,6 +109,40 @@ async fn a_delivery_by_another_store_wakes_its_client_only() {
     assert!(!a.has_changed(), "a release to globex woke acme's reader");
 }
 
+/// A statement that delivers to many clients names them all in as few
+/// notifications as PostgreSQL's payload limit allows: each reader is woken,
+/// nobody else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_notification_names_many_clients() {
+    let Some(test) = fresh_store().await else {
+        return;
+    };
+    let store = test.store();
+    let signals = signals_of(store);
+    fence(&signals, store, "fence-0", "+14155550190").await;
+    // 150 ids of 124 bytes: about 18.7 KB, three payloads.
+    let ids: Vec<String> = (0..150)
+        .map(|i| format!("{i:03}-{}", "x".repeat(120)))
+        .collect();
+    let mut readers: Vec<InboxSubscription> = ids
+        .iter()
+        .map(|id| signals.subscribe(&client(id)))
+        .collect();
+    let stranger = signals.subscribe(&client("stranger"));
+    let mut conn = test.connection().await;
+    // What the triggers call for a statement that delivered to all of them.
+    sqlx::query(&format!("SELECT {}.notify_clients($1)", test.schema()))
+        .bind(&ids)
+        .execute(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("notify_clients: {e}"));
+    for (reader, id) in readers.iter_mut().zip(&ids) {
+        woken(reader, WITHIN, id).await;
+    }
+    fence(&signals, store, "fence-1", "+14155550191").await;
+    assert!(!stranger.has_changed(), "a client nobody named was woken");
+}
+
 /// A schema name too long for a channel of its own: the listener and the
 /// triggers agree on the hashed name.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
