@@ -12,6 +12,8 @@
 #
 # Env: LOADTEST_SECONDS (each wrk run, default 15), LOADTEST_ROUNDS (4),
 # LOADTEST_STREAMS (10000, at most 10000), LOADTEST_CONNECTIONS (64),
+# LOADTEST_QUIET (each phase waits until the CPUs are at most this % busy,
+# default 25, for at most LOADTEST_QUIET_WAIT s, default 300),
 # IBIKI_SERVER_BIN (the binary to test instead of building this tree's),
 # IBIKI_OLD_SERVER_BIN (optional: an earlier build, e.g. one that polls,
 # measured the same way for one round after the others, on a schema of its
@@ -23,6 +25,8 @@ SECONDS_EACH=${LOADTEST_SECONDS:-15}
 ROUNDS=${LOADTEST_ROUNDS:-4}
 STREAMS=${LOADTEST_STREAMS:-10000}
 CONNECTIONS=${LOADTEST_CONNECTIONS:-64}
+QUIET=${LOADTEST_QUIET:-25}
+QUIET_WAIT=${LOADTEST_QUIET_WAIT:-300}
 TOKEN=loadtest-token
 # Clients 0..9999 (numbers 0..49999) get the webhook load; the streams are
 # on clients 10000 and up; the probe's client is the first of those.
@@ -43,6 +47,7 @@ if [ -z "$server_bin" ]; then
 fi
 
 pids=()
+declare -A pid_of
 holder=
 cleanup() {
   [ -n "$holder" ] && kill "$holder" 2>/dev/null
@@ -57,6 +62,7 @@ start() { # binary port schema
   env -u DATABASE_URL RUST_LOG=warn "$1" --listen "127.0.0.1:$2" --admin-token "$TOKEN" \
     --database-url "$DATABASE_URL" --database-schema "$3" >>"/tmp/ibiki-streams-$2.log" 2>&1 &
   pids+=($!)
+  pid_of[$2]=$!
   for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$2/healthz" >/dev/null && return; sleep 0.2; done
   echo "the server on port $2 did not start" >&2
   exit 1
@@ -68,12 +74,35 @@ scans() { # schema
     WHERE schemaname = '$1'"
 }
 # Table scans per second over 10 s without load: what open streams cost at
-# rest (the statistics reach the counters within a second or so).
+# rest. An idle backend reports its statistics up to 10 s late, so the
+# load's own are let in first.
 idle_rate() { # schema
   local before after
-  sleep 2
+  sleep 12
   before=$(scans "$1"); sleep 10; after=$(scans "$1")
   echo $(((after - before) / 10))
+}
+# CPU time (user + system) a process has used, in clock ticks.
+cpu_ticks() { # pid
+  awk '{print $14 + $15}' "/proc/$1/stat"
+}
+# The share of the CPUs busy over 2 s, in percent.
+busy() {
+  local a b
+  a=($(head -1 /proc/stat)); sleep 2; b=($(head -1 /proc/stat))
+  local idle=$(((b[4] + b[5]) - (a[4] + a[5])))
+  local total=0 i
+  for i in 1 2 3 4 5 6 7 8; do total=$((total + b[i] - a[i])); done
+  echo $((100 - 100 * idle / (total > 0 ? total : 1)))
+}
+# Waits (at most QUIET_WAIT s) until the machine is quiet: the CPUs are shared
+# with other work, and a phase measured during a burst of it says nothing.
+quiet() {
+  local waited=0 now
+  while now=$(busy); [ "$now" -gt "$QUIET" ] && [ "$waited" -lt "$QUIET_WAIT" ]; do
+    waited=$((waited + 2))
+  done
+  echo "$now"
 }
 webhook() { # port run
   LOADTEST_NUMBERS=$WEBHOOK_NUMBERS LOADTEST_RUN=$2 wrk -t2 -c"$CONNECTIONS" -d"${SECONDS_EACH}s" \
@@ -87,15 +116,21 @@ probes() { # stream-port post-port tag
 # One phase: wrk on `port`, with probes through that server and the other
 # one 2 s in; then the schema's table scans at rest.
 phase() { # label port other-port run schema
-  local result here there
+  local result here there before ticks requests busy_at_start
+  # Streams that poll keep the CPUs busy themselves: no waiting for quiet.
+  if [ -n "${POLLING:-}" ]; then busy_at_start=$(busy); else busy_at_start=$(quiet); fi
+  before=$(cpu_ticks "${pid_of[$2]}")
   webhook "$2" "$4" >/tmp/ibiki-streams-wrk.txt &
   local wrk_pid=$!
   sleep 2
   here=$(probes "$2" "$2" "${4}a")
   there=$(probes "$2" "$3" "${4}b")
   wait "$wrk_pid"
+  ticks=$(($(cpu_ticks "${pid_of[$2]}") - before))
   result=$(cat /tmp/ibiki-streams-wrk.txt)
-  echo "$1 (load average $(cut -d' ' -f1 /proc/loadavg)): webhook $result"
+  requests=$(echo "$result" | awk '{printf "%d", $1 * '"$SECONDS_EACH"'}')
+  echo "$1 (CPUs ${busy_at_start}% busy before): webhook $result"
+  echo "$1:   server CPU $(python3 -c "print(f'{$ticks * 1000 / $(getconf CLK_TCK) / max($requests, 1) * 1000:.1f}')") µs per request"
   echo "$1:   latency, posted to the same server: $here"
   echo "$1:   latency, posted to the other server: $there"
   echo "$1:   at rest: $(idle_rate "$5") table scans/s"
@@ -122,11 +157,11 @@ close_streams() {
 # A round: no streams, then STREAMS open (left open); the next round the
 # other way round (A B B A), so that a drift of the machine's load over a
 # pair of rounds weighs on both sides alike.
-measure() { # label port other-port round schema
+measure() { # label port other-port round schema [polling]
   if [ $(($4 % 2)) -eq 1 ]; then
     phase "$1, 0 streams" "$2" "$3" "z$4" "$5"
     open_streams "$2"
-    phase "$1, $STREAMS streams" "$2" "$3" "s$4" "$5"
+    POLLING=${6:-} phase "$1, $STREAMS streams" "$2" "$3" "s$4" "$5"
   else
     phase "$1, $STREAMS streams" "$2" "$3" "s$4" "$5"
     close_streams
@@ -150,8 +185,9 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 [ -z "$holder" ] || close_streams
 if [ -n "${IBIKI_OLD_SERVER_BIN:-}" ]; then
-  measure "old build" 18122 18123 1 ibiki_streams_old
+  measure "old build" 18122 18123 1 ibiki_streams_old polling
   close_streams
+  phase "old build, 0 streams" 18122 18123 oldz2 ibiki_streams_old
 fi
 echo "== load average $(cut -d' ' -f1-3 /proc/loadavg)"
 cleanup
