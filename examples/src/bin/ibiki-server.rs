@@ -8,6 +8,11 @@ use ibiki_examples::prune::run_prune;
 use ibiki_examples::{Config, run};
 use tracing_subscriber::EnvFilter;
 
+/// Long-lived connections (live streams) leave glibc's heap fragmented, and
+/// every request then pays for it: see BENCHMARKS.md §11.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = Config::parse();
