@@ -206,6 +206,49 @@ async fn a_cut_listener_reconnects_and_wakes_everyone() {
     woken(&mut a, WITHIN, "acme's reader, on the new connection").await;
 }
 
+/// The listener and its connection go with the store's last clone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_listener_stops_with_the_last_clone() {
+    let Some(test) = fresh_store().await else {
+        return;
+    };
+    let signals = signals_of(test.store());
+    fence(&signals, test.store(), "fence", "+14155550190").await;
+    let mut conn = test.connection().await;
+    let listening = format!("LISTEN \"ibiki_inbox_{}\"", test.store().schema());
+    let listeners: Vec<i32> =
+        sqlx::query_scalar("SELECT pid FROM pg_stat_activity WHERE query = $1")
+            .bind(&listening)
+            .fetch_all(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(listeners.len(), 1, "one listener: {listeners:?}");
+    let clone = test.store().clone();
+    drop(test);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        backend_alive(&mut conn, listeners[0]).await,
+        "a clone still holds the store"
+    );
+    drop(clone);
+    let deadline = Instant::now() + SETTLE;
+    while backend_alive(&mut conn, listeners[0]).await {
+        assert!(
+            Instant::now() < deadline,
+            "the listener's connection outlived the store"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn backend_alive(conn: &mut sqlx::PgConnection, pid: i32) -> bool {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)")
+        .bind(pid)
+        .fetch_one(conn)
+        .await
+        .unwrap_or_else(|e| panic!("pg_stat_activity: {e}"))
+}
+
 /// Ends the backends listening on `test`'s schema's channel; how many.
 async fn terminate_listeners(test: &TestStore) -> usize {
     let mut conn = test.connection().await;
