@@ -64,12 +64,14 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+mod api_key;
 mod assignment;
 mod client_id;
 mod delivery;
 mod error;
 mod history;
 mod import;
+mod key_store;
 mod normalize;
 mod page;
 mod phone_number;
@@ -80,6 +82,7 @@ mod sqlx;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use crate::api_key::{ApiKey, KeyDigest, KeyFormatError};
 pub use crate::assignment::{
     AssignmentChange, AssignmentStore, Change, ClientSummary, DynAssignmentStore,
 };
@@ -96,6 +99,7 @@ pub use crate::import::{
     Contested, DEFAULT_IMPORT_CONCURRENCY, ImportConflict, ImportPlan, ImportPlanner, ImportReport,
     ImportRow, InvalidImport, InvalidReason,
 };
+pub use crate::key_store::{DynKeyStore, KEY_USE_RESOLUTION, KeyInfo, KeyStore, NewKey};
 pub use crate::normalize::{
     BareDigits, MAX_ENTRY_CHARS, Normalizer, PhoneNumbersInput, Region, UnknownRegion, Validation,
 };

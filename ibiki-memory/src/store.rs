@@ -9,6 +9,7 @@ use ibiki_core::{
 };
 use time::OffsetDateTime;
 
+use crate::keys::KeyLock;
 use crate::state::State;
 
 /// Assignments and replies in memory, behind one reader-writer lock.
@@ -34,6 +35,7 @@ use crate::state::State;
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     state: RwLock<State>,
+    keys: KeyLock,
 }
 
 impl MemoryStore {
@@ -50,6 +52,10 @@ impl MemoryStore {
 
     fn write(&self) -> RwLockWriteGuard<'_, State> {
         self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn keys(&self) -> &KeyLock {
+        &self.keys
     }
 
     /// The owner of `number`, without the async machinery: the routing hot path

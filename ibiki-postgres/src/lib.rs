@@ -105,6 +105,7 @@ mod deadline;
 mod error;
 mod import_table;
 mod keepalive;
+mod keys;
 mod migrate;
 mod read;
 mod receive;

@@ -23,7 +23,14 @@ pub(crate) struct Statements {
     pub(crate) reply: String,
     pub(crate) held_count: String,
     pub(crate) prune_delivered: String,
+    pub(crate) add_key: String,
+    pub(crate) keys_of: String,
+    pub(crate) revoke_key: String,
+    pub(crate) key_owner: String,
 }
+
+/// The columns a key is read from, as `keys::KeyRow` expects them.
+const KEY_COLUMNS: &str = "id, client_id, prefix, created_at, last_used_at";
 
 /// The columns a listed reply is read from, as `ReplyRow` expects them.
 const REPLY_COLUMNS: &str = "id, message_id, to_number, to_unparsed, from_address, body, \
@@ -81,6 +88,25 @@ impl Statements {
             // scan of the held rows, never the delivered ones.
             held_count: format!("SELECT count(*) FROM {s}.replies WHERE client_id IS NULL"),
             prune_delivered: format!("SELECT {s}.prune_delivered($1, $2)"),
+            add_key: format!(
+                "INSERT INTO {s}.api_keys (client_id, digest, prefix) VALUES ($1, $2, $3) \
+                 RETURNING {KEY_COLUMNS}"
+            ),
+            keys_of: format!(
+                "SELECT {KEY_COLUMNS} FROM {s}.api_keys WHERE client_id = $1 ORDER BY id"
+            ),
+            revoke_key: format!("DELETE FROM {s}.api_keys WHERE client_id = $1 AND id = $2"),
+            // The lookup, and the renewal of last_used_at only when it is
+            // older than the resolution ($2 seconds): one row written per key
+            // and minute at most, whatever the request rate.
+            key_owner: format!(
+                "WITH found AS (SELECT id, client_id, last_used_at FROM {s}.api_keys \
+                 WHERE digest = $1), \
+                 renewed AS (UPDATE {s}.api_keys AS k SET last_used_at = now() FROM found \
+                 WHERE k.id = found.id AND (found.last_used_at IS NULL \
+                 OR found.last_used_at < now() - make_interval(secs => $2))) \
+                 SELECT client_id FROM found"
+            ),
         }
     }
 }

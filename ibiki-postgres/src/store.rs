@@ -148,6 +148,14 @@ impl PostgresStore {
         self.db.timeout()
     }
 
+    pub(crate) fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub(crate) fn sql(&self) -> &Statements {
+        &self.sql
+    }
+
     pub(crate) fn alive(&self) -> watch::Receiver<()> {
         self.alive.subscribe()
     }

@@ -18,11 +18,13 @@ mod conformance;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod import;
+mod keys;
 pub mod model;
 mod property;
 mod state_machine;
 
 pub use self::conformance::*;
+pub use self::keys::*;
 pub use self::state_machine::{CLIENTS, NUMBERS, Op, run_ops, state_machine_property};
 
 /// Sequences the state-machine property runs by default.
