@@ -44,4 +44,4 @@ pub mod store;
 pub use crate::config::Config;
 pub use crate::providers::{ProviderConfigError, ProviderFlags, Providers, providers};
 pub use crate::server::{run, serve, shutdown_signal};
-pub use crate::store::open_store;
+pub use crate::store::{Stores, open_store};

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use axum::Router;
 use ibiki_core::Normalizer;
-use ibiki_http::{AdminToken, App, WebhookSecret};
+use ibiki_http::{AdminToken, App, BearerAuth, WebhookSecret};
 use tokio::net::TcpListener;
 
 use crate::config::Config;
@@ -17,7 +17,8 @@ pub type StartError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Runs the server the configuration describes until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> Result<(), StartError> {
-    let store = open_store(config.database_url.as_ref(), &config.database).await?;
+    let stores = open_store(config.database_url.as_ref(), &config.database).await?;
+    let store = stores.replies;
     let admin_token = match config.admin_token {
         Some(token) => AdminToken::new(token),
         None => generated_token()?,
@@ -28,7 +29,8 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     }
     warm_up_in_background(&normalizer);
     let require_signatures = config.providers.require_signatures;
-    let mut app = App::new(store.clone(), admin_token).with_normalizer(normalizer);
+    let auth = BearerAuth::new(admin_token, stores.keys);
+    let mut app = App::new(store.clone(), auth).with_normalizer(normalizer);
     match config.webhook_secret {
         Some(secret) => app = app.with_webhook_secret(WebhookSecret::new(secret)),
         None if require_signatures => {

@@ -63,6 +63,7 @@ pub(crate) struct UpdateAnswer {
         (status = 200, description = "The list is now the client's whole set", body = UpdateAnswer),
         (status = 400, description = "Unreadable JSON, wrong shape or invalid `userId`", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 403, description = "A client key: this route is the operator's", body = ErrorBody),
         (status = 409, description = "Another client owns some of the numbers; nothing changed", body = ErrorBody),
         (status = 413, description = "Body or list larger than the limit", body = ErrorBody),
         (status = 415, description = "Content-Type is not JSON", body = ErrorBody),
@@ -145,12 +146,45 @@ pub(crate) struct NumbersAnswer {
         (status = 200, description = "The client's numbers", body = NumbersAnswer),
         (status = 400, description = "Invalid `userId`", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 403, description = "A client key: this route is the operator's", body = ErrorBody),
         (status = 404, description = "No such route (an empty `userId`)", body = ErrorBody),
         (status = 503, description = "The store is unavailable; retry later", body = ErrorBody),
     )
 )]
 pub(crate) async fn phone_numbers(
     State(app): State<Arc<App>>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<NumbersAnswer>, ApiError> {
+    numbers_of(&app, path).await
+}
+
+/// `GET /api/clients/{userId}/phone-numbers`: the same answer, for the
+/// client itself (read-only).
+#[utoipa::path(
+    get,
+    path = "/api/clients/{user_id}/phone-numbers",
+    operation_id = "client_phone_numbers",
+    tag = "inbox",
+    security(("bearer" = [])),
+    params(("user_id" = String, Path, description = "The client", min_length = 1, example = "123")),
+    responses(
+        (status = 200, description = "The client's numbers", body = NumbersAnswer),
+        (status = 400, description = "Invalid `userId`", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token or key", body = ErrorBody),
+        (status = 403, description = "Another client's key", body = ErrorBody),
+        (status = 404, description = "No such route (an empty `userId`)", body = ErrorBody),
+        (status = 503, description = "The store is unavailable; retry later", body = ErrorBody),
+    )
+)]
+pub(crate) async fn client_phone_numbers(
+    State(app): State<Arc<App>>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<NumbersAnswer>, ApiError> {
+    numbers_of(&app, path).await
+}
+
+async fn numbers_of(
+    app: &App,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<NumbersAnswer>, ApiError> {
     let client = client_id(&path_segment(path)?)?;
@@ -213,6 +247,7 @@ pub(crate) struct AtQuery {
         (status = 200, description = "The number and its owner", body = RouteAnswer),
         (status = 400, description = "Not a phone number, `at` is not an RFC 3339 time, or an unknown query parameter", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 403, description = "A client key: this route is the operator's", body = ErrorBody),
         (status = 404, description = "No such route (an empty number)", body = ErrorBody),
         (status = 503, description = "The store is unavailable; retry later", body = ErrorBody),
     )
@@ -299,6 +334,7 @@ pub(crate) struct ClientsAnswer {
         (status = 200, description = "One page of clients", body = ClientsAnswer),
         (status = 400, description = "Invalid `limit`, `after` or query string", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 403, description = "A client key: this route is the operator's", body = ErrorBody),
         (status = 503, description = "The store is unavailable; retry later", body = ErrorBody),
     )
 )]

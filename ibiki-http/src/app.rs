@@ -14,13 +14,14 @@ use ibiki_core::{DynReplyStore, InboundReply, Normalizer, Receipt, StoreError};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::{AdminAuth, require_admin};
+use crate::auth::{Authenticator, require_access};
 use crate::error::{ApiError, StoreFailed};
 use crate::metrics::Metrics;
 use crate::openapi::{ErrorBody, Health};
 use crate::sms_signature::WebhookSecret;
 use crate::{
-    admin, events, held, history, inbox, metrics, openapi, pages, provider_webhook, sms_webhook,
+    admin, events, held, history, inbox, keys, metrics, openapi, pages, provider_webhook,
+    sms_webhook,
 };
 use ibiki_providers::{MAX_BODY_BYTES, PublicUrl, Registry};
 
@@ -38,7 +39,7 @@ pub const ADMIN_BODY_LIMIT: usize = 256 * 1024;
 pub struct App {
     store: Arc<DynReplyStore>,
     normalizer: Normalizer,
-    admin_auth: Arc<dyn AdminAuth>,
+    auth: Arc<dyn Authenticator>,
     webhook_secret: Option<WebhookSecret>,
     unsigned_webhooks_refused: bool,
     providers: Registry,
@@ -110,15 +111,17 @@ impl Shutdown {
 }
 
 impl App {
-    /// An app over `store`, its `/api` routes guarded by `admin_auth` (an
-    /// [`AdminToken`](crate::AdminToken) or your own [`AdminAuth`]), with the
-    /// default normalizer, unsigned webhooks and no provider webhooks
-    /// (every `/webhooks/{provider}` answers 404).
-    pub fn new(store: Arc<DynReplyStore>, admin_auth: impl AdminAuth) -> Self {
+    /// An app over `store`, its `/api` routes guarded by `auth`
+    /// ([`BearerAuth`](crate::BearerAuth) for the operator's token and
+    /// clients' keys, an [`AdminToken`](crate::AdminToken) for the operator
+    /// alone, or your own [`Authenticator`]), with the default normalizer,
+    /// unsigned webhooks and no provider webhooks (every
+    /// `/webhooks/{provider}` answers 404).
+    pub fn new(store: Arc<DynReplyStore>, auth: impl Authenticator) -> Self {
         Self {
             store,
             normalizer: Normalizer::new(),
-            admin_auth: Arc::new(admin_auth),
+            auth: Arc::new(auth),
             webhook_secret: None,
             unsigned_webhooks_refused: false,
             providers: Registry::new(),
@@ -200,8 +203,8 @@ impl App {
         &self.normalizer
     }
 
-    pub(crate) fn admin_auth(&self) -> &dyn AdminAuth {
-        &*self.admin_auth
+    pub(crate) fn auth(&self) -> &dyn Authenticator {
+        &*self.auth
     }
 
     pub(crate) fn webhook_secret(&self) -> Option<&WebhookSecret> {
@@ -230,7 +233,7 @@ impl App {
     pub fn routes(self) -> Router {
         let app = Arc::new(self);
         let (api, _) = api_routes()
-            .route_layer(middleware::from_fn_with_state(app.clone(), require_admin))
+            .route_layer(middleware::from_fn_with_state(app.clone(), require_access))
             .layer(DefaultBodyLimit::max(ADMIN_BODY_LIMIT))
             .split_for_parts();
         let (public, _) = public_routes()
@@ -281,6 +284,9 @@ fn api_routes() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(admin::route))
         .routes(routes!(history::history))
         .routes(routes!(admin::clients))
+        .routes(routes!(keys::create, keys::list))
+        .routes(routes!(keys::revoke))
+        .routes(routes!(admin::client_phone_numbers))
         .routes(routes!(held::list))
         .routes(routes!(held::deliver))
         .routes(routes!(inbox::messages))

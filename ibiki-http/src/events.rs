@@ -79,7 +79,8 @@ struct EventsQuery {
                 `StoredReply` schema) and the cursor after it as `id`; a comment every 15 s \
                 while nothing arrives."),
         (status = 400, description = "Invalid `userId`, `after`, `Last-Event-ID` or query string", body = ErrorBody),
-        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token or key", body = ErrorBody),
+        (status = 403, description = "Another client's key", body = ErrorBody),
         (status = 404, description = "No such route (an empty `userId`)", body = ErrorBody),
         (status = 503, description = "The store is unavailable; retry later", body = ErrorBody),
     )

@@ -50,6 +50,7 @@ pub(crate) struct HistoryAnswer {
         (status = 200, description = "One page of the number's ownership changes", body = HistoryAnswer),
         (status = 400, description = "Not a phone number; invalid `limit`, `after` or query string", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 403, description = "A client key: this route is the operator's", body = ErrorBody),
         (status = 404, description = "No such route (an empty number)", body = ErrorBody),
         (status = 503, description = "The store is unavailable; retry later", body = ErrorBody),
     )

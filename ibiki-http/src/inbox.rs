@@ -49,7 +49,8 @@ impl From<Page<StoredReply>> for MessagesAnswer {
     responses(
         (status = 200, description = "One page of the client's replies", body = MessagesAnswer),
         (status = 400, description = "Invalid `userId`, `limit`, `after` or query string", body = ErrorBody),
-        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token or key", body = ErrorBody),
+        (status = 403, description = "Another client's key", body = ErrorBody),
         (status = 404, description = "No such route (an empty `userId`)", body = ErrorBody),
         (status = 503, description = "The store is unavailable; retry later", body = ErrorBody),
     )

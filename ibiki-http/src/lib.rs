@@ -13,8 +13,12 @@
 //!   answered (the `ibiki-providers` crate);
 //! - `/api/admin/*` assigns numbers and inspects routing and held replies;
 //! - `GET /api/admin/clients` lists the clients and their numbers;
-//! - `/api/clients/{userId}/messages` reads a client's inbox, and
-//!   `/api/clients/{userId}/events` streams it live (Server-Sent Events);
+//! - `/api/clients/{userId}/messages` reads a client's inbox,
+//!   `/api/clients/{userId}/events` streams it live (Server-Sent Events) and
+//!   `/api/clients/{userId}/phone-numbers` lists its numbers: what a client's
+//!   own key opens;
+//! - `/api/admin/clients/{userId}/keys` creates, lists and revokes a
+//!   client's API keys;
 //! - `/healthz` and `/openapi.json` ([`openapi_document`]);
 //! - `GET /metrics`, behind the admin authentication: replies by outcome,
 //!   receive latency, store errors, held replies and assignment changes in
@@ -25,9 +29,12 @@
 //!   modules embedded in the binary, under a strict Content-Security-Policy,
 //!   talking to the same authenticated API.
 //!
-//! Every `/api` route is guarded by one [`AdminAuth`]: [`AdminToken`], a
-//! bearer token, by default; implement the trait to put your own
-//! authentication there.
+//! Every `/api` route is guarded by one [`Authenticator`], which says who
+//! the caller is: the operator (every route) or a client (its own
+//! `/api/clients/{userId}/…` routes only, else 403). [`BearerAuth`] is the
+//! default: the operator's [`AdminToken`] and clients' API keys (`ibk_…`,
+//! created at `POST /api/admin/clients/{userId}/keys`); implement the trait
+//! to put your own sessions there.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -73,6 +80,8 @@ mod history;
 #[cfg(feature = "axum")]
 mod inbox;
 #[cfg(feature = "axum")]
+mod keys;
+#[cfg(feature = "axum")]
 mod metrics;
 #[cfg(feature = "axum")]
 mod openapi;
@@ -89,7 +98,7 @@ mod sms_webhook;
 #[cfg(feature = "axum")]
 pub use crate::app::{ADMIN_BODY_LIMIT, App, WEBHOOK_BODY_LIMIT};
 #[cfg(feature = "axum")]
-pub use crate::auth::{AdminAuth, AdminToken};
+pub use crate::auth::{Access, AdminToken, Authenticator, BearerAuth, Caller};
 #[cfg(feature = "axum")]
 pub use crate::error::ApiError;
 #[cfg(feature = "axum")]

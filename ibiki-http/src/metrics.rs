@@ -494,6 +494,7 @@ async fn scrape(metrics: &Metrics, store: &DynReplyStore) -> Response {
         (status = 200, description = "Every metric, in the Prometheus text format (version \
             0.0.4)", content_type = "text/plain; version=0.0.4; charset=utf-8", body = String),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 403, description = "A client key: this route is the operator's", body = ErrorBody),
     )
 )]
 pub(crate) async fn serve(State(app): State<Arc<App>>) -> Response {

@@ -26,8 +26,9 @@ pub(crate) const BEARER: &str = "bearer";
     info(
         title = "ibiki example server",
         description = "Routes inbound SMS replies to the client that owns the number replied to. \
-            Every `/api` route and `/metrics` take the admin bearer token; `/webhooks/sms`, \
-            `/healthz` and `/openapi.json` are public (the webhook checks its own signature when a secret is set)."
+            Every `/api` route and `/metrics` take the admin bearer token; a client's API key \
+            (`ibk_…`) opens that client's own `/api/clients/{userId}/…` routes and nothing else \
+            (403 `forbidden`). `/webhooks/sms`, `/healthz` and `/openapi.json` are public (the webhook checks its own signature when a secret is set)."
     ),
     modifiers(&BearerScheme),
     tags(
@@ -50,7 +51,10 @@ impl Modify for BearerScheme {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("The admin token (`--admin-token`)"))
+                    .description(Some(
+                        "The admin token (`--admin-token`), or a client's API key \
+                         (`POST /api/admin/clients/{userId}/keys`) for that client's own routes",
+                    ))
                     .build(),
             ),
         );

@@ -8,6 +8,7 @@ mod down_store;
 mod held;
 mod history;
 mod inbox;
+mod keys;
 mod meta;
 mod sms_webhook;
 mod support;

@@ -14,8 +14,11 @@ use crate::support::{admin, app_over, assert_error, request, router, send};
 
 /// The routes the document lists, as `(method, path template)`; the SMS
 /// providers' `/webhooks/{provider}` is left to its own tests.
-const DOCUMENTED: [(&str, &str); 13] = [
+const DOCUMENTED: [(&str, &str); 17] = [
     ("get", "/api/admin/clients"),
+    ("get", "/api/admin/clients/{user_id}/keys"),
+    ("post", "/api/admin/clients/{user_id}/keys"),
+    ("delete", "/api/admin/clients/{user_id}/keys/{id}"),
     ("get", "/api/admin/clients/{user_id}/phone-numbers"),
     ("get", "/api/admin/held"),
     ("post", "/api/admin/held/{id}/deliver"),
@@ -24,6 +27,7 @@ const DOCUMENTED: [(&str, &str); 13] = [
     ("post", "/api/admin/update-phone-numbers"),
     ("get", "/api/clients/{user_id}/events"),
     ("get", "/api/clients/{user_id}/messages"),
+    ("get", "/api/clients/{user_id}/phone-numbers"),
     ("get", "/healthz"),
     ("get", "/metrics"),
     ("get", "/openapi.json"),
