@@ -5,6 +5,9 @@ Starts the real `ibiki-server` (in memory, on a free loopback port, with a
 known admin token), then signs in, edits numbers, checks the inline 422 and
 409 errors, adds a client, looks up an owner, watches a webhook reply arrive
 live in an open inbox, and checks that a hostile reply is shown as text.
+Then a client: the operator creates its access key on the clients page, the
+client signs in with it, sees its replies arrive live, cannot read another
+client's inbox by editing the URL, and is signed out once the key is revoked.
 Screenshots land in docs/screenshots/.
 
     python3 e2e/dashboard.py [path/to/ibiki-server]
@@ -16,6 +19,7 @@ under $CARGO_TARGET_DIR (or target/). The browser is $CHROMIUM, else
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -180,6 +184,7 @@ def run(server):
         browser = p.chromium.launch(executable_path=executable, args=["--no-sandbox"])
         try:
             desktop(server, browser)
+            client_access(server, browser)
             phone(server, browser)
             paging(server, browser)
         finally:
@@ -227,7 +232,7 @@ def desktop(server, browser):
     token.fill(TOKEN)
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name="Clients", exact=True)).to_be_visible()
-    check("sign-in keeps the token in sessionStorage", page.evaluate("sessionStorage.getItem('ibiki.adminToken')") == TOKEN)
+    check("sign-in keeps the token in sessionStorage", page.evaluate("sessionStorage.getItem('ibiki.accessKey')") == TOKEN)
     check("no cookie, no token in the URL", page.evaluate("document.cookie") == "" and TOKEN not in page.url)
     check("no localStorage", page.evaluate("localStorage.length") == 0)
     # Trusted Types: the page refuses to parse HTML from a string.
@@ -362,6 +367,77 @@ def desktop(server, browser):
 
     check("no script errors", not trouble, trouble)
     context.close()
+
+
+def client_access(server, browser):
+    """A client's own access key: created by the operator, shown once, opens
+    that client's inbox live and nothing else, and stops when revoked."""
+    operator = browser.new_context(
+        viewport={"width": 1280, "height": 860}, permissions=["clipboard-read", "clipboard-write"]
+    )
+    admin = operator.new_page()
+    admin_trouble = watch(admin)
+    sign_in(admin, server)
+    row = admin.locator("#clients tbody tr", has=admin.get_by_role("rowheader", name="alice", exact=True))
+    row.get_by_role("button", name="New key").click()
+    shown = row.locator("code.key")
+    expect(shown).to_have_text(re.compile(r"^ibk_[A-Za-z0-9_-]{43}$"))
+    key = shown.text_content()
+    row.get_by_role("button", name="Copy").click()
+    expect(row.get_by_role("button", name="Copied")).to_be_visible()
+    check("the copy button copies the key", admin.evaluate("navigator.clipboard.readText()") == key)
+    listed = row.get_by_role("list", name="Access keys of alice")
+    expect(listed.get_by_role("listitem")).to_have_count(1)
+    expect(listed).to_contain_text(key[:12] + "…")
+    check("the list shows the prefix, never the key", key[12:] not in listed.text_content())
+    admin.screenshot(path=str(SHOTS / "clients-keys.png"), full_page=True)
+
+    # The client signs in with its key, in a browser of its own.
+    client = browser.new_context(viewport={"width": 1280, "height": 860})
+    page = client.new_page()
+    trouble = watch(page)
+    page.goto(server.base + "/inbox/alice")
+    field = page.get_by_label("Access key")
+    expect(field).to_be_visible()
+    field.fill(key)
+    field.press("Enter")
+    expect(page.get_by_role("heading", name="Inbox of alice")).to_be_visible()
+    expect(page.locator("#live")).to_have_text("Live")
+    expect(page.locator("#inbox-numbers")).to_contain_text("+14155550100")
+    expect(page.get_by_role("navigation", name="Dashboard")).to_be_hidden()
+    check("the operator's navigation is not shown", not page.get_by_role("link", name="Held replies").is_visible())
+    replies = page.locator("#inbox li.reply")
+    before = replies.count()
+    server.webhook("SM-client-live", "+14155550100", "Seen with my own key")
+    recorded = time.monotonic()
+    expect(replies.nth(before)).to_contain_text("Seen with my own key", timeout=LIVE_WITHIN_MS * 3)
+    shown_ms = (time.monotonic() - recorded) * 1000
+    check(f"the client sees its reply live ({shown_ms:.0f} ms)", shown_ms < LIVE_WITHIN_MS)
+    page.screenshot(path=str(SHOTS / "inbox-client.png"), full_page=True)
+
+    # Editing the URL to another client's inbox shows the 403, not data.
+    page.goto(server.base + "/inbox/bob")
+    expect(page.locator("#inbox-error")).to_contain_text("403")
+    expect(page.locator("#inbox-error")).to_contain_text("cannot open the inbox of bob")
+    check("no reply of bob's is shown", page.locator("#inbox li.reply").count() == 0)
+    check("bob's numbers are not shown", "+14155550101" not in page.locator("main").text_content())
+
+    # Revoked by the operator: the client's open inbox signs out at its next
+    # request (the next reply on its live stream).
+    page.goto(server.base + "/inbox/alice")
+    expect(page.locator("#live")).to_have_text("Live")
+    listed.get_by_role("listitem").first.get_by_role("button", name="Revoke").click()
+    expect(row.get_by_role("status")).to_contain_text("Revoked")
+    admin.wait_for_timeout(1100)
+    server.webhook("SM-after-revoke", "+14155550100", "Not for a revoked key")
+    expect(page.get_by_label("Access key")).to_be_visible(timeout=5000)
+    expect(page.locator("#signin-error")).to_contain_text("refused")
+    check("the revoked key is signed out", page.evaluate("sessionStorage.getItem('ibiki.accessKey')") is None)
+    check("the reply after revocation never reached it", "Not for a revoked key" not in page.content())
+    check("no script errors (client)", not trouble, trouble)
+    check("no script errors (operator)", not admin_trouble, admin_trouble)
+    client.close()
+    operator.close()
 
 
 def phone(server, browser):

@@ -1,5 +1,6 @@
 // The clients page: one row per client with its numbers, saved on blur or
-// Enter; the "Add client" form; the owner lookup.
+// Enter, and its access keys (created, shown once, revoked); the "Add
+// client" form; the owner lookup.
 
 import { api, el, seg, start } from "./api.js";
 
@@ -81,6 +82,7 @@ function row(userId, numbers) {
     {},
     el("th", { scope: "row", class: "client", text: userId }),
     el("td", { class: "field" }, input, status, problems),
+    keysCell(userId),
     el("td", { class: "open" }, el("a", { href: `/inbox/${seg(userId)}`, text: "Inbox" })),
   );
   tr.dataset.userId = userId;
@@ -251,4 +253,95 @@ async function lookUp(event) {
     result.dataset.state = "error";
     result.textContent = e.status === 401 ? "Sign in again." : e.message;
   }
+}
+
+/**
+ * A client's access keys: "New key" shows a key once, with a copy button;
+ * the list (loaded when opened) revokes them.
+ */
+function keysCell(userId) {
+  const list = el("ul", { class: "keys", "aria-label": `Access keys of ${userId}` });
+  const state = el("div", { class: "status", role: "status" });
+  const details = el("details", { class: "keys" }, el("summary", { text: "Keys" }), list);
+  details.addEventListener("toggle", () => {
+    if (details.open) loadKeys(userId, list, state);
+  });
+  const reveal = el("div", { class: "key-reveal", hidden: true });
+  const create = el("button", { type: "button", class: "secondary small", text: "New key" });
+  create.addEventListener("click", () => newKey(userId, { create, reveal, details, list, state }));
+  return el("td", { class: "keys-cell" }, create, reveal, state, details);
+}
+
+async function newKey(userId, { create, reveal, details, list, state }) {
+  create.disabled = true;
+  state.dataset.state = "";
+  state.textContent = "Creating…";
+  try {
+    const key = await api(`/api/admin/clients/${seg(userId)}/keys`, { method: "POST" });
+    const code = el("code", { class: "key", text: key.key });
+    const copy = el("button", { type: "button", class: "secondary small", text: "Copy" });
+    copy.addEventListener("click", () => copyKey(key.key, code, copy));
+    reveal.replaceChildren(
+      el("p", { text: `New key for ${userId}. Copy it now: it is shown only once.` }),
+      code,
+      copy,
+    );
+    reveal.hidden = false;
+    state.textContent = "";
+    details.open = true;
+    await loadKeys(userId, list, state);
+  } catch (e) {
+    state.dataset.state = "error";
+    state.textContent = e.status === 401 ? "Sign in again." : `No key created: ${e.message}`;
+  } finally {
+    create.disabled = false;
+  }
+}
+
+/** Copies with the clipboard API; where it is refused, selects the key. */
+async function copyKey(text, code, button) {
+  try {
+    await navigator.clipboard.writeText(text);
+    button.textContent = "Copied";
+  } catch (e) {
+    getSelection().selectAllChildren(code);
+    button.textContent = "Press Ctrl+C";
+  }
+}
+
+async function loadKeys(userId, list, state) {
+  try {
+    const answer = await api(`/api/admin/clients/${seg(userId)}/keys`);
+    list.replaceChildren(...answer.keys.map((key) => keyItem(userId, key, state)));
+    if (answer.keys.length === 0) list.replaceChildren(el("li", { class: "hint", text: "No keys." }));
+  } catch (e) {
+    state.dataset.state = "error";
+    state.textContent = e.status === 401 ? "Sign in again." : `Keys could not be loaded: ${e.message}`;
+  }
+}
+
+function keyItem(userId, key, state) {
+  const used = key.lastUsedAt ? `last used ${new Date(key.lastUsedAt).toLocaleString()}` : "never used";
+  const revoke = el("button", { type: "button", class: "secondary small", text: "Revoke" });
+  const item = el(
+    "li",
+    {},
+    el("code", { text: `${key.prefix}…` }),
+    el("span", { class: "hint", text: ` created ${new Date(key.createdAt).toLocaleString()}, ${used} ` }),
+    revoke,
+  );
+  revoke.addEventListener("click", async () => {
+    revoke.disabled = true;
+    try {
+      await api(`/api/admin/clients/${seg(userId)}/keys/${key.id}`, { method: "DELETE" });
+      item.remove();
+      state.dataset.state = "saved";
+      state.textContent = `Revoked ${key.prefix}…: it opens nothing from now on.`;
+    } catch (e) {
+      revoke.disabled = false;
+      state.dataset.state = "error";
+      state.textContent = e.status === 401 ? "Sign in again." : `Not revoked: ${e.message}`;
+    }
+  });
+  return item;
 }

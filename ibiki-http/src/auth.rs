@@ -10,14 +10,17 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use axum::body::Body;
 use axum::extract::rejection::RawPathParamsRejection;
 use axum::extract::{MatchedPath, RawPathParams, Request, State};
-use axum::http::header::AUTHORIZATION;
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
+use futures_util::StreamExt;
 use ibiki_core::{ApiKey, ClientId, DynKeyStore, Secret};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -259,7 +262,9 @@ fn access_of(route: Option<&str>, params: Option<&RawPathParams>) -> Option<Clie
 }
 
 /// Middleware: authenticates every `/api` request, holds a client caller to
-/// its scope, and leaves the [`Caller`] in the request's extensions.
+/// its scope, and leaves the [`Caller`] in the request's extensions. A
+/// client's live stream is authenticated again as it flows
+/// ([`rechecked`]), so a revoked key stops receiving replies.
 pub(crate) async fn require_access(
     State(app): State<Arc<App>>,
     params: Result<RawPathParams, RawPathParamsRejection>,
@@ -276,8 +281,60 @@ pub(crate) async fn require_access(
     if !caller.may(access) {
         return Err(forbidden());
     }
+    let headers = matches!(caller, Caller::Client(_)).then(|| request.headers().clone());
     request.extensions_mut().insert(caller);
-    Ok(next.run(request).await)
+    let response = next.run(request).await;
+    match (headers, client) {
+        (Some(headers), Some(client)) if is_event_stream(&response) => {
+            Ok(rechecked(app, headers, client, response))
+        }
+        _ => Ok(response),
+    }
+}
+
+/// How often, at most, a client's live stream is authenticated again: before
+/// a reply event, never for the keep-alive comments of a quiet stream.
+const STREAM_RECHECK: Duration = Duration::from_secs(1);
+
+/// Whether an event-stream frame carries data (a reply), not only comments
+/// and the reconnection delay.
+fn carries_data(frame: &[u8]) -> bool {
+    frame.starts_with(b"data:") || frame.windows(6).any(|line| line == b"\ndata:")
+}
+
+fn is_event_stream(response: &Response) -> bool {
+    response
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"text/event-stream"))
+}
+
+/// The stream of `response`, ended before the first event its caller may no
+/// longer receive (a revoked key, a failed lookup: the client reconnects and
+/// is answered as any new request).
+fn rechecked(app: Arc<App>, headers: HeaderMap, client: ClientId, response: Response) -> Response {
+    let (parts, body) = response.into_parts();
+    let state = (
+        body.into_data_stream(),
+        app,
+        headers,
+        client,
+        Instant::now(),
+    );
+    let stream = futures_util::stream::unfold(state, |mut state| async move {
+        let (frames, app, headers, client, checked) = &mut state;
+        let frame = frames.next().await?;
+        let is_event = frame.as_ref().is_ok_and(|bytes| carries_data(bytes));
+        if is_event && checked.elapsed() >= STREAM_RECHECK {
+            let access = Access::Client(client);
+            match app.auth().authenticate(headers, access).await {
+                Ok(caller) if caller.may(access) => *checked = Instant::now(),
+                _ => return None,
+            }
+        }
+        Some((frame, state))
+    });
+    Response::from_parts(parts, Body::from_stream(stream))
 }
 
 /// The token of `Bearer <token>`; the scheme is case-insensitive (RFC 9110).

@@ -306,3 +306,53 @@ proptest! {
         runtime.block_on(run(steps))?;
     }
 }
+
+/// A client's open stream ends before the first reply after its key was
+/// revoked: the key is authenticated again as the stream flows.
+#[tokio::test]
+async fn a_revoked_keys_open_stream_ends_before_the_next_reply() {
+    use futures_util::StreamExt;
+
+    let router = router();
+    assign_ok(&router, "acme", json!("+14155550100")).await;
+    let (id, key) = create_key(&router, "acme").await;
+    let authorization = format!("Bearer {key}");
+    let open = request(
+        Method::GET,
+        "/api/clients/acme/events",
+        Some(&authorization),
+        None,
+        Body::empty(),
+    );
+    let response = tower::ServiceExt::oneshot(router.clone(), open)
+        .await
+        .expect("infallible");
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut frames = response.into_body().into_data_stream();
+    // The next reply event, or None when the stream ends.
+    let next_frame = async |frames: &mut axum::body::BodyDataStream| loop {
+        let frame = tokio::time::timeout(std::time::Duration::from_secs(5), frames.next())
+            .await
+            .expect("a frame or the end within 5 s")?;
+        let frame = String::from_utf8_lossy(&frame.expect("frame")).into_owned();
+        if frame.contains("event: reply") {
+            return Some(frame);
+        }
+    };
+
+    webhook(&router, &reply("SM1", "+14155550100", "before")).await;
+    let frame = next_frame(&mut frames).await.expect("the first reply");
+    assert!(frame.contains("before"), "{frame}");
+
+    assert_eq!(
+        revoke_key(&router, "acme", id).await.0,
+        StatusCode::NO_CONTENT
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    webhook(&router, &reply("SM2", "+14155550100", "after")).await;
+    assert_eq!(
+        next_frame(&mut frames).await,
+        None,
+        "the stream ends unread"
+    );
+}
