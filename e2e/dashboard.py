@@ -37,6 +37,8 @@ TOKEN = "e2e-admin-token"
 LIVE_WITHIN_MS = 1000
 XSS_BODY = "<img src=x onerror=alert(1)>"
 XSS_FROM = "<script>alert(2)</script>"
+# Every client key the run created, to look for in the server's log.
+CLIENT_KEYS = []
 LOG = Path(os.environ.get("E2E_SERVER_LOG", "/tmp/ibiki-e2e-server.log"))
 
 
@@ -144,7 +146,9 @@ def main():
         run(server)
     finally:
         server.stop()
-    check("the token is in no server log line", TOKEN not in LOG.read_text())
+    log = LOG.read_text()
+    check("the token is in no server log line", TOKEN not in log)
+    check("no client key is in a server log line", CLIENT_KEYS and not any(k in log for k in CLIENT_KEYS))
     print("e2e: the dashboard passed in Chromium")
 
 
@@ -383,6 +387,7 @@ def client_access(server, browser):
     shown = row.locator("code.key")
     expect(shown).to_have_text(re.compile(r"^ibk_[A-Za-z0-9_-]{43}$"))
     key = shown.text_content()
+    CLIENT_KEYS.append(key)
     row.get_by_role("button", name="Copy").click()
     expect(row.get_by_role("button", name="Copied")).to_be_visible()
     check("the copy button copies the key", admin.evaluate("navigator.clipboard.readText()") == key)

@@ -40,7 +40,7 @@ impl Keys {
             id: self.last_id,
             client: client.clone(),
             prefix: prefix.to_owned(),
-            created_at: OffsetDateTime::now_utc(),
+            created_at: now(),
             last_used_at: None,
         };
         self.by_id.insert(info.id, (info.clone(), *digest));
@@ -74,6 +74,14 @@ impl Keys {
     }
 }
 
+/// The clock in whole microseconds, as the PostgreSQL store keeps instants.
+fn now() -> OffsetDateTime {
+    let clock = OffsetDateTime::now_utc();
+    clock
+        .replace_nanosecond(clock.nanosecond() / 1_000 * 1_000)
+        .unwrap_or(clock)
+}
+
 #[async_trait]
 impl KeyStore for MemoryStore {
     async fn add_key(
@@ -100,7 +108,7 @@ impl KeyStore for MemoryStore {
     }
 
     async fn key_owner(&self, digest: &KeyDigest) -> Result<Option<ClientId>, StoreError> {
-        let now = OffsetDateTime::now_utc();
+        let now = now();
         let found = self.keys().read().owner(digest, now);
         let Some((id, client, stale)) = found else {
             return Ok(None);
