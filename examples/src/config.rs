@@ -3,8 +3,8 @@
 use std::net::SocketAddr;
 
 use clap::Parser;
-use ibiki_core::Region;
 use ibiki_core::Secret;
+use ibiki_core::{BareDigits, Region};
 
 use crate::providers::ProviderFlags;
 use crate::store::DatabaseFlags;
@@ -40,6 +40,15 @@ pub struct Config {
     #[arg(long, env = "IBIKI_DEFAULT_REGION")]
     pub default_region: Option<Region>,
 
+    /// How a reply's `to` written as bare digits, without '+', is read:
+    /// `national` (a number of --default-region: 4155550100 is +14155550100
+    /// with US) or `international` (a country code first, its '+' left out,
+    /// as several gateways send: 14155550100 is +14155550100). Default:
+    /// national with --default-region, else international. A `to` that
+    /// cannot be read is held, with a warning in the log.
+    #[arg(long, env = "IBIKI_BARE_DIGITS", value_enum)]
+    pub bare_digits: Option<BareDigitsFlag>,
+
     /// Bearer token for every /api route. Without one, a random token is
     /// generated and printed once at start.
     #[arg(long, env = "IBIKI_ADMIN_TOKEN", hide_env_values = true)]
@@ -58,6 +67,25 @@ pub struct Config {
     /// --help`, `ibiki-server prune --help`).
     #[command(subcommand)]
     pub command: Option<crate::import::Command>,
+}
+
+/// `--bare-digits`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BareDigitsFlag {
+    /// A national number of --default-region.
+    National,
+    /// An international number without its '+'.
+    International,
+}
+
+impl Config {
+    /// What bare digits in a reply's `to` mean, the default applied.
+    pub fn bare_digits(&self) -> BareDigits {
+        match (self.bare_digits, &self.default_region) {
+            (Some(BareDigitsFlag::National), _) | (None, Some(_)) => BareDigits::National,
+            (Some(BareDigitsFlag::International), _) | (None, None) => BareDigits::International,
+        }
+    }
 }
 
 /// Reads an address and a port, saying what is wanted when either is
@@ -106,6 +134,22 @@ mod tests {
             Some("t0ken")
         );
         assert!(!format!("{config:?}").contains("t0ken"));
+    }
+
+    #[test]
+    fn bare_digits_default_to_the_region_and_follow_the_flag() {
+        let parse = |args: &[&str]| {
+            let args = std::iter::once("ibiki-server").chain(args.iter().copied());
+            Config::try_parse_from(args)
+                .expect("valid flags")
+                .bare_digits()
+        };
+        assert_eq!(parse(&[]), BareDigits::International);
+        assert_eq!(parse(&["--default-region", "US"]), BareDigits::National);
+        let international = ["--default-region", "US", "--bare-digits", "international"];
+        assert_eq!(parse(&international), BareDigits::International);
+        assert_eq!(parse(&["--bare-digits", "national"]), BareDigits::National);
+        assert!(Config::try_parse_from(["ibiki-server", "--bare-digits", "local"]).is_err());
     }
 
     #[test]

@@ -17,13 +17,14 @@ pub type StartError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Runs the server the configuration describes until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> Result<(), StartError> {
+    let bare_digits = config.bare_digits();
     let stores = open_store(config.database_url.as_ref(), &config.database).await?;
     let store = stores.replies;
     let admin_token = match config.admin_token {
         Some(token) => AdminToken::new(token),
         None => generated_token()?,
     };
-    let mut normalizer = Normalizer::new();
+    let mut normalizer = Normalizer::new().with_bare_digits(bare_digits);
     if let Some(region) = config.default_region {
         normalizer = normalizer.with_default_region(region);
     }

@@ -10,7 +10,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use ibiki_core::{DynReplyStore, InboundReply, Normalizer, Receipt, StoreError};
+use ibiki_core::{Destination, DynReplyStore, InboundReply, Normalizer, Receipt, StoreError};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -217,10 +217,28 @@ impl App {
         route: &'static str,
         reply: InboundReply,
     ) -> Result<Receipt, StoreError> {
+        let unreadable = match &reply.to {
+            Destination::Unparsed(raw) => Some(self.unreadable_because(raw)),
+            Destination::Number(_) => None,
+        };
         let started = Instant::now();
         let result = self.store.receive(reply).await;
-        self.metrics.received(route, &result, started.elapsed());
+        self.metrics
+            .received(route, &result, unreadable.is_some(), started.elapsed());
+        if let (Ok(Receipt::Held), Some(reason)) = (&result, unreadable) {
+            // The reason, never the number: it is personal data.
+            tracing::warn!(route, %reason, "reply held: its destination is not a readable number");
+        }
         result
+    }
+
+    /// Why the normalizer cannot read `raw` as a number (it could not when
+    /// the reply was made; asked again only for the log line).
+    fn unreadable_because(&self, raw: &str) -> String {
+        match self.normalizer.canonicalize_inbound(raw) {
+            Err(error) => error.to_string(),
+            Ok(_) => "unreadable".to_owned(),
+        }
     }
 
     /// Completes when the live streams must end.

@@ -184,13 +184,17 @@ impl Metrics {
 
     /// One reply given to the store by `route`, what came of it and how long
     /// the store took.
+    /// `unreadable`: its destination could not be read as a number.
     pub(crate) fn received(
         &self,
         route: &'static str,
         result: &Result<Receipt, StoreError>,
+        unreadable: bool,
         took: Duration,
     ) {
         let outcome = match result {
+            Ok(Receipt::Held) if unreadable => Outcome::Held("unreadable_destination"),
+            Ok(Receipt::Held) => Outcome::Held("unowned"),
             Ok(receipt) => Outcome::Received(receipt.as_str()),
             Err(_) => Outcome::Failed,
         };
@@ -251,8 +255,9 @@ impl Inner {
         registry.register(
             "ibiki_replies_received",
             "Replies posted to the webhooks, by route (sms, or the provider) and outcome: \
-             routed, held, duplicate (a retry), failed (the store failed; the provider retries), \
-             skipped (a provider event without a reply) or rejected (with the reason)",
+             routed, held (with the reason: unowned or unreadable_destination), duplicate \
+             (a retry), failed (the store failed; the provider retries), skipped (a provider \
+             event without a reply) or rejected (with the reason)",
             self.replies.clone(),
         );
         registry.register(
@@ -335,8 +340,11 @@ impl Collector for HeldReplies {
 /// What came of one reply, or of a request that carried none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Outcome {
-    /// Recorded: `Receipt::as_str`.
+    /// Recorded in an inbox, or a retry: `Receipt::as_str`.
     Received(&'static str),
+    /// Held, and why: `unowned` (nobody owns the number) or
+    /// `unreadable_destination` (the destination is not a number).
+    Held(&'static str),
     Failed,
     Skipped,
     Rejected(Reason),
@@ -405,6 +413,14 @@ impl EncodeLabelSet for ReplyLabels {
             Outcome::Received(receipt) => receipt,
             Outcome::Failed => "failed",
             Outcome::Skipped => "skipped",
+            Outcome::Held(reason) => {
+                let labels = [
+                    ("route", self.route),
+                    ("outcome", "held"),
+                    ("reason", reason),
+                ];
+                return labels.encode(encoder);
+            }
             Outcome::Rejected(reason) => {
                 let labels = [
                     ("route", self.route),
@@ -562,8 +578,8 @@ mod tests {
         let metrics = Metrics::new();
         let client = ClientId::new("acme").expect("id");
         let routed = Ok(Receipt::Routed(client));
-        metrics.received(SMS_ROUTE, &routed, Duration::from_micros(50));
-        metrics.received(SMS_ROUTE, &routed, Duration::from_millis(3));
+        metrics.received(SMS_ROUTE, &routed, false, Duration::from_micros(50));
+        metrics.received(SMS_ROUTE, &routed, false, Duration::from_millis(3));
         metrics.rejected("twilio", "invalid_signature");
         let text = text(&metrics);
         assert!(

@@ -15,12 +15,13 @@ use tokio::time::timeout;
 use crate::harness::{assert_error, reply, send};
 
 /// Every variable the server reads, so the tests' environment cannot leak in.
-const SETTINGS: [&str; 8] = [
+const SETTINGS: [&str; 9] = [
     "IBIKI_LISTEN",
     "IBIKI_METRICS_LISTEN",
     "DATABASE_URL",
     "IBIKI_DATABASE_SCHEMA",
     "IBIKI_DEFAULT_REGION",
+    "IBIKI_BARE_DIGITS",
     "IBIKI_ADMIN_TOKEN",
     "IBIKI_WEBHOOK_SECRET",
     "RUST_LOG",
@@ -196,7 +197,9 @@ async fn metrics_listen_serves_metrics_without_the_token() {
     let text = scrape.text().await.expect("text");
     assert!(text.contains("\nibiki_held_replies 1\n"), "{text}");
     assert!(
-        text.contains("ibiki_replies_received_total{route=\"sms\",outcome=\"held\"} 1\n"),
+        text.contains(
+            "ibiki_replies_received_total{route=\"sms\",outcome=\"held\",reason=\"unowned\"} 1\n"
+        ),
         "{text}"
     );
     let unauthenticated = server.request(Method::GET, "/metrics");
@@ -356,4 +359,75 @@ async fn a_misspelled_query_parameter_is_named_by_the_binary() {
     );
     let (status, stderr) = server.terminate().await;
     assert!(status.success(), "{stderr}");
+}
+
+/// Digits without '+' in a reply's `to`, as several gateways send them: read
+/// as international without a default region, as national with
+/// `--bare-digits national`, where a `to` that cannot be read is held with one
+/// warning naming the reason (never the number) and counted by reason.
+#[tokio::test]
+async fn bare_digits_follow_the_flag_and_unreadable_ones_are_held_with_a_reason() {
+    let assign = json!({"userId": "acme", "phoneNumbers": "+14155550101"});
+    let bare =
+        json!({"messageId": "SM1", "from": "+15005550006", "to": "14155550101", "body": "hi"});
+
+    let mut command = server_command();
+    command.env("IBIKI_ADMIN_TOKEN", "t");
+    let server = Process::start(command).await;
+    let request = server.request(Method::POST, "/api/admin/update-phone-numbers");
+    assert_eq!(
+        send(request.bearer_auth("t").json(&assign)).await.0,
+        StatusCode::OK
+    );
+    let routed = send(server.request(Method::POST, "/webhooks/sms").json(&bare)).await;
+    assert_eq!(
+        routed,
+        (
+            StatusCode::OK,
+            json!({"status": "routed", "userId": "acme"})
+        )
+    );
+    server.terminate().await;
+
+    let mut command = server_command();
+    command
+        .env("IBIKI_ADMIN_TOKEN", "t")
+        .env("IBIKI_BARE_DIGITS", "national");
+    let server = Process::start(command).await;
+    let request = server.request(Method::POST, "/api/admin/update-phone-numbers");
+    assert_eq!(
+        send(request.bearer_auth("t").json(&assign)).await.0,
+        StatusCode::OK
+    );
+    let held = send(server.request(Method::POST, "/webhooks/sms").json(&bare)).await;
+    assert_eq!(held, (StatusCode::OK, json!({"status": "held"})));
+    let scrape = server.request(Method::GET, "/metrics").bearer_auth("t");
+    let text = scrape
+        .send()
+        .await
+        .expect("scraped")
+        .text()
+        .await
+        .expect("text");
+    let series = "ibiki_replies_received_total{route=\"sms\",outcome=\"held\",\
+                  reason=\"unreadable_destination\"} 1\n";
+    assert!(text.contains(series), "{text}");
+    let (status, stderr) = server.terminate().await;
+    assert!(status.success());
+    let warnings: Vec<_> = stderr
+        .lines()
+        .filter(|line| line.contains("reply held: its destination is not a readable number"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(warnings[0].contains("WARN"), "{}", warnings[0]);
+    assert!(
+        warnings[0].contains("no country code"),
+        "the reason: {}",
+        warnings[0]
+    );
+    assert!(
+        !warnings[0].contains("4155550101"),
+        "never the number: {}",
+        warnings[0]
+    );
 }

@@ -29,6 +29,7 @@ impl ServerProcess {
         for name in [
             "DATABASE_URL",
             "IBIKI_DEFAULT_REGION",
+            "IBIKI_BARE_DIGITS",
             "IBIKI_WEBHOOK_SECRET",
             "IBIKI_LISTEN",
         ] {
