@@ -431,3 +431,92 @@ async fn bare_digits_follow_the_flag_and_unreadable_ones_are_held_with_a_reason(
         warnings[0]
     );
 }
+
+/// Several configured gateways: each file's `name` is served at
+/// `/webhooks/{name}`, a file without one at `/webhooks/generic`; a name
+/// that is taken is refused at start.
+#[tokio::test]
+async fn several_gateways_are_served_by_name_and_names_stay_unique() {
+    use hmac::{Hmac, Mac};
+
+    let dir = std::env::temp_dir().join(format!("ibiki-gateways-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let original = ibiki_providers::testing::fixture_path("generic/kestrel.toml");
+    let text = std::fs::read_to_string(&original).expect("fixture");
+    let named = |name: &str| {
+        let path = dir.join(format!("{name}.toml"));
+        std::fs::write(&path, format!("name = \"{name}\"\n{text}")).expect("written");
+        path.display().to_string()
+    };
+    let kestrel = named("kestrel");
+    let unnamed = original.display().to_string();
+
+    let mut command = server_command();
+    command.env("IBIKI_ADMIN_TOKEN", "t").args([
+        "--generic-config",
+        &kestrel,
+        "--generic-config",
+        &unnamed,
+    ]);
+    let server = Process::start(command).await;
+    let body = ibiki_providers::testing::fixture("generic/kestrel-inbound.json");
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"kestrel-webhook-secret").expect("key");
+    mac.update(&body);
+    let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    for path in ["/webhooks/kestrel", "/webhooks/generic"] {
+        let signed = server
+            .request(Method::POST, path)
+            .header("content-type", "application/json")
+            .header("x-kestrel-signature", &signature)
+            .body(body.clone());
+        let response = signed.send().await.expect("sent");
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let unsigned = server
+            .request(Method::POST, path)
+            .header("content-type", "application/json")
+            .body(body.clone());
+        let response = unsigned.send().await.expect("sent");
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{path}");
+    }
+    let held = server
+        .request(Method::GET, "/api/admin/held")
+        .bearer_auth("t");
+    let (status, held) = send(held).await;
+    assert_eq!(status, StatusCode::OK);
+    let messages = held["messages"].as_array().map(Vec::len);
+    assert_eq!(
+        messages,
+        Some(1),
+        "the reply once, by its message id: {held}"
+    );
+    let scrape = server.request(Method::GET, "/metrics").bearer_auth("t");
+    let text = scrape
+        .send()
+        .await
+        .expect("scraped")
+        .text()
+        .await
+        .expect("text");
+    assert!(text.contains("route=\"kestrel\""), "{text}");
+    server.terminate().await;
+
+    let twilio = named("twilio");
+    let (stderr, _) = failed_start(&["--generic-config", &twilio]).await;
+    assert!(
+        stderr.contains("/webhooks/twilio is already served"),
+        "{stderr}"
+    );
+    let (stderr, _) =
+        failed_start(&["--generic-config", &unnamed, "--generic-config", &unnamed]).await;
+    assert!(
+        stderr.contains("/webhooks/generic is already served"),
+        "{stderr}"
+    );
+    let bad = named("Kestrel!");
+    let (stderr, _) = failed_start(&["--generic-config", &bad]).await;
+    assert!(
+        stderr.contains("lowercase letters, digits and '-'"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
