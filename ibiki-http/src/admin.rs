@@ -18,7 +18,7 @@ use crate::app::{ADMIN_BODY_LIMIT, App};
 use crate::error::ApiError;
 use crate::openapi::ErrorBody;
 use crate::request::{
-    BodyFormat, PageParams, body_bytes, body_format, page_request, parse_json, parse_query,
+    BodyFormat, PageParams, body_bytes, body_format, page_of, parse_json, parse_query,
 };
 
 /// The body of `POST /api/admin/update-phone-numbers`.
@@ -322,17 +322,40 @@ pub(crate) struct ClientsAnswer {
     next: Option<Cursor>,
 }
 
-/// `GET /api/admin/clients?limit=N&after=CURSOR`: every client that owns a
-/// number, ordered by `userId`, with its numbers.
+/// `?prefix=&limit=&after=` of the client list.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientsQuery {
+    prefix: Option<String>,
+    limit: Option<String>,
+    after: Option<String>,
+}
+
+/// The client list's query as the OpenAPI document describes it.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code, reason = "only read by the OpenAPI derive")]
+pub(crate) struct ClientsParams {
+    /// Only the clients whose `userId` starts with this (case-sensitive)
+    #[param(max_length = 256)]
+    prefix: Option<String>,
+}
+
+/// Longest `prefix`, in bytes: no client id is longer.
+const MAX_PREFIX_BYTES: usize = 256;
+
+/// `GET /api/admin/clients?prefix=P&limit=N&after=CURSOR`: every client that
+/// owns a number (whose `userId` starts with `prefix`), ordered by `userId`,
+/// with its numbers, read in one store call.
 #[utoipa::path(
     get,
     path = "/api/admin/clients",
     tag = "admin",
     security(("bearer" = [])),
-    params(PageParams),
+    params(ClientsParams, PageParams),
     responses(
         (status = 200, description = "One page of clients", body = ClientsAnswer),
-        (status = 400, description = "Invalid `limit`, `after` or query string", body = ErrorBody),
+        (status = 400, description = "Invalid `prefix`, `limit`, `after` or query string", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
         (status = 403, description = "A client key: this route is the operator's", body = ErrorBody),
         (status = 503, description = "The store is unavailable; retry later", body = ErrorBody),
@@ -342,20 +365,24 @@ pub(crate) async fn clients(
     State(app): State<Arc<App>>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<ClientsAnswer>, ApiError> {
-    let page = page_request(query.as_deref())?;
-    let listed = app.store().list_clients(&page).await?;
-    let mut clients = Vec::with_capacity(listed.items.len());
-    for summary in listed.items {
-        let phone_numbers = app.store().numbers_of(&summary.client).await?;
-        // Its last number went between the two reads: the listing leaves out
-        // clients without numbers, so this page does too.
-        if !phone_numbers.is_empty() {
-            clients.push(ClientNumbers {
-                user_id: summary.client,
-                phone_numbers,
-            });
-        }
+    let query: ClientsQuery = parse_query(query.as_deref())?;
+    let page = page_of(query.limit, query.after)?;
+    let prefix = query.prefix.unwrap_or_default();
+    if prefix.len() > MAX_PREFIX_BYTES {
+        return Err(ApiError::bad_request(
+            "invalid_prefix",
+            format!("`prefix` is at most {MAX_PREFIX_BYTES} bytes, as a client id"),
+        ));
     }
+    let listed = app.store().list_clients(&prefix, &page).await?;
+    let clients = listed
+        .items
+        .into_iter()
+        .map(|summary| ClientNumbers {
+            user_id: summary.client,
+            phone_numbers: summary.numbers,
+        })
+        .collect();
     Ok(Json(ClientsAnswer {
         clients,
         next: listed.next,

@@ -101,6 +101,15 @@ pub(crate) const DEFAULT_PAGE_LIMIT: usize = 100;
 /// a query string.
 pub(crate) fn page_request(query: Option<&str>) -> Result<PageRequest, ApiError> {
     let query: PageQuery = parse_query(query)?;
+    page_of(query.limit, query.after)
+}
+
+/// A page from the `limit` and `after` parameters of a query that has more.
+pub(crate) fn page_of(
+    limit: Option<String>,
+    after: Option<String>,
+) -> Result<PageRequest, ApiError> {
+    let query = PageQuery { limit, after };
     let limit = match query.limit {
         None => DEFAULT_PAGE_LIMIT,
         Some(text) => text.parse().map_err(|_| invalid_limit(&text))?,

@@ -105,8 +105,12 @@ impl AssignmentStore for MemoryStore {
         self.read().history(number, page)
     }
 
-    async fn list_clients(&self, page: &PageRequest) -> Result<Page<ClientSummary>, StoreError> {
-        self.read().list_clients(page)
+    async fn list_clients(
+        &self,
+        prefix: &str,
+        page: &PageRequest,
+    ) -> Result<Page<ClientSummary>, StoreError> {
+        self.read().list_clients(prefix, page)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -17,6 +17,7 @@ pub(crate) struct Statements {
     pub(crate) history: String,
     pub(crate) numbers_of: String,
     pub(crate) list_clients: String,
+    pub(crate) list_clients_prefixed: String,
     pub(crate) inbox: String,
     pub(crate) held: String,
     pub(crate) deliver_held: String,
@@ -69,10 +70,22 @@ impl Statements {
                  ORDER BY h.at, h.seq LIMIT $3"
             ),
             numbers_of: format!("SELECT phone_number FROM {s}.assignments WHERE client_id = $1"),
-            // The first page passes '': every client id sorts after it.
+            // The first page passes '': every client id sorts after it; so
+            // does a listing from '' ($3). A page's numbers come in the same
+            // statement.
             list_clients: format!(
-                "SELECT client_id, count(*) AS count FROM {s}.assignments \
-                 WHERE client_id > $1 GROUP BY client_id ORDER BY client_id LIMIT $2"
+                "SELECT client_id, array_agg(phone_number ORDER BY phone_number) AS numbers \
+                 FROM {s}.assignments WHERE client_id > $1 AND client_id >= $3 \
+                 GROUP BY client_id ORDER BY client_id LIMIT $2"
+            ),
+            // The ids starting with a prefix are a range of
+            // assignments_client_idx: from the prefix ($3) to the prefix with
+            // its last character incremented ($4; the column is COLLATE "C",
+            // whose order is the code points').
+            list_clients_prefixed: format!(
+                "SELECT client_id, array_agg(phone_number ORDER BY phone_number) AS numbers \
+                 FROM {s}.assignments WHERE client_id > $1 AND client_id >= $3 AND client_id < $4 \
+                 GROUP BY client_id ORDER BY client_id LIMIT $2"
             ),
             inbox: format!(
                 "SELECT {REPLY_COLUMNS}, delivery_seq AS position FROM {s}.replies \

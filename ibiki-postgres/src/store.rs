@@ -219,8 +219,12 @@ impl AssignmentStore for PostgresStore {
         read::history(&self.db, &self.sql.history, number, page).await
     }
 
-    async fn list_clients(&self, page: &PageRequest) -> Result<Page<ClientSummary>, StoreError> {
-        read::list_clients(&self.db, &self.sql.list_clients, page).await
+    async fn list_clients(
+        &self,
+        prefix: &str,
+        page: &PageRequest,
+    ) -> Result<Page<ClientSummary>, StoreError> {
+        read::list_clients(&self.db, &self.sql, prefix, page).await
     }
 
     /// What a receive needs: a connection of the pool and an answer within

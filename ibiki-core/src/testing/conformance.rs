@@ -178,7 +178,7 @@ pub async fn replace_is_the_whole_set<S: ReplyStore>(store: S) {
     assert_eq!(change.count(), 0);
     assert!(ok(store.numbers_of(&acme).await, "numbers_of").is_empty());
     let listed = ok(
-        store.list_clients(&PageRequest::first(10)).await,
+        store.list_clients("", &PageRequest::first(10)).await,
         "list_clients",
     );
     assert!(
@@ -551,7 +551,7 @@ pub async fn pages_follow_cursors<S: ReplyStore>(store: S) {
     let not_a_client = not_a_client.unwrap_or_else(|e| panic!("{e}"));
     assert!(
         matches!(
-            store.list_clients(&not_a_client).await,
+            store.list_clients("", &not_a_client).await,
             Err(StoreError::InvalidCursor)
         ),
         "a client cursor that is no client id is refused"
@@ -572,9 +572,13 @@ pub async fn pages_follow_cursors<S: ReplyStore>(store: S) {
     }
 }
 
-/// Clients are listed by id, with their counts, page by page.
+/// Clients are listed by id, with their numbers, page by page; a prefix
+/// keeps the ids that start with it.
 pub async fn clients_are_listed_by_id<S: ReplyStore>(store: S) {
-    for (i, id) in ["carol", "alice", "bob", "dave"].iter().enumerate() {
+    for (i, id) in ["carol", "alice", "bob", "dave", "bobby", "bo%b", "bo_b"]
+        .iter()
+        .enumerate()
+    {
         let n = number(&format!("+1415555010{i}"));
         ok(store.add_numbers(&client(id), &[n]).await, "add");
     }
@@ -585,21 +589,52 @@ pub async fn clients_are_listed_by_id<S: ReplyStore>(store: S) {
         "add",
     );
     let first = ok(
-        store.list_clients(&PageRequest::first(2)).await,
+        store.list_clients("", &PageRequest::first(2)).await,
         "list_clients",
     );
-    let ids: Vec<(&str, usize)> = first
+    let ids: Vec<(&str, Vec<PhoneNumber>)> = first
         .items
         .iter()
-        .map(|s| (s.client.as_str(), s.count))
+        .map(|s| (s.client.as_str(), s.numbers.clone()))
         .collect();
-    assert_eq!(ids, [("alice", 1), ("bob", 2)]);
+    assert_eq!(
+        ids,
+        [
+            ("alice", vec![number("+14155550101")]),
+            ("bo%b", vec![number("+14155550105")]),
+        ]
+    );
+    let list = async |prefix: &str, page: &PageRequest| {
+        let got = ok(store.list_clients(prefix, page).await, "list_clients");
+        let ids: Vec<String> = got
+            .items
+            .iter()
+            .map(|s| s.client.as_str().to_owned())
+            .collect();
+        (ids, got)
+    };
     let next = PageRequest::first(2)
         .next(&first)
         .unwrap_or_else(|| panic!("more clients follow"));
-    let second = ok(store.list_clients(&next).await, "list_clients");
-    let ids: Vec<&str> = second.items.iter().map(|s| s.client.as_str()).collect();
-    assert_eq!(ids, ["carol", "dave"]);
+    let (ids, second) = list("", &next).await;
+    assert_eq!(ids, ["bo_b", "bob"]);
+    assert_eq!(
+        second.items[1].numbers,
+        [number("+14155550102"), number("+14155550199")],
+        "a client's numbers, sorted"
+    );
+    // A prefix, paged; its '%' and '_' are characters, not patterns.
+    let (ids, page) = list("bob", &PageRequest::first(1)).await;
+    assert_eq!(ids, ["bob"]);
+    let next = PageRequest::first(1)
+        .next(&page)
+        .unwrap_or_else(|| panic!("bobby follows"));
+    assert_eq!(list("bob", &next).await.0, ["bobby"]);
+    assert_eq!(list("bo%", &PageRequest::first(10)).await.0, ["bo%b"]);
+    assert_eq!(list("bo_", &PageRequest::first(10)).await.0, ["bo_b"]);
+    assert_eq!(list("c", &PageRequest::first(10)).await.0, ["carol"]);
+    assert!(list("z", &PageRequest::first(10)).await.0.is_empty());
+    assert!(list("carolyn", &PageRequest::first(10)).await.0.is_empty());
 }
 
 /// Unknown clients and numbers read as empty, and the store answers a ping.
