@@ -1,6 +1,7 @@
 // The clients page: one row per client with its numbers, saved on blur or
 // Enter, and its access keys (created, shown once, revoked); the "Add
-// client" form; the owner lookup.
+// client" form; "Find a client", by the start of its id or by a number it
+// owns, which narrows the table to what it found.
 
 import { api, el, seg, start } from "./api.js";
 
@@ -9,6 +10,9 @@ const PLACEHOLDER = "+1111, +2222, +3333";
 
 const tbody = document.querySelector("#clients tbody");
 const more = document.getElementById("clients-more");
+// The table lists the clients whose id starts with `prefix` ("" for all),
+// page by page from `after`.
+let prefix = "";
 let after = null;
 let rowCount = 0;
 
@@ -16,21 +20,24 @@ start(() => {
   loadPage();
   more.addEventListener("click", loadPage);
   document.getElementById("add-form").addEventListener("submit", addClient);
-  document.getElementById("lookup-form").addEventListener("submit", lookUp);
+  document.getElementById("find-form").addEventListener("submit", find);
+  document.getElementById("find-clear").addEventListener("click", showAll);
 });
 
 async function loadPage() {
   const error = document.getElementById("clients-error");
   error.textContent = "";
   more.disabled = true;
-  const query = after ? `?limit=${PAGE}&after=${seg(after)}` : `?limit=${PAGE}`;
+  let query = `?limit=${PAGE}`;
+  if (prefix) query += `&prefix=${seg(prefix)}`;
+  if (after) query += `&after=${seg(after)}`;
   let page;
   try {
     page = await api(`/api/admin/clients${query}`);
   } catch (e) {
     if (e.status !== 401) error.textContent = `Clients could not be loaded: ${e.message}`;
     more.disabled = false;
-    return;
+    return null;
   }
   for (const client of page.clients) {
     if (!rowOf(client.userId)) tbody.append(row(client.userId, client.phoneNumbers));
@@ -38,7 +45,76 @@ async function loadPage() {
   if (page.next) after = page.next;
   more.hidden = page.clients.length < PAGE;
   more.disabled = false;
-  document.getElementById("clients-empty").hidden = tbody.rows.length > 0;
+  document.getElementById("clients-empty").hidden = tbody.rows.length > 0 || prefix !== "";
+  return page;
+}
+
+/** Starts the table over, listing the clients whose id starts with `from`. */
+async function relist(from) {
+  prefix = from;
+  after = null;
+  tbody.replaceChildren();
+  const filter = document.getElementById("list-filter");
+  filter.hidden = from === "";
+  filter.textContent = from === "" ? "" : `Clients whose ID starts with “${from}”.`;
+  document.getElementById("find-clear").hidden = from === "";
+  return loadPage();
+}
+
+function showAll() {
+  document.getElementById("find-query").value = "";
+  document.getElementById("find-result").textContent = "";
+  relist("");
+}
+
+/** A number's owner, or null when the text is no number (or nobody owns it). */
+async function ownerOf(text) {
+  if (!/^\+?[\d\s().-]{6,}$/.test(text)) return null;
+  try {
+    return await api(`/api/admin/routes/${seg(text)}`);
+  } catch (e) {
+    if (e.status === 422 || e.status === 400) return null;
+    throw e;
+  }
+}
+
+/** "Find a client": by a number it owns, else by the start of its id. */
+async function find(event) {
+  event.preventDefault();
+  const text = document.getElementById("find-query").value.trim();
+  const result = document.getElementById("find-result");
+  result.dataset.state = "";
+  if (!text) {
+    showAll();
+    return;
+  }
+  result.textContent = "Searching…";
+  try {
+    const route = await ownerOf(text);
+    if (route && route.userId !== null) {
+      await relist(route.userId);
+      for (const tr of [...tbody.rows]) if (tr.dataset.userId !== route.userId) tr.remove();
+      more.hidden = true;
+      document.getElementById("list-filter").textContent = `The owner of ${route.phoneNumber}.`;
+      result.replaceChildren(
+        el("strong", { text: route.phoneNumber }),
+        " is assigned to ",
+        el("a", { href: `/inbox/${seg(route.userId)}`, text: route.userId }),
+        ".",
+      );
+      return;
+    }
+    const page = await relist(text);
+    const n = page ? page.clients.length : 0;
+    const unowned = route ? [el("strong", { text: route.phoneNumber }), " is not assigned: its replies are held. "] : [];
+    const found = n === 0
+      ? `No client's ID starts with “${text}”.`
+      : `${n}${n === PAGE ? "+" : ""} client${n === 1 ? "" : "s"} whose ID starts with “${text}”.`;
+    result.replaceChildren(...unowned, found);
+  } catch (e) {
+    result.dataset.state = "error";
+    result.textContent = e.status === 401 ? "Sign in again." : e.message;
+  }
 }
 
 function rowOf(userId) {
@@ -219,39 +295,6 @@ async function addClient(event) {
     numbersInput.value = "";
   } catch (e) {
     showError(field, e);
-  }
-}
-
-/** "Who owns a number?" */
-async function lookUp(event) {
-  event.preventDefault();
-  const number = document.getElementById("lookup-number").value.trim();
-  const result = document.getElementById("lookup-result");
-  result.dataset.state = "";
-  if (!number) {
-    result.dataset.state = "error";
-    result.textContent = "Enter a phone number.";
-    return;
-  }
-  result.textContent = "Looking up…";
-  try {
-    const answer = await api(`/api/admin/routes/${seg(number)}`);
-    if (answer.userId === null) {
-      result.replaceChildren(
-        el("strong", { text: answer.phoneNumber }),
-        " is not assigned: its replies are held.",
-      );
-    } else {
-      result.replaceChildren(
-        el("strong", { text: answer.phoneNumber }),
-        " is assigned to ",
-        el("a", { href: `/inbox/${seg(answer.userId)}`, text: answer.userId }),
-        ".",
-      );
-    }
-  } catch (e) {
-    result.dataset.state = "error";
-    result.textContent = e.status === 401 ? "Sign in again." : e.message;
   }
 }
 
