@@ -4,7 +4,7 @@
 # with the in-memory store, then with PostgreSQL (when DATABASE_URL is set),
 # and runs schemathesis against /openapi.json. Any server error (5xx) or any
 # answer the document does not describe (status, content type, body schema)
-# fails the step. The live inbox (`/api/clients/{user_id}/events`) is left
+# fails the step. The live inbox (`/api/clients/{userId}/events`) is left
 # out: a stream that never ends is not an answer schemathesis can wait for;
 # its errors and events are checked by examples/tests/server/live.rs.
 #

@@ -25,7 +25,7 @@ const TOKEN: &str = "access-token";
 enum Scope {
     /// The operator only.
     Admin,
-    /// The client it names (`{user_id}`), and the operator.
+    /// The client it names (`{userId}`), and the operator.
     Client,
 }
 
@@ -37,18 +37,18 @@ fn rule(method: &str, template: &str) -> Option<(Scope, StatusCode)> {
     Some(match (method, template) {
         ("post", "/api/admin/update-phone-numbers") => (Admin, ok),
         ("get", "/api/admin/clients") => (Admin, ok),
-        ("get", "/api/admin/clients/{user_id}/phone-numbers") => (Admin, ok),
-        ("get", "/api/admin/clients/{user_id}/keys") => (Admin, ok),
-        ("post", "/api/admin/clients/{user_id}/keys") => (Admin, StatusCode::CREATED),
-        ("delete", "/api/admin/clients/{user_id}/keys/{id}") => (Admin, StatusCode::NO_CONTENT),
-        ("get", "/api/admin/routes/{phone_number}") => (Admin, ok),
-        ("get", "/api/admin/numbers/{phone_number}/history") => (Admin, ok),
+        ("get", "/api/admin/clients/{userId}/phone-numbers") => (Admin, ok),
+        ("get", "/api/admin/clients/{userId}/keys") => (Admin, ok),
+        ("post", "/api/admin/clients/{userId}/keys") => (Admin, StatusCode::CREATED),
+        ("delete", "/api/admin/clients/{userId}/keys/{id}") => (Admin, StatusCode::NO_CONTENT),
+        ("get", "/api/admin/routes/{phoneNumber}") => (Admin, ok),
+        ("get", "/api/admin/numbers/{phoneNumber}/history") => (Admin, ok),
         ("get", "/api/admin/held") => (Admin, ok),
         ("post", "/api/admin/held/{id}/deliver") => (Admin, ok),
         ("get", "/metrics") => (Admin, ok),
-        ("get", "/api/clients/{user_id}/messages") => (Client, ok),
-        ("get", "/api/clients/{user_id}/events") => (Client, ok),
-        ("get", "/api/clients/{user_id}/phone-numbers") => (Client, ok),
+        ("get", "/api/clients/{userId}/messages") => (Client, ok),
+        ("get", "/api/clients/{userId}/events") => (Client, ok),
+        ("get", "/api/clients/{userId}/phone-numbers") => (Client, ok),
         _ => return None,
     })
 }
@@ -171,14 +171,14 @@ impl Fixture {
     /// The concrete request of a documented operation: about alice.
     fn request_of(&self, method: &str, template: &str) -> (Method, String, Option<Value>) {
         let path = template
-            .replace("{user_id}", "alice")
-            .replace("{phone_number}", "%2B14155550100");
+            .replace("{userId}", "alice")
+            .replace("{phoneNumber}", "%2B14155550100");
         let (path, body) = match template {
             "/api/admin/held/{id}/deliver" => (
                 path.replace("{id}", &self.held_id.to_string()),
                 Some(json!({"userId": "alice"})),
             ),
-            "/api/admin/clients/{user_id}/keys/{id}" => {
+            "/api/admin/clients/{userId}/keys/{id}" => {
                 (path.replace("{id}", &self.spare_key.to_string()), None)
             }
             "/api/admin/update-phone-numbers" => (

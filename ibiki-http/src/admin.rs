@@ -138,10 +138,10 @@ pub(crate) struct NumbersAnswer {
 /// `GET /api/admin/clients/{userId}/phone-numbers`: empty for an unknown client.
 #[utoipa::path(
     get,
-    path = "/api/admin/clients/{user_id}/phone-numbers",
+    path = "/api/admin/clients/{userId}/phone-numbers",
     tag = "admin",
     security(("bearer" = [])),
-    params(("user_id" = String, Path, description = "The client", min_length = 1, example = "123")),
+    params(("userId" = String, Path, description = "The client", min_length = 1, example = "123")),
     responses(
         (status = 200, description = "The client's numbers", body = NumbersAnswer),
         (status = 400, description = "Invalid `userId`", body = ErrorBody),
@@ -162,11 +162,11 @@ pub(crate) async fn phone_numbers(
 /// client itself (read-only).
 #[utoipa::path(
     get,
-    path = "/api/clients/{user_id}/phone-numbers",
+    path = "/api/clients/{userId}/phone-numbers",
     operation_id = "client_phone_numbers",
     tag = "inbox",
     security(("bearer" = [])),
-    params(("user_id" = String, Path, description = "The client", min_length = 1, example = "123")),
+    params(("userId" = String, Path, description = "The client", min_length = 1, example = "123")),
     responses(
         (status = 200, description = "The client's numbers", body = NumbersAnswer),
         (status = 400, description = "Invalid `userId`", body = ErrorBody),
@@ -233,12 +233,12 @@ pub(crate) struct AtQuery {
 /// `+1 415 555 0100`, `+44 020 7946 0958` with its trunk zero kept, …).
 #[utoipa::path(
     get,
-    path = "/api/admin/routes/{phone_number}",
+    path = "/api/admin/routes/{phoneNumber}",
     tag = "admin",
     security(("bearer" = [])),
     params(
         (
-            "phone_number" = String, Path, min_length = 1, example = "+14155550100",
+            "phoneNumber" = String, Path, min_length = 1, example = "+14155550100",
             description = "The number, read like the webhook reads a `to` (URL-encode `+` as `%2B`)"
         ),
         AtQuery,

@@ -61,11 +61,11 @@ struct EventsQuery {
 /// `GET /api/clients/{userId}/events`.
 #[utoipa::path(
     get,
-    path = "/api/clients/{user_id}/events",
+    path = "/api/clients/{userId}/events",
     tag = "inbox",
     security(("bearer" = [])),
     params(
-        ("user_id" = String, Path, description = "The client", min_length = 1, example = "123"),
+        ("userId" = String, Path, description = "The client", min_length = 1, example = "123"),
         ("after" = Option<String>, Query, min_length = 1, max_length = 256,
             description = "Start after this cursor (a `next` of `/messages`, or an event's `id`); \
                 from the inbox's first reply without one"),

@@ -36,12 +36,12 @@ pub(crate) struct HistoryAnswer {
 /// The number is read like the route lookup reads it.
 #[utoipa::path(
     get,
-    path = "/api/admin/numbers/{phone_number}/history",
+    path = "/api/admin/numbers/{phoneNumber}/history",
     tag = "admin",
     security(("bearer" = [])),
     params(
         (
-            "phone_number" = String, Path, min_length = 1, example = "+14155550100",
+            "phoneNumber" = String, Path, min_length = 1, example = "+14155550100",
             description = "The number, read like the webhook reads a `to` (URL-encode `+` as `%2B`)"
         ),
         PageParams,

@@ -39,11 +39,11 @@ impl From<Page<StoredReply>> for MessagesAnswer {
 /// `GET /api/clients/{userId}/messages?limit=N&after=CURSOR`.
 #[utoipa::path(
     get,
-    path = "/api/clients/{user_id}/messages",
+    path = "/api/clients/{userId}/messages",
     tag = "inbox",
     security(("bearer" = [])),
     params(
-        ("user_id" = String, Path, description = "The client", min_length = 1, example = "123"),
+        ("userId" = String, Path, description = "The client", min_length = 1, example = "123"),
         PageParams,
     ),
     responses(

@@ -101,11 +101,11 @@ fn key_store(app: &App) -> Result<&DynKeyStore, ApiError> {
 /// `POST /api/admin/clients/{userId}/keys`: a new key for the client.
 #[utoipa::path(
     post,
-    path = "/api/admin/clients/{user_id}/keys",
+    path = "/api/admin/clients/{userId}/keys",
     operation_id = "create_key",
     tag = "admin",
     security(("bearer" = [])),
-    params(("user_id" = String, Path, description = "The client", min_length = 1, example = "123")),
+    params(("userId" = String, Path, description = "The client", min_length = 1, example = "123")),
     responses(
         (status = 201, description = "The key, shown this once", body = CreatedKey),
         (status = 400, description = "Invalid `userId`", body = ErrorBody),
@@ -134,11 +134,11 @@ pub(crate) async fn create(
 /// themselves.
 #[utoipa::path(
     get,
-    path = "/api/admin/clients/{user_id}/keys",
+    path = "/api/admin/clients/{userId}/keys",
     operation_id = "list_keys",
     tag = "admin",
     security(("bearer" = [])),
-    params(("user_id" = String, Path, description = "The client", min_length = 1, example = "123")),
+    params(("userId" = String, Path, description = "The client", min_length = 1, example = "123")),
     responses(
         (status = 200, description = "The client's keys, oldest first", body = KeyList),
         (status = 400, description = "Invalid `userId`", body = ErrorBody),
@@ -162,12 +162,12 @@ pub(crate) async fn list(
 /// `DELETE /api/admin/clients/{userId}/keys/{id}`: revokes the key at once.
 #[utoipa::path(
     delete,
-    path = "/api/admin/clients/{user_id}/keys/{id}",
+    path = "/api/admin/clients/{userId}/keys/{id}",
     operation_id = "revoke_key",
     tag = "admin",
     security(("bearer" = [])),
     params(
-        ("user_id" = String, Path, description = "The client", min_length = 1, example = "123"),
+        ("userId" = String, Path, description = "The client", min_length = 1, example = "123"),
         ("id" = u64, Path, minimum = 0, description = "The key's `id`", example = 7),
     ),
     responses(

@@ -20,19 +20,19 @@ const ROUTES: [(&str, &str, &[u16], bool); 19] = [
     ),
     (
         "get",
-        "/api/admin/clients/{user_id}/phone-numbers",
+        "/api/admin/clients/{userId}/phone-numbers",
         &[200, 400, 401, 403, 404, 503],
         true,
     ),
     (
         "get",
-        "/api/admin/routes/{phone_number}",
+        "/api/admin/routes/{phoneNumber}",
         &[200, 400, 401, 403, 404, 503],
         true,
     ),
     (
         "get",
-        "/api/admin/numbers/{phone_number}/history",
+        "/api/admin/numbers/{phoneNumber}/history",
         &[200, 400, 401, 403, 404, 503],
         true,
     ),
@@ -51,13 +51,13 @@ const ROUTES: [(&str, &str, &[u16], bool); 19] = [
     ),
     (
         "get",
-        "/api/clients/{user_id}/events",
+        "/api/clients/{userId}/events",
         &[200, 400, 401, 403, 404, 503],
         true,
     ),
     (
         "get",
-        "/api/clients/{user_id}/messages",
+        "/api/clients/{userId}/messages",
         &[200, 400, 401, 403, 404, 503],
         true,
     ),
@@ -84,25 +84,25 @@ const ROUTES: [(&str, &str, &[u16], bool); 19] = [
     ("get", "/metrics", &[200, 401, 403], true),
     (
         "get",
-        "/api/clients/{user_id}/phone-numbers",
+        "/api/clients/{userId}/phone-numbers",
         &[200, 400, 401, 403, 404, 503],
         true,
     ),
     (
         "post",
-        "/api/admin/clients/{user_id}/keys",
+        "/api/admin/clients/{userId}/keys",
         &[201, 400, 401, 403, 404, 503],
         true,
     ),
     (
         "get",
-        "/api/admin/clients/{user_id}/keys",
+        "/api/admin/clients/{userId}/keys",
         &[200, 400, 401, 403, 404, 503],
         true,
     ),
     (
         "delete",
-        "/api/admin/clients/{user_id}/keys/{id}",
+        "/api/admin/clients/{userId}/keys/{id}",
         &[204, 400, 401, 403, 404, 503],
         true,
     ),
@@ -167,7 +167,7 @@ async fn the_document_lists_every_route_and_status() {
             }
             // The live inbox answers with a stream of events; errors are JSON.
             let media_type = match (path, status.as_str()) {
-                ("/api/clients/{user_id}/events", "200") => "text/event-stream",
+                ("/api/clients/{userId}/events", "200") => "text/event-stream",
                 ("/metrics", "200") => "text/plain; version=0.0.4; charset=utf-8",
                 _ => "application/json",
             };
@@ -222,8 +222,8 @@ async fn the_document_describes_bodies_and_parameters() {
     for path in [
         "/api/admin/held",
         "/api/admin/clients",
-        "/api/admin/numbers/{phone_number}/history",
-        "/api/clients/{user_id}/messages",
+        "/api/admin/numbers/{phoneNumber}/history",
+        "/api/clients/{userId}/messages",
     ] {
         let parameters = paths[path]["get"]["parameters"].as_array().expect("params");
         let find = |name: &str| {
@@ -240,11 +240,11 @@ async fn the_document_describes_bodies_and_parameters() {
         assert_eq!(find("after")["schema"]["type"], "string");
     }
     for (path, name) in [
-        ("/api/admin/clients/{user_id}/phone-numbers", "user_id"),
-        ("/api/admin/routes/{phone_number}", "phone_number"),
-        ("/api/admin/numbers/{phone_number}/history", "phone_number"),
-        ("/api/clients/{user_id}/messages", "user_id"),
-        ("/api/clients/{user_id}/events", "user_id"),
+        ("/api/admin/clients/{userId}/phone-numbers", "userId"),
+        ("/api/admin/routes/{phoneNumber}", "phoneNumber"),
+        ("/api/admin/numbers/{phoneNumber}/history", "phoneNumber"),
+        ("/api/clients/{userId}/messages", "userId"),
+        ("/api/clients/{userId}/events", "userId"),
     ] {
         let parameters = paths[path]["get"]["parameters"].as_array().expect("params");
         assert!(
@@ -302,8 +302,8 @@ async fn every_documented_route_is_served() {
     let server = TestServer::start(memory_store()).await;
     for (method, template, ..) in ROUTES {
         let path = template
-            .replace("{user_id}", "123")
-            .replace("{phone_number}", "%2B14155550100")
+            .replace("{userId}", "123")
+            .replace("{phoneNumber}", "%2B14155550100")
             .replace("{provider}", "twilio")
             .replace("{id}", "1");
         let other = if template == PROVIDER_PATH || method == "get" || method == "post" {
