@@ -145,7 +145,8 @@ pub(crate) struct StoredReply {
     to: String,
     /// The text.
     body: String,
-    /// When the webhook received it (RFC 3339).
+    /// When it was received (RFC 3339): the gateway's own time when the
+    /// provider's payload carries one, else its arrival at the webhook.
     #[schema(format = DateTime)]
     received_at: String,
     /// How and when it was delivered, or that it is still held.
@@ -160,8 +161,10 @@ pub(crate) struct Delivery {
     /// number); `rerouted` by an operator; `delivered` (recorded before the
     /// store kept how).
     kind: DeliveryKind,
-    /// When it got that kind (RFC 3339): its reception, or the instant of the
-    /// assignment or re-route that delivered it.
+    /// When ibiki gave it that kind (RFC 3339), by the store's clock: put it
+    /// in the inbox or held it on receipt, or the instant of the assignment or
+    /// re-route that delivered it. The owner of its number at this instant
+    /// (`GET /api/admin/routes/{phoneNumber}?at=`) is the client it went to.
     #[schema(format = DateTime)]
     at: String,
 }

@@ -188,7 +188,8 @@ impl State {
         let owner = number
             .and_then(|n| self.owner_idx(n))
             .and_then(|o| Some((o, self.clients.id(o)?.clone())));
-        let stored = StoredReply::on_receipt(u64::from(idx), reply, owner.is_some());
+        let at = self.history.now();
+        let stored = StoredReply::on_receipt(u64::from(idx), reply, owner.is_some(), at);
         self.replies.insert(idx, stored);
         if let Some((owner, id)) = owner {
             if let Some(inbox) = self.clients.inbox_mut(owner) {

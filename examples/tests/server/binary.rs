@@ -520,3 +520,66 @@ async fn several_gateways_are_served_by_name_and_names_stay_unique() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Two instants: a gateway's own time is the reply's `receivedAt`, and
+/// `delivery.at` is when the store routed it, so the owner at `delivery.at`
+/// is the client that received it (at the gateway's time, nobody owned the
+/// number yet).
+#[tokio::test]
+async fn delivery_at_is_the_stores_instant_and_names_the_owner() {
+    use hmac::{Hmac, Mac};
+
+    let config = ibiki_providers::testing::fixture_path("generic/kestrel.toml");
+    let mut command = server_command();
+    command
+        .env("IBIKI_ADMIN_TOKEN", "t")
+        .args(["--generic-config", &config.display().to_string()]);
+    let server = Process::start(command).await;
+    let assign = json!({"userId": "789", "phoneNumbers": "+44 7400 123456"});
+    let request = server.request(Method::POST, "/api/admin/update-phone-numbers");
+    assert_eq!(
+        send(request.bearer_auth("t").json(&assign)).await.0,
+        StatusCode::OK
+    );
+    let body = ibiki_providers::testing::fixture("generic/kestrel-inbound.json");
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"kestrel-webhook-secret").expect("key");
+    mac.update(&body);
+    let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    let posted = server
+        .request(Method::POST, "/webhooks/generic")
+        .header("content-type", "application/json")
+        .header("x-kestrel-signature", signature)
+        .body(body);
+    assert_eq!(posted.send().await.expect("sent").status(), StatusCode::OK);
+
+    let inbox = server
+        .request(Method::GET, "/api/clients/789/messages")
+        .bearer_auth("t");
+    let (_, inbox) = send(inbox).await;
+    let message = &inbox["messages"][0];
+    assert_eq!(
+        message["receivedAt"], "2026-11-20T14:03:11Z",
+        "the gateway's time"
+    );
+    let delivered = message["delivery"]["at"]
+        .as_str()
+        .expect("an instant")
+        .to_owned();
+    assert!(
+        delivered.as_str() > "2026-11-21",
+        "the store's instant: {message}"
+    );
+    let at = |instant: &str| {
+        let path = format!("/api/admin/routes/%2B447400123456?at={instant}");
+        server.request(Method::GET, &path).bearer_auth("t")
+    };
+    let (status, owner) = send(at(&delivered)).await;
+    assert_eq!(status, StatusCode::OK, "{owner}");
+    assert_eq!(
+        owner["userId"], "789",
+        "the owner at delivery.at received it"
+    );
+    let (_, before) = send(at("2026-11-20T14:03:11Z")).await;
+    assert_eq!(before["userId"], serde_json::Value::Null, "{before}");
+    server.terminate().await;
+}

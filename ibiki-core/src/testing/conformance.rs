@@ -294,15 +294,11 @@ pub async fn receive_routes_to_the_owner<S: ReplyStore>(store: S) {
     let receipt = store.receive_ok(odd.clone()).await;
     assert_eq!(receipt, Receipt::Routed(acme.clone()));
     let expected = vec![
-        StoredReply::on_receipt(0, sent, true),
-        StoredReply::on_receipt(0, odd, true),
+        StoredReply::on_receipt(0, sent.clone(), true, sent.received_at),
+        StoredReply::on_receipt(0, odd.clone(), true, odd.received_at),
     ];
     let inbox = whole_inbox(&store, &acme).await;
     assert_eq!(comparable(&inbox), expected);
-    assert_eq!(
-        inbox[0].delivery.at, inbox[0].received_at,
-        "routed on receipt"
-    );
     assert_ne!(inbox[0].id, inbox[1].id, "each reply its own id");
     assert!(whole_held(&store).await.is_empty());
 }
@@ -890,12 +886,18 @@ pub async fn owner_at_follows_the_history<S: ReplyStore>(store: S) {
 
 /// Each reply says how it was delivered: routed on receipt, held, unparsed,
 /// or released by the assignment of its number at that assignment's
-/// instant; and each has an id of its own.
+/// instant; and each has an id of its own. A reply's delivery instant is
+/// the store's, not its `received_at` (a gateway's clock, here two years
+/// earlier), and the owner at that instant is the client it went to.
 pub async fn delivery_says_how_each_reply_arrived<S: ReplyStore>(store: S) {
     use crate::DeliveryKind::{Held, Released, Routed, Unparsed};
     let acme = client("acme");
     let (a, b) = (number("+14155550100"), number("+14155550101"));
     ok(store.add_numbers(&acme, &[a]).await, "add");
+    // The store's clock may be another machine's: an hour of leeway still
+    // tells it from the replies' own time in 2024.
+    let leeway = time::Duration::hours(1);
+    let before = OffsetDateTime::now_utc() - leeway;
     for (id, to) in [
         ("SM1", "+14155550100"),
         ("SM2", "+14155550101"),
@@ -909,9 +911,11 @@ pub async fn delivery_says_how_each_reply_arrived<S: ReplyStore>(store: S) {
         .map(|r| (r.body.as_str(), r.delivery.kind))
         .collect();
     assert_eq!(kinds, [("SM2", Held), ("SM3", Unparsed)]);
+    let after = OffsetDateTime::now_utc() + leeway;
     assert!(
-        held.iter().all(|r| r.delivery.at == r.received_at),
-        "held since received"
+        held.iter()
+            .all(|r| r.delivery.at >= before && r.delivery.at <= after),
+        "held at the store's instant of receipt, not the reply's own time: {held:?}"
     );
     ok(store.add_numbers(&acme, &[b]).await, "add");
     let inbox = whole_inbox(&store, &acme).await;
@@ -920,9 +924,16 @@ pub async fn delivery_says_how_each_reply_arrived<S: ReplyStore>(store: S) {
         .map(|r| (r.body.as_str(), r.delivery.kind))
         .collect();
     assert_eq!(kinds, [("SM1", Routed), ("SM2", Released)]);
+    let routed_at = inbox[0].delivery.at;
+    assert!(
+        routed_at >= before && routed_at <= after && routed_at != inbox[0].received_at,
+        "routed at the store's instant of receipt: {routed_at} (received {})",
+        inbox[0].received_at
+    );
     assert_eq!(
-        inbox[0].delivery.at, inbox[0].received_at,
-        "routed on receipt"
+        ok(store.owner_at(a, routed_at).await, "owner_at"),
+        Some(acme.clone()),
+        "the owner at the delivery instant is the client it went to"
     );
     let assigned = whole_history(&store, b).await;
     assert_eq!(
@@ -1122,9 +1133,12 @@ pub async fn pruning_keeps_cursors_and_held_replies<S: ReplyStore>(store: S) {
         "the old cursor pages on"
     );
 
-    // Received long ago, released now: not delivered before an hour ago. A
-    // routed reply is delivered at its reception, so a3, no longer acme's
-    // last, goes.
+    // Delivery instants are the store's: a3, no longer acme's last, was
+    // delivered before `mid`; "held", received in 2024 but released after
+    // `mid`, counts from its release, and late2 was routed after `mid`.
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let mid = OffsetDateTime::now_utc();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     ok(
         store
             .replace_numbers(&late, &[number("+14155550102")])
@@ -1134,11 +1148,7 @@ pub async fn pruning_keeps_cursors_and_held_replies<S: ReplyStore>(store: S) {
     let _ = store
         .receive_ok(reply(None, "+14155550102", "late2", 9))
         .await;
-    let an_hour_ago = OffsetDateTime::now_utc() - time::Duration::hours(1);
-    assert_eq!(
-        ok(store.prune_delivered(an_hour_ago, 100).await, "prune"),
-        1
-    );
+    assert_eq!(ok(store.prune_delivered(mid, 100).await, "prune"), 1);
     assert_eq!(bodies(&whole_inbox(&store, &acme).await), ["a4"]);
     assert_eq!(bodies(&whole_inbox(&store, &late).await), ["held", "late2"]);
 }
