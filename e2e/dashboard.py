@@ -8,7 +8,7 @@ live in an open inbox, and checks that a hostile reply is shown as text.
 Then a client: the operator creates its access key on the clients page, the
 client signs in with it, sees its replies arrive live, cannot read another
 client's inbox by editing the URL, and is signed out once the key is revoked.
-Screenshots land in docs/screenshots/.
+Screenshots land in docs/src/screenshots/ (the guide shows them).
 
     python3 e2e/dashboard.py [path/to/ibiki-server]
 
@@ -32,7 +32,7 @@ from pathlib import Path
 from playwright.sync_api import expect, sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
-SHOTS = ROOT / "docs" / "screenshots"
+SHOTS = ROOT / "docs" / "src" / "screenshots"
 TOKEN = "e2e-admin-token"
 LIVE_WITHIN_MS = 1000
 XSS_BODY = "<img src=x onerror=alert(1)>"

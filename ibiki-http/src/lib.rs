@@ -128,3 +128,13 @@ struct ReadmeDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct CrateReadmeDoctests;
+
+/// The guide's Rust examples (`docs/src`), compiled as doc tests here too.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/src/library.md")]
+struct GuideLibraryDoctests;
+
+/// The guide's embedding examples.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/src/embedding.md")]
+struct GuideEmbeddingDoctests;
