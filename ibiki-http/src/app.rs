@@ -10,15 +10,20 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use ibiki_core::{Destination, DynReplyStore, InboundReply, Normalizer, Receipt, StoreError};
+use ibiki_core::{
+    ClientId, Destination, DynReplyStore, InboundReply, Normalizer, Receipt, StoreError,
+};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::{Authenticator, require_access};
+use crate::body_deadline::limit_body_time;
 use crate::error::{ApiError, StoreFailed};
+use crate::limits::{Limits, Refusal};
 use crate::metrics::Metrics;
 use crate::openapi::{ErrorBody, Health};
 use crate::sms_signature::WebhookSecret;
+use crate::stream_slots::{StreamSlot, StreamSlots};
 use crate::{
     admin, events, held, history, inbox, keys, metrics, openapi, pages, provider_webhook,
     sms_webhook,
@@ -46,6 +51,8 @@ pub struct App {
     public_url: Option<PublicUrl>,
     shutdown: Shutdown,
     metrics: Metrics,
+    limits: Limits,
+    streams: Arc<StreamSlots>,
 }
 
 /// A signal that ends the live streams, started by the first stream.
@@ -128,7 +135,17 @@ impl App {
             public_url: None,
             shutdown: Shutdown::never(),
             metrics: Metrics::new(),
+            limits: Limits::default(),
+            streams: Arc::new(StreamSlots::new(&Limits::default())),
         }
+    }
+
+    /// Uses `limits` instead of the defaults: the body read timeout and the
+    /// caps on open live streams.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.streams = Arc::new(StreamSlots::new(&limits));
+        self.limits = limits;
+        self
     }
 
     /// Ends the live inbox streams (`/api/clients/{userId}/events`, which
@@ -211,6 +228,17 @@ impl App {
         self.webhook_secret.as_ref()
     }
 
+    pub(crate) fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// A slot for one more live stream of `client`, or 429 (counted).
+    pub(crate) fn stream_slot(&self, client: &ClientId) -> Result<StreamSlot, ApiError> {
+        self.streams.take(client).inspect_err(|_| {
+            self.metrics.refused(Refusal::MaxStreams);
+        })
+    }
+
     /// Gives one reply to the store, counted and timed under `route`.
     pub(crate) async fn receive(
         &self,
@@ -266,6 +294,7 @@ impl App {
                 app.clone(),
                 count_store_errors,
             ))
+            .layer(middleware::from_fn_with_state(app.clone(), limit_body_time))
             .with_state(app)
     }
 

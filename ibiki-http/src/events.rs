@@ -82,6 +82,9 @@ struct EventsQuery {
         (status = 401, description = "Missing or wrong bearer token or key", body = ErrorBody),
         (status = 403, description = "Another client's key", body = ErrorBody),
         (status = 404, description = "No such route (an empty `userId`)", body = ErrorBody),
+        (status = 429, description = "As many streams are open as allowed, for this client or \
+            on the server; retry after `Retry-After` seconds", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
         (status = 503, description = "The store is unavailable; retry later", body = ErrorBody),
     )
 )]
@@ -93,14 +96,14 @@ pub(crate) async fn events(
 ) -> Result<Response, ApiError> {
     let client = client_id(&path_segment(path)?)?;
     let after = resume_cursor(&headers, query.as_deref())?;
+    let slot = app.stream_slot(&client)?;
     // The first read happens before the answer, so a cursor the store does
     // not know, or a store that does not answer, is an error status rather
     // than a stream that dies at once.
     let first = next_reply(&app, &client, after.as_ref()).await?;
     let stream = reply_stream(app.clone(), client, after, first);
-    Ok(Sse::new(stream)
-        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
-        .into_response())
+    let response = Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE));
+    Ok(slot.hold(response.into_response()))
 }
 
 /// Where to start: `Last-Event-ID` if present (a reconnecting `EventSource`

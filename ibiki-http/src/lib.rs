@@ -67,6 +67,8 @@ mod app;
 #[cfg(feature = "axum")]
 mod auth;
 #[cfg(feature = "axum")]
+mod body_deadline;
+#[cfg(feature = "axum")]
 mod error;
 #[cfg(feature = "axum")]
 mod events;
@@ -82,6 +84,8 @@ mod inbox;
 #[cfg(feature = "axum")]
 mod keys;
 #[cfg(feature = "axum")]
+mod limits;
+#[cfg(feature = "axum")]
 mod metrics;
 #[cfg(feature = "axum")]
 mod openapi;
@@ -94,6 +98,8 @@ mod request;
 mod sms_signature;
 #[cfg(feature = "axum")]
 mod sms_webhook;
+#[cfg(feature = "axum")]
+mod stream_slots;
 
 #[cfg(feature = "axum")]
 pub use crate::app::{ADMIN_BODY_LIMIT, App, WEBHOOK_BODY_LIMIT};
@@ -103,6 +109,8 @@ pub use crate::auth::{Access, AdminToken, Authenticator, BearerAuth, Caller};
 pub use crate::error::ApiError;
 #[cfg(feature = "axum")]
 pub use crate::events::POLL_INTERVAL;
+#[cfg(feature = "axum")]
+pub use crate::limits::{Limits, Refusal};
 #[cfg(feature = "axum")]
 pub use crate::metrics::Metrics;
 #[cfg(feature = "axum")]

@@ -1,6 +1,6 @@
 //! What an operator watches: replies by outcome, receive latency, store
-//! errors, held replies and assignment changes, in the Prometheus text format
-//! (`GET /metrics`).
+//! errors, held replies, assignment changes and what the limits refused, in
+//! the Prometheus text format (`GET /metrics`).
 //!
 //! Built on [`prometheus_client`], the Prometheus project's own Rust client,
 //! rather than the `metrics` facade with `metrics-exporter-prometheus`: its
@@ -32,6 +32,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::app::App;
+use crate::limits::Refusal;
 use crate::openapi::ErrorBody;
 
 /// The route label of `POST /webhooks/sms`; a provider's route is its name.
@@ -100,6 +101,7 @@ struct Inner {
     numbers_unassigned: Counter,
     released: Counter,
     rerouted: Counter,
+    refusals: Family<RefusalLabels, Counter>,
     held: Arc<HeldReplies>,
 }
 
@@ -128,12 +130,16 @@ impl Metrics {
             numbers_unassigned: Counter::default(),
             released: Counter::default(),
             rerouted: Counter::default(),
+            refusals: Family::default(),
             held: Arc::default(),
         };
         // Every kind shows from the start, at 0: an alert on its rate then
         // works before the first error.
         for kind in StoreErrorKind::ALL {
             let _ = inner.store_errors.get_or_create(&StoreErrorLabels(kind));
+        }
+        for reason in Refusal::ALL {
+            let _ = inner.refusals.get_or_create(&RefusalLabels(reason));
         }
         let mut registry = Registry::default();
         inner.register(&mut registry);
@@ -248,6 +254,17 @@ impl Metrics {
     pub(crate) fn rerouted(&self) {
         self.inner.rerouted.inc();
     }
+
+    /// A connection or request a limit refused or cut short. The router
+    /// counts its own ([`Refusal::BodyTimeout`], [`Refusal::MaxStreams`]);
+    /// a server reports its connection-level ones here, so that one
+    /// counter shows them all.
+    pub fn refused(&self, reason: Refusal) {
+        self.inner
+            .refusals
+            .get_or_create(&RefusalLabels(reason))
+            .inc();
+    }
 }
 
 impl Inner {
@@ -295,6 +312,13 @@ impl Inner {
             "ibiki_held_replies_rerouted",
             "Held replies an operator delivered by hand (POST /api/admin/held/{id}/deliver)",
             self.rerouted.clone(),
+        );
+        registry.register(
+            "ibiki_refusals",
+            "Connections and requests a limit refused or cut short, by reason: header_timeout, \
+             idle and send_timeout (connection closed), body_timeout (408, connection closed), \
+             max_connections (closed as soon as accepted), max_streams (live stream answered 429)",
+            self.refusals.clone(),
         );
         registry.register_collector(Box::new(self.held.clone()));
     }
@@ -361,6 +385,7 @@ pub(crate) enum Reason {
     StaleSignature,
     SignaturesRequired,
     TooLarge,
+    BodyTimeout,
     UnsupportedMediaType,
     MethodNotAllowed,
     OtherProviderPayload,
@@ -377,6 +402,7 @@ impl Reason {
             "stale_signature" | "stale_timestamp" => Self::StaleSignature,
             "signatures_required" => Self::SignaturesRequired,
             "payload_too_large" => Self::TooLarge,
+            "body_timeout" => Self::BodyTimeout,
             "unsupported_media_type" => Self::UnsupportedMediaType,
             "method_not_allowed" => Self::MethodNotAllowed,
             "other_provider_payload" => Self::OtherProviderPayload,
@@ -392,6 +418,7 @@ impl Reason {
             Self::StaleSignature => "stale_signature",
             Self::SignaturesRequired => "signatures_required",
             Self::TooLarge => "too_large",
+            Self::BodyTimeout => "body_timeout",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::OtherProviderPayload => "other_provider_payload",
@@ -477,6 +504,15 @@ struct StoreErrorLabels(StoreErrorKind);
 impl EncodeLabelSet for StoreErrorLabels {
     fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> fmt::Result {
         [("kind", self.0.as_str())].encode(encoder)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct RefusalLabels(Refusal);
+
+impl EncodeLabelSet for RefusalLabels {
+    fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> fmt::Result {
+        [("reason", self.0.as_str())].encode(encoder)
     }
 }
 
@@ -606,5 +642,22 @@ mod tests {
             !text.contains("ibiki_held_replies "),
             "not read yet: {text}"
         );
+    }
+
+    #[test]
+    fn every_refusal_reason_shows_from_the_start_and_counts() {
+        let metrics = Metrics::new();
+        metrics.refused(Refusal::MaxConnections);
+        metrics.refused(Refusal::MaxConnections);
+        let text = text(&metrics);
+        for reason in Refusal::ALL {
+            let count = if reason == Refusal::MaxConnections {
+                2
+            } else {
+                0
+            };
+            let line = format!("ibiki_refusals_total{{reason=\"{reason}\"}} {count}\n");
+            assert!(text.contains(&line), "{line} in {text}");
+        }
     }
 }

@@ -65,7 +65,42 @@ impl Modify for BearerScheme {
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(crate::app::routes().into_openapi());
+    document_body_timeout(&mut doc);
     doc
+}
+
+/// 408 on every operation that reads a body: the body read timeout answers
+/// it on all of them, from one middleware.
+fn document_body_timeout(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let timeout = ResponseBuilder::new()
+        .description(
+            "The body did not arrive whole within the body read timeout; nothing was \
+             recorded and the connection is closed",
+        )
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Error")))
+                .build(),
+        )
+        .build();
+    for item in doc.paths.paths.values_mut() {
+        let operations = [
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ];
+        for operation in operations.into_iter().flatten() {
+            if operation.request_body.is_some() {
+                operation
+                    .responses
+                    .responses
+                    .insert("408".to_owned(), timeout.clone().into());
+            }
+        }
+    }
 }
 
 /// `GET /openapi.json`, rendered once.

@@ -9,6 +9,7 @@ mod held;
 mod history;
 mod inbox;
 mod keys;
+mod limits;
 mod meta;
 mod sms_webhook;
 mod support;
