@@ -6,6 +6,7 @@ use clap::Parser;
 use ibiki_core::Secret;
 use ibiki_core::{BareDigits, Region};
 
+use crate::limits::LimitFlags;
 use crate::providers::ProviderFlags;
 use crate::store::DatabaseFlags;
 
@@ -63,6 +64,11 @@ pub struct Config {
     #[command(flatten)]
     pub providers: ProviderFlags,
 
+    /// The timeouts of every phase of a request, and the caps on
+    /// connections and live streams.
+    #[command(flatten)]
+    pub limits: LimitFlags,
+
     /// Instead of serving: `import` or `prune` (see `ibiki-server import
     /// --help`, `ibiki-server prune --help`).
     #[command(subcommand)]
@@ -103,6 +109,8 @@ pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use clap::CommandFactory;
 
     use super::*;
@@ -182,6 +190,60 @@ mod tests {
             ] {
                 assert!(help.contains(flag), "{flag} missing from {name} --help");
             }
+        }
+    }
+
+    #[test]
+    fn the_limits_are_flags_and_variables_with_defaults() {
+        let config = Config::try_parse_from(["ibiki-server"]).expect("defaults");
+        let connections = config.limits.connections();
+        assert_eq!(connections.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(connections.idle_timeout, Duration::from_secs(60));
+        assert_eq!(connections.send_timeout, Duration::from_secs(30));
+        let router = config.limits.router();
+        assert_eq!(router.body_read_timeout, Duration::from_secs(30));
+        assert_eq!(router.max_streams_per_client, 16);
+        assert_eq!(router.max_streams, connections.max_connections / 2);
+
+        let config = Config::try_parse_from([
+            "ibiki-server",
+            "--header-read-timeout",
+            "2s",
+            "--body-read-timeout",
+            "1500ms",
+            "--max-connections",
+            "100",
+            "--max-streams-per-client",
+            "3",
+        ])
+        .expect("valid flags");
+        assert_eq!(config.limits.connections().max_connections, 100);
+        assert_eq!(
+            config.limits.connections().header_read_timeout,
+            Duration::from_secs(2)
+        );
+        let router = config.limits.router();
+        assert_eq!(router.body_read_timeout, Duration::from_millis(1500));
+        assert_eq!((router.max_streams_per_client, router.max_streams), (3, 50));
+
+        let help = Config::command().render_long_help().to_string();
+        for flag in [
+            "--header-read-timeout",
+            "IBIKI_HEADER_READ_TIMEOUT",
+            "--body-read-timeout",
+            "IBIKI_BODY_READ_TIMEOUT",
+            "--idle-timeout",
+            "IBIKI_IDLE_TIMEOUT",
+            "--send-timeout",
+            "IBIKI_SEND_TIMEOUT",
+            "--max-connections",
+            "IBIKI_MAX_CONNECTIONS",
+            "--max-streams-per-client",
+            "IBIKI_MAX_STREAMS_PER_CLIENT",
+            "--max-streams",
+            "IBIKI_MAX_STREAMS",
+        ] {
+            assert!(help.contains(flag), "{flag} missing from --help");
         }
     }
 
@@ -286,6 +348,11 @@ mod tests {
             ["ibiki-server", "--public-url", "sms.example.com"],
             ["ibiki-server", "--bandwidth-username", "only-the-user"],
             ["ibiki-server", "--infobip-password", "only-the-password"],
+            ["ibiki-server", "--header-read-timeout", "0s"],
+            ["ibiki-server", "--idle-timeout", "60"],
+            ["ibiki-server", "--max-connections", "0"],
+            ["ibiki-server", "--max-streams-per-client", "-1"],
+            ["ibiki-server", "--max-streams", "lots"],
         ] {
             assert!(Config::try_parse_from(args).is_err(), "{args:?}");
         }
