@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use ibiki_core::Normalizer;
 use ibiki_http::{AdminToken, App, BearerAuth, Metrics, Refusal, WebhookSecret};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{Semaphore, watch};
 
 use crate::config::Config;
@@ -118,7 +118,7 @@ fn log_limits(connections: &ConnectionLimits, router: &ibiki_http::Limits) {
 /// Listens on `address`, or says which address failed, and why, and which
 /// flag chooses another.
 async fn bind(address: SocketAddr, flag: &str) -> Result<TcpListener, StartError> {
-    TcpListener::bind(address).await.map_err(|error| {
+    listen(address).map_err(|error| {
         let hint = match error.kind() {
             io::ErrorKind::AddrInUse => format!(
                 "the address is already in use (another ibiki-server?); choose another with {flag}"
@@ -132,6 +132,27 @@ async fn bind(address: SocketAddr, flag: &str) -> Result<TcpListener, StartError
         };
         format!("cannot listen on {address}: {hint}").into()
     })
+}
+
+/// Connections the kernel completes and queues before the server accepts
+/// them. The standard library's 128 overflows under a burst of new
+/// connections (a provider's retries, an attack being refused), and every
+/// connection past it waits a second for its SYN to be sent again; the
+/// kernel caps this at `net.core.somaxconn`.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// A listener on `address` with a [`LISTEN_BACKLOG`] queue.
+fn listen(address: SocketAddr) -> io::Result<TcpListener> {
+    let socket = match address {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    // As the standard library does for listeners: a restart need not wait
+    // for the old connections' TIME_WAIT.
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// Compiles the numbering metadata while the server already listens, so no
@@ -211,6 +232,23 @@ impl Connections {
         router: Router,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> io::Result<()> {
+        // On a worker thread, which the runtime wakes for every ready
+        // socket, rather than on the caller's (`main`'s, often), which needs
+        // waking from another thread each time.
+        let connections = self.clone();
+        tokio::spawn(async move { connections.accept(listener, router, shutdown).await })
+            .await
+            .map_err(io::Error::other)
+    }
+
+    /// The accept loop, until `shutdown`; then it waits for every
+    /// connection to finish.
+    async fn accept(
+        self,
+        listener: TcpListener,
+        router: Router,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) {
         // Dropping the receiver tells every connection to stop; each holds
         // a clone of `open`, whose sender waits for them all.
         let (stop, stop_seen) = watch::channel(());
@@ -245,7 +283,6 @@ impl Connections {
         }
         drop((open, listener));
         all_closed.closed().await;
-        Ok(())
     }
 
     /// Closes `stream` at once: the cap is reached. Counted; said in the log
