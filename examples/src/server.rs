@@ -47,7 +47,8 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         None => tracing::warn!("no webhook secret: unsigned webhooks are accepted"),
     }
     app = config.providers.apply(app)?;
-    app = app.with_limits(config.limits.router());
+    let router_limits = config.limits.router();
+    app = app.with_limits(router_limits);
     // One signal for both: the live inbox streams end, then the server
     // finishes the requests in flight.
     let (stop, stopped) = tokio::sync::watch::channel(());
@@ -62,13 +63,13 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     let app = app.with_shutdown(when_stopped(stopped.clone()));
     let limits = config.limits.connections();
     let connections = Connections::new(limits).counted_in(app.metrics().clone());
-    log_limits(&limits, &config.limits.router());
+    log_limits(&limits, &router_limits);
     let metrics = app.metrics().router(store);
-    let listener = bind(config.listen, "--listen").await?;
+    let listener = bind(config.listen, "--listen")?;
     tracing::info!(address = %listener.local_addr()?, "listening");
     let metrics = match config.metrics_listen {
         Some(address) => {
-            let listener = bind(address, "--metrics-listen").await?;
+            let listener = bind(address, "--metrics-listen")?;
             tracing::info!(
                 address = %listener.local_addr()?,
                 "serving /metrics without the admin token"
@@ -117,7 +118,7 @@ fn log_limits(connections: &ConnectionLimits, router: &ibiki_http::Limits) {
 
 /// Listens on `address`, or says which address failed, and why, and which
 /// flag chooses another.
-async fn bind(address: SocketAddr, flag: &str) -> Result<TcpListener, StartError> {
+fn bind(address: SocketAddr, flag: &str) -> Result<TcpListener, StartError> {
     listen(address).map_err(|error| {
         let hint = match error.kind() {
             io::ErrorKind::AddrInUse => format!(
