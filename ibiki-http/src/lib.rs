@@ -21,13 +21,17 @@
 //!   client's API keys;
 //! - `/healthz` and `/openapi.json` ([`openapi_document`]);
 //! - `GET /metrics`, behind the admin authentication: replies by outcome,
-//!   receive latency, store errors, held replies and assignment changes in
-//!   the Prometheus text format ([`Metrics`]);
+//!   receive latency, store errors, held replies, assignment changes and
+//!   what the limits refused, in the Prometheus text format ([`Metrics`]);
 //! - with [`App::pages`] (part of [`App::router`]), the dashboard: `/` lists
 //!   the clients and edits their numbers, `/held` shows the held replies and
 //!   `/inbox/{userId}` a client's replies, live. Plain HTML and a few script
 //!   modules embedded in the binary, under a strict Content-Security-Policy,
 //!   talking to the same authenticated API.
+//!
+//! Every route has the router's [`Limits`]: a body read timeout (408) and
+//! caps on open live streams (429); the limits on connections themselves
+//! are the serving server's.
 //!
 //! Every `/api` route is guarded by one [`Authenticator`], which says who
 //! the caller is: the operator (every route) or a client (its own
