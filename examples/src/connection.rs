@@ -5,7 +5,7 @@
 //! hyper's own `header_read_timeout` is not used: it also runs while a
 //! keep-alive connection waits for its next request, so the idle timeout
 //! could never be longer than it, and it cannot tell the two apart for the
-//! metrics. Instead the connection's socket is wrapped ([`Watched`]), and
+//! metrics. Instead the connection's socket is wrapped (`Watched`), and
 //! the service tells it when a request starts and when its answer has been
 //! handed over in full; the socket then knows which deadline applies when
 //! hyper waits to read:

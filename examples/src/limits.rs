@@ -138,7 +138,7 @@ const MOST_CONNECTIONS: u64 = 1 << 20;
 const MIN_RESERVE: u64 = 128;
 
 /// The default connection cap for an open-file limit of `open_files`: a
-/// tenth of it, and at least [`MIN_RESERVE`], stays free (half, for a tiny
+/// tenth of it, and at least 128, stays free (half, for a tiny
 /// limit).
 pub fn default_max_connections(open_files: u64) -> usize {
     let reserve = (open_files / 10).max(MIN_RESERVE.min(open_files / 2));
