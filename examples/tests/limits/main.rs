@@ -7,6 +7,8 @@
 //! about timing, and the first needs most of the process's descriptors.
 #![cfg(unix)]
 
+// It counts the server's descriptors in /proc.
+#[cfg(target_os = "linux")]
 mod half_open;
 #[path = "../support/server_process.rs"]
 mod server_process;

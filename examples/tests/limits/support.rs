@@ -22,6 +22,7 @@ pub(crate) async fn one_at_a_time() -> MutexGuard<'static, ()> {
 
 /// Raises this process's open-file limit to `needed` (the hard limit too,
 /// where the process may), or says why it cannot.
+#[cfg(target_os = "linux")]
 pub(crate) fn open_files(needed: u64) -> Result<(), String> {
     use rlimit::Resource;
     let (soft, hard) = Resource::NOFILE.get().map_err(|e| e.to_string())?;
