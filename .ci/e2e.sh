@@ -2,7 +2,7 @@
 # The dashboard in a real browser: installs what it needs (Debian's chromium
 # and Playwright for Python, which drives that browser; no browser download),
 # builds ibiki-server and runs e2e/dashboard.py against it. Screenshots are
-# written to docs/screenshots/.
+# written to docs/src/screenshots/.
 #
 #   .ci/e2e.sh
 set -euo pipefail

@@ -4,9 +4,13 @@
 # with the in-memory store, then with PostgreSQL (when DATABASE_URL is set),
 # and runs schemathesis against /openapi.json. Any server error (5xx) or any
 # answer the document does not describe (status, content type, body schema)
-# fails the step. The live inbox (`/api/clients/{user_id}/events`) is left
+# fails the step. The live inbox (`/api/clients/{userId}/events`) is left
 # out: a stream that never ends is not an answer schemathesis can wait for;
 # its errors and events are checked by examples/tests/server/live.rs.
+#
+# Each store is run twice: with the admin token, then with a client's API key
+# (client `123`, the document's example id), which must get only the answers
+# the document gives a client: its own routes, 403 for the rest.
 #
 #   .ci/schemathesis.sh                 # both stores (DATABASE_URL for Postgres)
 #   SCHEMATHESIS_EXAMPLES=200 .ci/schemathesis.sh
@@ -16,6 +20,7 @@ cd "$(dirname "$0")/.."
 # The version this step was written and checked with.
 SCHEMATHESIS_VERSION=4.32.5
 EXAMPLES="${SCHEMATHESIS_EXAMPLES:-100}"
+CLIENT_EXAMPLES="${SCHEMATHESIS_CLIENT_EXAMPLES:-40}"
 # Hard cap on each store's run, in seconds.
 BUDGET="${SCHEMATHESIS_BUDGET:-180}"
 TOKEN="schemathesis-admin-token"
@@ -50,6 +55,20 @@ free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# run_schemathesis BASE BEARER EXAMPLES
+run_schemathesis() {
+  # From the target directory: schemathesis keeps its cache in the working one.
+  (cd "$TARGET_DIR" && NO_COLOR=1 timeout "$BUDGET" "$VENV/bin/schemathesis" run "$1/openapi.json" \
+    --header "Authorization: Bearer $2" \
+    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
+    --max-examples "$3" \
+    --exclude-path-regex '/events$' \
+    --workers 1 \
+    --request-timeout 10 \
+    --generation-database none \
+    --no-color)
+}
+
 # run_store NAME [server flags...]
 run_store() {
   local name=$1
@@ -71,17 +90,13 @@ run_store() {
     }
     sleep 0.1
   done
-  echo "schemathesis: $name store on $base"
-  # From the target directory: schemathesis keeps its cache in the working one.
-  (cd "$TARGET_DIR" && NO_COLOR=1 timeout "$BUDGET" "$VENV/bin/schemathesis" run "$base/openapi.json" \
-    --header "Authorization: Bearer $TOKEN" \
-    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
-    --max-examples "$EXAMPLES" \
-    --exclude-path-regex '/events$' \
-    --workers 1 \
-    --request-timeout 10 \
-    --generation-database none \
-    --no-color)
+  echo "schemathesis: $name store on $base, admin token"
+  run_schemathesis "$base" "$TOKEN" "$EXAMPLES"
+  local key
+  key=$(curl -fsS -X POST -H "Authorization: Bearer $TOKEN" "$base/api/admin/clients/123/keys" |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])')
+  echo "schemathesis: $name store on $base, client 123's key"
+  run_schemathesis "$base" "$key" "$CLIENT_EXAMPLES"
   cleanup
 }
 

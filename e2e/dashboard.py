@@ -5,7 +5,10 @@ Starts the real `ibiki-server` (in memory, on a free loopback port, with a
 known admin token), then signs in, edits numbers, checks the inline 422 and
 409 errors, adds a client, looks up an owner, watches a webhook reply arrive
 live in an open inbox, and checks that a hostile reply is shown as text.
-Screenshots land in docs/screenshots/.
+Then a client: the operator creates its access key on the clients page, the
+client signs in with it, sees its replies arrive live, cannot read another
+client's inbox by editing the URL, and is signed out once the key is revoked.
+Screenshots land in docs/src/screenshots/ (the guide shows them).
 
     python3 e2e/dashboard.py [path/to/ibiki-server]
 
@@ -16,6 +19,7 @@ under $CARGO_TARGET_DIR (or target/). The browser is $CHROMIUM, else
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -28,11 +32,13 @@ from pathlib import Path
 from playwright.sync_api import expect, sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
-SHOTS = ROOT / "docs" / "screenshots"
+SHOTS = ROOT / "docs" / "src" / "screenshots"
 TOKEN = "e2e-admin-token"
 LIVE_WITHIN_MS = 1000
 XSS_BODY = "<img src=x onerror=alert(1)>"
 XSS_FROM = "<script>alert(2)</script>"
+# Every client key the run created, to look for in the server's log.
+CLIENT_KEYS = []
 LOG = Path(os.environ.get("E2E_SERVER_LOG", "/tmp/ibiki-e2e-server.log"))
 
 
@@ -56,13 +62,13 @@ def free_port():
 
 
 class Server:
-    def __init__(self, binary):
+    def __init__(self, binary, extra_args=()):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("IBIKI_") and k != "DATABASE_URL"}
         self.log = open(LOG, "w")
         self.process = subprocess.Popen(
-            [str(binary), "--listen", f"127.0.0.1:{self.port}", "--admin-token", TOKEN],
+            [str(binary), "--listen", f"127.0.0.1:{self.port}", "--admin-token", TOKEN, *extra_args],
             env=env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
@@ -140,7 +146,10 @@ def main():
         run(server)
     finally:
         server.stop()
-    check("the token is in no server log line", TOKEN not in LOG.read_text())
+    log = LOG.read_text()
+    check("the token is in no server log line", TOKEN not in log)
+    check("no client key is in a server log line", CLIENT_KEYS and not any(k in log for k in CLIENT_KEYS))
+    find_among_many(binary)
     print("e2e: the dashboard passed in Chromium")
 
 
@@ -180,6 +189,7 @@ def run(server):
         browser = p.chromium.launch(executable_path=executable, args=["--no-sandbox"])
         try:
             desktop(server, browser)
+            client_access(server, browser)
             phone(server, browser)
             paging(server, browser)
         finally:
@@ -227,7 +237,7 @@ def desktop(server, browser):
     token.fill(TOKEN)
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name="Clients", exact=True)).to_be_visible()
-    check("sign-in keeps the token in sessionStorage", page.evaluate("sessionStorage.getItem('ibiki.adminToken')") == TOKEN)
+    check("sign-in keeps the token in sessionStorage", page.evaluate("sessionStorage.getItem('ibiki.accessKey')") == TOKEN)
     check("no cookie, no token in the URL", page.evaluate("document.cookie") == "" and TOKEN not in page.url)
     check("no localStorage", page.evaluate("localStorage.length") == 0)
     # Trusted Types: the page refuses to parse HTML from a string.
@@ -293,10 +303,21 @@ def desktop(server, browser):
     page.get_by_label("User ID").fill("")
     page.get_by_label("Phone numbers").fill("")
 
-    # Owner lookup, written loosely.
-    page.get_by_label("Phone number", exact=True).fill("+1 (415) 555-0101")
-    page.get_by_role("button", name="Look up").click()
-    expect(page.locator("#lookup-result")).to_contain_text("+14155550101 is assigned to bob")
+    # Find a client: by a number it owns, written loosely, then by the start
+    # of its id; the table shows what was found.
+    search = page.get_by_role("searchbox", name="Find a client")
+    search.fill("+1 (415) 555-0101")
+    search.press("Enter")
+    expect(page.locator("#find-result")).to_contain_text("+14155550101 is assigned to bob")
+    expect(page.locator("#clients tbody tr")).to_have_count(1)
+    expect(page.get_by_label("Assigned numbers for bob", exact=True)).to_have_value("+14155550101")
+    search.fill("car")
+    page.get_by_role("button", name="Find", exact=True).click()
+    expect(page.locator("#find-result")).to_contain_text("1 client whose ID starts with “car”")
+    expect(page.get_by_label("Assigned numbers for carol", exact=True)).to_be_visible()
+    expect(page.locator("#clients tbody tr")).to_have_count(1)
+    page.get_by_role("button", name="Show all clients").click()
+    expect(page.locator("#clients tbody tr")).to_have_count(3)
 
     # Keyboard: Tab from the top reaches a numbers field.
     page.locator("body").focus()
@@ -362,6 +383,141 @@ def desktop(server, browser):
 
     check("no script errors", not trouble, trouble)
     context.close()
+
+
+def client_access(server, browser):
+    """A client's own access key: created by the operator, shown once, opens
+    that client's inbox live and nothing else, and stops when revoked."""
+    operator = browser.new_context(
+        viewport={"width": 1280, "height": 860}, permissions=["clipboard-read", "clipboard-write"]
+    )
+    admin = operator.new_page()
+    admin_trouble = watch(admin)
+    sign_in(admin, server)
+    row = admin.locator("#clients tbody tr", has=admin.get_by_role("rowheader", name="alice", exact=True))
+    row.get_by_role("button", name="New key").click()
+    shown = row.locator("code.key")
+    expect(shown).to_have_text(re.compile(r"^ibk_[A-Za-z0-9_-]{43}$"))
+    key = shown.text_content()
+    CLIENT_KEYS.append(key)
+    row.get_by_role("button", name="Copy").click()
+    expect(row.get_by_role("button", name="Copied")).to_be_visible()
+    check("the copy button copies the key", admin.evaluate("navigator.clipboard.readText()") == key)
+    listed = row.get_by_role("list", name="Access keys of alice")
+    expect(listed.get_by_role("listitem")).to_have_count(1)
+    expect(listed).to_contain_text(key[:12] + "…")
+    check("the list shows the prefix, never the key", key[12:] not in listed.text_content())
+    admin.screenshot(path=str(SHOTS / "clients-keys.png"), full_page=True)
+
+    # The client signs in with its key, in a browser of its own.
+    client = browser.new_context(viewport={"width": 1280, "height": 860})
+    page = client.new_page()
+    trouble = watch(page)
+    page.goto(server.base + "/inbox/alice")
+    field = page.get_by_label("Access key")
+    expect(field).to_be_visible()
+    field.fill(key)
+    field.press("Enter")
+    expect(page.get_by_role("heading", name="Inbox of alice")).to_be_visible()
+    expect(page.locator("#live")).to_have_text("Live")
+    expect(page.locator("#inbox-numbers")).to_contain_text("+14155550100")
+    expect(page.get_by_role("navigation", name="Dashboard")).to_be_hidden()
+    check("the operator's navigation is not shown", not page.get_by_role("link", name="Held replies").is_visible())
+    replies = page.locator("#inbox li.reply")
+    before = replies.count()
+    server.webhook("SM-client-live", "+14155550100", "Seen with my own key")
+    recorded = time.monotonic()
+    expect(replies.nth(before)).to_contain_text("Seen with my own key", timeout=LIVE_WITHIN_MS * 3)
+    shown_ms = (time.monotonic() - recorded) * 1000
+    check(f"the client sees its reply live ({shown_ms:.0f} ms)", shown_ms < LIVE_WITHIN_MS)
+    page.screenshot(path=str(SHOTS / "inbox-client.png"), full_page=True)
+
+    # Editing the URL to another client's inbox shows the 403, not data.
+    page.goto(server.base + "/inbox/bob")
+    expect(page.locator("#inbox-error")).to_contain_text("403")
+    expect(page.locator("#inbox-error")).to_contain_text("cannot open the inbox of bob")
+    check("no reply of bob's is shown", page.locator("#inbox li.reply").count() == 0)
+    check("bob's numbers are not shown", "+14155550101" not in page.locator("main").text_content())
+
+    # Revoked by the operator: the client's open inbox signs out at its next
+    # request (the next reply on its live stream).
+    page.goto(server.base + "/inbox/alice")
+    expect(page.locator("#live")).to_have_text("Live")
+    listed.get_by_role("listitem").first.get_by_role("button", name="Revoke").click()
+    expect(row.get_by_role("status")).to_contain_text("Revoked")
+    admin.wait_for_timeout(1100)
+    server.webhook("SM-after-revoke", "+14155550100", "Not for a revoked key")
+    expect(page.get_by_label("Access key")).to_be_visible(timeout=5000)
+    expect(page.locator("#signin-error")).to_contain_text("refused")
+    check("the revoked key is signed out", page.evaluate("sessionStorage.getItem('ibiki.accessKey')") is None)
+    check("the reply after revocation never reached it", "Not for a revoked key" not in page.content())
+    check("no script errors (client)", not trouble, trouble)
+    check("no script errors (operator)", not admin_trouble, admin_trouble)
+    client.close()
+    operator.close()
+
+
+MANY_CLIENTS = 100_000
+FOUND_WITHIN_MS = 1000
+
+
+def find_among_many(binary):
+    """"Find a client" among 100,000 clients imported into PostgreSQL: by the
+    start of an id and by a number, each answered within a second."""
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        if os.environ.get("CI"):
+            sys.exit("e2e: DATABASE_URL is required in CI for the 100,000-client search")
+        print("  skipped: the 100,000-client search needs DATABASE_URL")
+        return
+    schema = f"ibiki_e2e_find_{os.getpid()}"
+    csv_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"{schema}.csv"
+    with open(csv_path, "w") as f:
+        f.write("userId,phoneNumbers\n")
+        for i in range(MANY_CLIENTS):
+            f.write(f"client-{i:06},+1415{2000000 + i}\n")
+    database = ["--database-url", url, "--database-schema", schema]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IBIKI_") and k != "DATABASE_URL"}
+    started = time.monotonic()
+    imported = subprocess.run(
+        [str(binary), "import", "--from-csv", str(csv_path), *database, "--format", "json"],
+        env=env, capture_output=True, text=True, timeout=900,
+    )
+    check(
+        f"{MANY_CLIENTS:,} clients imported ({time.monotonic() - started:.0f} s)",
+        imported.returncode == 0 and json.loads(imported.stdout).get("clients") == MANY_CLIENTS,
+        imported.stdout[-500:] + imported.stderr[-500:],
+    )
+    server = Server(binary, database)
+    executable = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+            page = browser.new_context(viewport={"width": 1280, "height": 860}).new_page()
+            trouble = watch(page)
+            sign_in(page, server)
+            expect(page.locator("#clients tbody tr")).to_have_count(50)
+            search = page.get_by_role("searchbox", name="Find a client")
+            result = page.locator("#find-result")
+            for query, expected, rows in [
+                ("client-0999", "50+ clients whose ID starts with “client-0999”", 50),
+                ("client-05432", "10 clients whose ID starts with “client-05432”", 10),
+                ("+1 415 209 9999", "+14152099999 is assigned to client-099999", 1),
+            ]:
+                search.fill(query)
+                began = time.monotonic()
+                search.press("Enter")
+                expect(result).to_contain_text(expected, timeout=FOUND_WITHIN_MS * 5)
+                took_ms = (time.monotonic() - began) * 1000
+                expect(page.locator("#clients tbody tr")).to_have_count(rows)
+                check(f"“{query}” found among {MANY_CLIENTS:,} clients in {took_ms:.0f} ms", took_ms < FOUND_WITHIN_MS)
+            page.screenshot(path=str(SHOTS / "clients-find.png"), full_page=True)
+            check("no script errors (find)", not trouble, trouble)
+            browser.close()
+    finally:
+        server.stop()
+        subprocess.run(["psql", url, "-qc", f"DROP SCHEMA IF EXISTS {schema} CASCADE"], capture_output=True)
+        csv_path.unlink(missing_ok=True)
 
 
 def phone(server, browser):

@@ -3,9 +3,10 @@
 use std::net::SocketAddr;
 
 use clap::Parser;
-use ibiki_core::Region;
 use ibiki_core::Secret;
+use ibiki_core::{BareDigits, Region};
 
+use crate::limits::LimitFlags;
 use crate::providers::ProviderFlags;
 use crate::store::DatabaseFlags;
 
@@ -40,6 +41,15 @@ pub struct Config {
     #[arg(long, env = "IBIKI_DEFAULT_REGION")]
     pub default_region: Option<Region>,
 
+    /// How a reply's `to` written as bare digits, without '+', is read:
+    /// `national` (a number of --default-region: 4155550100 is +14155550100
+    /// with US) or `international` (a country code first, its '+' left out,
+    /// as several gateways send: 14155550100 is +14155550100). Default:
+    /// national with --default-region, else international. A `to` that
+    /// cannot be read is held, with a warning in the log.
+    #[arg(long, env = "IBIKI_BARE_DIGITS", value_enum)]
+    pub bare_digits: Option<BareDigitsFlag>,
+
     /// Bearer token for every /api route. Without one, a random token is
     /// generated and printed once at start.
     #[arg(long, env = "IBIKI_ADMIN_TOKEN", hide_env_values = true)]
@@ -54,10 +64,34 @@ pub struct Config {
     #[command(flatten)]
     pub providers: ProviderFlags,
 
+    /// The timeouts of every phase of a request, and the caps on
+    /// connections and live streams.
+    #[command(flatten)]
+    pub limits: LimitFlags,
+
     /// Instead of serving: `import` or `prune` (see `ibiki-server import
     /// --help`, `ibiki-server prune --help`).
     #[command(subcommand)]
     pub command: Option<crate::import::Command>,
+}
+
+/// `--bare-digits`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BareDigitsFlag {
+    /// A national number of --default-region.
+    National,
+    /// An international number without its '+'.
+    International,
+}
+
+impl Config {
+    /// What bare digits in a reply's `to` mean, the default applied.
+    pub fn bare_digits(&self) -> BareDigits {
+        match (self.bare_digits, &self.default_region) {
+            (Some(BareDigitsFlag::National), _) | (None, Some(_)) => BareDigits::National,
+            (Some(BareDigitsFlag::International), _) | (None, None) => BareDigits::International,
+        }
+    }
 }
 
 /// Reads an address and a port, saying what is wanted when either is
@@ -75,6 +109,8 @@ pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use clap::CommandFactory;
 
     use super::*;
@@ -109,6 +145,22 @@ mod tests {
     }
 
     #[test]
+    fn bare_digits_default_to_the_region_and_follow_the_flag() {
+        let parse = |args: &[&str]| {
+            let args = std::iter::once("ibiki-server").chain(args.iter().copied());
+            Config::try_parse_from(args)
+                .expect("valid flags")
+                .bare_digits()
+        };
+        assert_eq!(parse(&[]), BareDigits::International);
+        assert_eq!(parse(&["--default-region", "US"]), BareDigits::National);
+        let international = ["--default-region", "US", "--bare-digits", "international"];
+        assert_eq!(parse(&international), BareDigits::International);
+        assert_eq!(parse(&["--bare-digits", "national"]), BareDigits::National);
+        assert!(Config::try_parse_from(["ibiki-server", "--bare-digits", "local"]).is_err());
+    }
+
+    #[test]
     fn the_database_timeout_is_a_flag_and_a_variable_of_every_command() {
         let config = Config::try_parse_from(["ibiki-server", "--database-timeout", "750ms"])
             .expect("valid flags");
@@ -138,6 +190,60 @@ mod tests {
             ] {
                 assert!(help.contains(flag), "{flag} missing from {name} --help");
             }
+        }
+    }
+
+    #[test]
+    fn the_limits_are_flags_and_variables_with_defaults() {
+        let config = Config::try_parse_from(["ibiki-server"]).expect("defaults");
+        let connections = config.limits.connections();
+        assert_eq!(connections.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(connections.idle_timeout, Duration::from_secs(60));
+        assert_eq!(connections.send_timeout, Duration::from_secs(30));
+        let router = config.limits.router();
+        assert_eq!(router.body_read_timeout, Duration::from_secs(30));
+        assert_eq!(router.max_streams_per_client, 16);
+        assert_eq!(router.max_streams, connections.max_connections / 2);
+
+        let config = Config::try_parse_from([
+            "ibiki-server",
+            "--header-read-timeout",
+            "2s",
+            "--body-read-timeout",
+            "1500ms",
+            "--max-connections",
+            "100",
+            "--max-streams-per-client",
+            "3",
+        ])
+        .expect("valid flags");
+        assert_eq!(config.limits.connections().max_connections, 100);
+        assert_eq!(
+            config.limits.connections().header_read_timeout,
+            Duration::from_secs(2)
+        );
+        let router = config.limits.router();
+        assert_eq!(router.body_read_timeout, Duration::from_millis(1500));
+        assert_eq!((router.max_streams_per_client, router.max_streams), (3, 50));
+
+        let help = Config::command().render_long_help().to_string();
+        for flag in [
+            "--header-read-timeout",
+            "IBIKI_HEADER_READ_TIMEOUT",
+            "--body-read-timeout",
+            "IBIKI_BODY_READ_TIMEOUT",
+            "--idle-timeout",
+            "IBIKI_IDLE_TIMEOUT",
+            "--send-timeout",
+            "IBIKI_SEND_TIMEOUT",
+            "--max-connections",
+            "IBIKI_MAX_CONNECTIONS",
+            "--max-streams-per-client",
+            "IBIKI_MAX_STREAMS_PER_CLIENT",
+            "--max-streams",
+            "IBIKI_MAX_STREAMS",
+        ] {
+            assert!(help.contains(flag), "{flag} missing from --help");
         }
     }
 
@@ -242,6 +348,11 @@ mod tests {
             ["ibiki-server", "--public-url", "sms.example.com"],
             ["ibiki-server", "--bandwidth-username", "only-the-user"],
             ["ibiki-server", "--infobip-password", "only-the-password"],
+            ["ibiki-server", "--header-read-timeout", "0s"],
+            ["ibiki-server", "--idle-timeout", "60"],
+            ["ibiki-server", "--max-connections", "0"],
+            ["ibiki-server", "--max-streams-per-client", "-1"],
+            ["ibiki-server", "--max-streams", "lots"],
         ] {
             assert!(Config::try_parse_from(args).is_err(), "{args:?}");
         }

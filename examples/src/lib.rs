@@ -29,12 +29,17 @@
 //!   without it;
 //! - [`providers`](mod@providers): the SMS providers' flags, turned into
 //!   `ibiki_providers` values;
-//! - [`server`]: starting, serving and stopping;
+//! - [`limits`]: the timeouts and caps, as flags;
+//! - [`server`]: starting, serving and stopping: the accept loop and its
+//!   connection cap;
+//! - [`connection`]: one connection under the timeouts;
 //! - [`import`] and [`prune`]: the `import` and `prune` subcommands.
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod connection;
 pub mod import;
+pub mod limits;
 pub mod postgres;
 pub mod providers;
 pub mod prune;
@@ -42,6 +47,8 @@ pub mod server;
 pub mod store;
 
 pub use crate::config::Config;
+pub use crate::connection::ConnectionLimits;
+pub use crate::limits::LimitFlags;
 pub use crate::providers::{ProviderConfigError, ProviderFlags, Providers, providers};
-pub use crate::server::{run, serve, shutdown_signal};
-pub use crate::store::open_store;
+pub use crate::server::{Connections, run, serve, shutdown_signal};
+pub use crate::store::{Stores, open_store};

@@ -10,7 +10,7 @@ use indicatif::ProgressBar;
 
 use crate::import::ImportArgs;
 use crate::server::StartError;
-use crate::store::DatabaseFlags;
+use crate::store::{DatabaseFlags, Stores};
 
 #[cfg(not(feature = "postgres"))]
 pub use self::disabled::*;
@@ -42,10 +42,7 @@ mod enabled {
     }
 
     /// The store, migrated.
-    pub async fn open(
-        url: &Secret,
-        flags: &DatabaseFlags,
-    ) -> Result<Arc<DynReplyStore>, StoreError> {
+    pub async fn open(url: &Secret, flags: &DatabaseFlags) -> Result<Stores, StoreError> {
         let store = builder(url, flags).connect().await?;
         store.migrate().await?;
         tracing::info!(
@@ -53,7 +50,7 @@ mod enabled {
             timeout_ms = flags.database_timeout.as_millis() as u64,
             "store: PostgreSQL, migrations applied"
         );
-        Ok(Arc::new(store))
+        Ok(Stores::new(store))
     }
 
     /// The store, migrated, committing without waiting for the disk (several
@@ -141,7 +138,7 @@ mod disabled {
     }
 
     /// Refused: no PostgreSQL support.
-    pub async fn open(_: &Secret, _: &DatabaseFlags) -> Result<Arc<DynReplyStore>, StoreError> {
+    pub async fn open(_: &Secret, _: &DatabaseFlags) -> Result<Stores, StoreError> {
         Err(StoreError::Backend(MISSING.into()))
     }
 

@@ -122,11 +122,19 @@ pub struct ProviderFlags {
     pub infobip_password: Option<Secret>,
 
     /// A file describing any other gateway (TOML, or JSON if it ends in
-    /// .json): where its fields are, how it writes numbers and how it
-    /// authenticates. The gateway is then served at /webhooks/generic. Keep
-    /// the file private: it holds the gateway's secret.
-    #[arg(long, env = "IBIKI_GENERIC_CONFIG", value_name = "FILE")]
-    pub generic_config: Option<PathBuf>,
+    /// .json): its name, where its fields are, how it writes numbers and how
+    /// it authenticates. The gateway is served at /webhooks/{name}, or
+    /// /webhooks/generic for a file without a name. Give the flag once per
+    /// gateway (or a comma-separated list in the variable); a name taken by
+    /// a built-in provider or another file is refused. Keep the files
+    /// private: they hold the gateways' secrets.
+    #[arg(
+        long,
+        env = "IBIKI_GENERIC_CONFIG",
+        value_name = "FILE",
+        value_delimiter = ','
+    )]
+    pub generic_config: Vec<PathBuf>,
 }
 
 /// Why the providers' configuration was refused at start.
@@ -148,6 +156,17 @@ pub enum ProviderConfigError {
         path: String,
         /// What is wrong.
         message: String,
+    },
+    /// Two gateways, or a gateway and a built-in provider, under one name.
+    #[error(
+        "--generic-config {path}: /webhooks/{name} is already served (by a built-in provider or \
+         another --generic-config file): give this file a `name` of its own"
+    )]
+    NameTaken {
+        /// The file.
+        path: String,
+        /// Its gateway's name.
+        name: String,
     },
 }
 
@@ -279,13 +298,19 @@ pub fn providers(flags: &ProviderFlags) -> Result<Providers, ProviderConfigError
             MessageBird::new(secret(&flags.messagebird_signing_key)),
         )
         .with("--infobip-password", Infobip::new(infobip));
-    if let Some(path) = &flags.generic_config {
+    for path in &flags.generic_config {
         let config = read_generic_config(path)?;
         let generic =
             Generic::new(config, require).map_err(|error| ProviderConfigError::Invalid {
                 path: path.display().to_string(),
                 message: error.to_string(),
             })?;
+        if providers.registry.get(generic.name()).is_some() {
+            return Err(ProviderConfigError::NameTaken {
+                path: path.display().to_string(),
+                name: generic.name().to_owned(),
+            });
+        }
         providers = providers.with("--generic-config", generic);
     }
     Ok(providers)
@@ -351,7 +376,7 @@ mod tests {
         let json = read_generic_config(&fixture("kestrel.json")).expect("JSON");
         assert_eq!(toml, json);
         let flags = ProviderFlags {
-            generic_config: Some(fixture("kestrel.toml")),
+            generic_config: vec![fixture("kestrel.toml")],
             ..ProviderFlags::default()
         };
         let providers = providers(&flags).expect("valid");
@@ -375,7 +400,7 @@ mod tests {
         assert!(!error.contains("kestrel-webhook-secret"), "{error}");
         assert!(error.contains("line 19"), "{error}");
         let flags = ProviderFlags {
-            generic_config: Some(dir.join("missing.toml")),
+            generic_config: vec![dir.join("missing.toml")],
             ..ProviderFlags::default()
         };
         assert!(matches!(
@@ -388,7 +413,7 @@ mod tests {
     #[test]
     fn every_provider_names_its_key_flag() {
         let flags = ProviderFlags {
-            generic_config: Some(fixture("kestrel.json")),
+            generic_config: vec![fixture("kestrel.json")],
             ..ProviderFlags::default()
         };
         let providers = providers(&flags).expect("valid");

@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use std::str::FromStr;
 
 use clap::Args;
-use ibiki_core::DynReplyStore;
 use ibiki_core::Secret;
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
@@ -118,8 +117,9 @@ pub async fn prune(args: &PruneArgs) -> Result<(u64, String), StartError> {
         )
         .into());
     }
-    let store: std::sync::Arc<DynReplyStore> =
-        open_store(Some(&args.database_url), &args.database).await?;
+    let store = open_store(Some(&args.database_url), &args.database)
+        .await?
+        .replies;
     let mut deleted = 0;
     loop {
         let batch = store.prune_delivered(before, args.batch).await?;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 use ibiki_core::Secret;
-use ibiki_core::{DynReplyStore, StoreError};
+use ibiki_core::{DynKeyStore, DynReplyStore, KeyStore, ReplyStore, StoreError};
 use ibiki_memory::MemoryStore;
 
 /// The database flags shared by the server, `import` and `prune` (the URL
@@ -59,16 +59,37 @@ pub fn parse_timeout(text: &str) -> Result<Duration, String> {
     Ok(timeout)
 }
 
+/// One store, seen through the two contracts the server needs of it: the
+/// replies (and assignments), and the clients' API keys.
+#[derive(Debug, Clone)]
+pub struct Stores {
+    /// Assignments, inboxes and held replies.
+    pub replies: Arc<DynReplyStore>,
+    /// Clients' API keys.
+    pub keys: Arc<DynKeyStore>,
+}
+
+impl Stores {
+    /// Both views of `store`.
+    pub fn new<S: ReplyStore + KeyStore + 'static>(store: S) -> Self {
+        let store = Arc::new(store);
+        Self {
+            replies: store.clone(),
+            keys: store,
+        }
+    }
+}
+
 /// Opens the store: in memory without a database URL; PostgreSQL with one,
 /// as `flags` say, migrated before the server takes any request.
 pub async fn open_store(
     database_url: Option<&Secret>,
     flags: &DatabaseFlags,
-) -> Result<Arc<DynReplyStore>, StoreError> {
+) -> Result<Stores, StoreError> {
     match database_url {
         None => {
             tracing::info!("store: in memory (nothing survives a restart)");
-            Ok(Arc::new(MemoryStore::new()))
+            Ok(Stores::new(MemoryStore::new()))
         }
         Some(url) => crate::postgres::open(url, flags).await,
     }

@@ -62,15 +62,23 @@ impl Change {
     }
 }
 
-/// A client and how many numbers it owns.
+/// A client and the numbers it owns, as a listing shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClientSummary {
     /// The client.
     #[serde(rename = "userId")]
     pub client: ClientId,
-    /// How many numbers it owns (at least 1).
-    pub count: usize,
+    /// Its numbers, sorted (at least one).
+    #[serde(rename = "phoneNumbers")]
+    pub numbers: Vec<PhoneNumber>,
+}
+
+impl ClientSummary {
+    /// How many numbers it owns.
+    pub fn count(&self) -> usize {
+        self.numbers.len()
+    }
 }
 
 /// Where phone number assignments live.
@@ -206,8 +214,14 @@ pub trait AssignmentStore: Send + Sync + fmt::Debug {
         page: &PageRequest,
     ) -> Result<Page<HistoryEvent>, StoreError>;
 
-    /// Clients that own at least one number, ordered by id.
-    async fn list_clients(&self, page: &PageRequest) -> Result<Page<ClientSummary>, StoreError>;
+    /// Clients that own at least one number and whose id starts with
+    /// `prefix` (`""`: every client), ordered by id, each with its numbers:
+    /// one read for a whole page.
+    async fn list_clients(
+        &self,
+        prefix: &str,
+        page: &PageRequest,
+    ) -> Result<Page<ClientSummary>, StoreError>;
 
     /// Succeeds when the store can take a reply now (a health check): the
     /// same kind of check a receive needs, within the store's own deadline.
@@ -283,9 +297,10 @@ macro_rules! deref_assignment_store {
 
             async fn list_clients(
                 &self,
+                prefix: &str,
                 page: &PageRequest,
             ) -> Result<Page<ClientSummary>, StoreError> {
-                (**self).list_clients(page).await
+                (**self).list_clients(prefix, page).await
             }
 
             async fn ping(&self) -> Result<(), StoreError> {

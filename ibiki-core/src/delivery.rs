@@ -90,7 +90,9 @@ impl DeliveryKind {
 pub struct Delivery {
     /// How.
     pub kind: DeliveryKind,
-    /// When it got that kind.
+    /// When the store gave it that kind, by the store's clock (never the
+    /// reply's `received_at`, which may be a gateway's): on receipt, or at
+    /// the assignment or re-route that delivered it.
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
 }

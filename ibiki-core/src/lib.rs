@@ -66,6 +66,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+mod api_key;
 mod assignment;
 mod client_id;
 mod delivery;
@@ -73,6 +74,7 @@ mod error;
 mod history;
 mod import;
 mod inbox_signal;
+mod key_store;
 mod normalize;
 mod page;
 mod phone_number;
@@ -83,6 +85,7 @@ mod sqlx;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use crate::api_key::{ApiKey, KeyDigest, KeyFormatError};
 pub use crate::assignment::{
     AssignmentChange, AssignmentStore, Change, ClientSummary, DynAssignmentStore,
 };
@@ -100,6 +103,7 @@ pub use crate::import::{
     ImportRow, InvalidImport, InvalidReason,
 };
 pub use crate::inbox_signal::{InboxSignals, InboxSubscription};
+pub use crate::key_store::{DynKeyStore, KEY_USE_RESOLUTION, KeyInfo, KeyStore, NewKey};
 pub use crate::normalize::{
     BareDigits, MAX_ENTRY_CHARS, Normalizer, PhoneNumbersInput, Region, UnknownRegion, Validation,
 };

@@ -272,12 +272,13 @@ impl StoredReply {
         }
     }
 
-    /// `reply` as kept on receipt: routed (`routed`) or held, at its
-    /// reception.
-    pub fn on_receipt(id: u64, reply: InboundReply, routed: bool) -> Self {
+    /// `reply` as kept on receipt: routed (`routed`) or held, at `at`, the
+    /// store's instant of receipt (not the reply's `received_at`, which may
+    /// be the gateway's clock).
+    pub fn on_receipt(id: u64, reply: InboundReply, routed: bool, at: OffsetDateTime) -> Self {
         let delivery = Delivery {
             kind: DeliveryKind::on_receipt(&reply.to, routed),
-            at: reply.received_at,
+            at,
         };
         Self::new(id, reply, delivery)
     }

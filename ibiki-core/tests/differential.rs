@@ -141,7 +141,7 @@ const fn deliberate(
     }
 }
 
-/// Where ibiki and libphonenumber differ, and why (the README's
+/// Where ibiki and libphonenumber differ, and why (the guide's
 /// "Differential testing" says the same).
 const DELIBERATE: &[Deliberate] = &[
     // Letters are never digits: libphonenumber reads vanity numbers through

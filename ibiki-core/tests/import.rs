@@ -209,8 +209,12 @@ impl AssignmentStore for Failing {
         self.inner.history(number, page).await
     }
 
-    async fn list_clients(&self, page: &PageRequest) -> Result<Page<ClientSummary>, StoreError> {
-        self.inner.list_clients(page).await
+    async fn list_clients(
+        &self,
+        prefix: &str,
+        page: &PageRequest,
+    ) -> Result<Page<ClientSummary>, StoreError> {
+        self.inner.list_clients(prefix, page).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -62,7 +62,11 @@ impl AssignmentStore for Named {
         Err(called("history"))
     }
 
-    async fn list_clients(&self, _: &PageRequest) -> Result<Page<ClientSummary>, StoreError> {
+    async fn list_clients(
+        &self,
+        _: &str,
+        _: &PageRequest,
+    ) -> Result<Page<ClientSummary>, StoreError> {
         Err(called("list_clients"))
     }
 
@@ -91,7 +95,10 @@ async fn calls(store: &impl AssignmentStore) -> Vec<String> {
             .history(numbers[0], &PageRequest::first(1))
             .await
             .map(drop),
-        store.list_clients(&PageRequest::first(1)).await.map(drop),
+        store
+            .list_clients("", &PageRequest::first(1))
+            .await
+            .map(drop),
         store.ping().await,
     ];
     results

@@ -1,10 +1,11 @@
-// The dashboard's one way to talk to the server: the admin API with the
-// bearer token, kept in this tab's sessionStorage only (never in a URL or a
-// cookie). Every text that comes from the server is put in the page with
+// The dashboard's one way to talk to the server: the API with a bearer
+// token (the operator's admin token, or on a client's inbox page that
+// client's access key), kept in this tab's sessionStorage only (never in a
+// URL or a cookie). Every text that comes from the server is put in the page with
 // textContent (see `el`), never parsed as HTML: reply bodies and senders are
 // written by strangers.
 
-const TOKEN_KEY = "ibiki.adminToken";
+const TOKEN_KEY = "ibiki.accessKey";
 
 export function token() {
   return sessionStorage.getItem(TOKEN_KEY);
@@ -63,8 +64,12 @@ export async function api(path, { method = "GET", body } = {}) {
     json = null;
   }
   if (response.status === 401) {
-    showSignIn("The admin token was refused. Sign in again.");
+    signedOut();
     throw new ApiError(401, json);
+  }
+  if (response.status === 403 && !clientAllowed) {
+    showSignIn("This page is the operator's: sign in with the admin token.");
+    throw new ApiError(403, json);
   }
   if (!response.ok) throw new ApiError(response.status, json);
   return json;
@@ -99,6 +104,27 @@ export function replyItem(reply) {
 }
 
 let started = null;
+let clientAllowed = false;
+
+/** The token or key stopped working (revoked, or the server's changed). */
+export function signedOut() {
+  showSignIn("The token or key was refused. Sign in again.");
+}
+
+/** Who is signed in: "admin", or "client" for a client's access key. */
+export async function callerRole() {
+  try {
+    await api("/api/admin/clients?limit=1");
+    return "admin";
+  } catch (e) {
+    if (e.status === 403) return "client";
+    throw e;
+  }
+}
+
+function tokenInput() {
+  return document.querySelector("#signin-form input[name=token]");
+}
 
 function showSignIn(message) {
   sessionStorage.removeItem(TOKEN_KEY);
@@ -108,27 +134,36 @@ function showSignIn(message) {
   section.hidden = false;
   const note = document.getElementById("signin-error");
   note.textContent = message || "";
-  document.getElementById("admin-token").focus();
+  tokenInput().focus();
 }
 
-/** Shows the sign-in form until a token works, then runs the page's `init`. */
-export function start(init) {
+/**
+ * Shows the sign-in form until a token works, then runs the page's `init`.
+ * `check` is the call that proves a token; with `clients`, a client's key
+ * signs in too (a 403 is then the page's to show, not a refusal).
+ */
+export function start(init, { check = "/api/admin/clients?limit=1", clients = false } = {}) {
   started = init;
+  clientAllowed = clients;
   const form = document.getElementById("signin-form");
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const input = document.getElementById("admin-token");
+    const input = tokenInput();
     const value = input.value.trim();
     if (!value) {
-      document.getElementById("signin-error").textContent = "Enter the admin token.";
+      document.getElementById("signin-error").textContent = `Enter the ${input.labels[0].textContent.toLowerCase()}.`;
       return;
     }
     sessionStorage.setItem(TOKEN_KEY, value);
     input.value = "";
     try {
-      await api("/api/admin/clients?limit=1");
+      await api(check);
     } catch (e) {
-      if (e.status !== 401) {
+      if (e.status === 403 && clients) {
+        enter();
+        return;
+      }
+      if (e.status !== 401 && e.status !== 403) {
         document.getElementById("signin-error").textContent = e.message;
         sessionStorage.removeItem(TOKEN_KEY);
       }

@@ -1,5 +1,7 @@
 // The clients page: one row per client with its numbers, saved on blur or
-// Enter; the "Add client" form; the owner lookup.
+// Enter, and its access keys (created, shown once, revoked); the "Add
+// client" form; "Find a client", by the start of its id or by a number it
+// owns, which narrows the table to what it found.
 
 import { api, el, seg, start } from "./api.js";
 
@@ -8,6 +10,9 @@ const PLACEHOLDER = "+1111, +2222, +3333";
 
 const tbody = document.querySelector("#clients tbody");
 const more = document.getElementById("clients-more");
+// The table lists the clients whose id starts with `prefix` ("" for all),
+// page by page from `after`.
+let prefix = "";
 let after = null;
 let rowCount = 0;
 
@@ -15,21 +20,24 @@ start(() => {
   loadPage();
   more.addEventListener("click", loadPage);
   document.getElementById("add-form").addEventListener("submit", addClient);
-  document.getElementById("lookup-form").addEventListener("submit", lookUp);
+  document.getElementById("find-form").addEventListener("submit", find);
+  document.getElementById("find-clear").addEventListener("click", showAll);
 });
 
 async function loadPage() {
   const error = document.getElementById("clients-error");
   error.textContent = "";
   more.disabled = true;
-  const query = after ? `?limit=${PAGE}&after=${seg(after)}` : `?limit=${PAGE}`;
+  let query = `?limit=${PAGE}`;
+  if (prefix) query += `&prefix=${seg(prefix)}`;
+  if (after) query += `&after=${seg(after)}`;
   let page;
   try {
     page = await api(`/api/admin/clients${query}`);
   } catch (e) {
     if (e.status !== 401) error.textContent = `Clients could not be loaded: ${e.message}`;
     more.disabled = false;
-    return;
+    return null;
   }
   for (const client of page.clients) {
     if (!rowOf(client.userId)) tbody.append(row(client.userId, client.phoneNumbers));
@@ -37,7 +45,76 @@ async function loadPage() {
   if (page.next) after = page.next;
   more.hidden = page.clients.length < PAGE;
   more.disabled = false;
-  document.getElementById("clients-empty").hidden = tbody.rows.length > 0;
+  document.getElementById("clients-empty").hidden = tbody.rows.length > 0 || prefix !== "";
+  return page;
+}
+
+/** Starts the table over, listing the clients whose id starts with `from`. */
+async function relist(from) {
+  prefix = from;
+  after = null;
+  tbody.replaceChildren();
+  const filter = document.getElementById("list-filter");
+  filter.hidden = from === "";
+  filter.textContent = from === "" ? "" : `Clients whose ID starts with “${from}”.`;
+  document.getElementById("find-clear").hidden = from === "";
+  return loadPage();
+}
+
+function showAll() {
+  document.getElementById("find-query").value = "";
+  document.getElementById("find-result").textContent = "";
+  relist("");
+}
+
+/** A number's owner, or null when the text is no number (or nobody owns it). */
+async function ownerOf(text) {
+  if (!/^\+?[\d\s().-]{6,}$/.test(text)) return null;
+  try {
+    return await api(`/api/admin/routes/${seg(text)}`);
+  } catch (e) {
+    if (e.status === 422 || e.status === 400) return null;
+    throw e;
+  }
+}
+
+/** "Find a client": by a number it owns, else by the start of its id. */
+async function find(event) {
+  event.preventDefault();
+  const text = document.getElementById("find-query").value.trim();
+  const result = document.getElementById("find-result");
+  result.dataset.state = "";
+  if (!text) {
+    showAll();
+    return;
+  }
+  result.textContent = "Searching…";
+  try {
+    const route = await ownerOf(text);
+    if (route && route.userId !== null) {
+      await relist(route.userId);
+      for (const tr of [...tbody.rows]) if (tr.dataset.userId !== route.userId) tr.remove();
+      more.hidden = true;
+      document.getElementById("list-filter").textContent = `The owner of ${route.phoneNumber}.`;
+      result.replaceChildren(
+        el("strong", { text: route.phoneNumber }),
+        " is assigned to ",
+        el("a", { href: `/inbox/${seg(route.userId)}`, text: route.userId }),
+        ".",
+      );
+      return;
+    }
+    const page = await relist(text);
+    const n = page ? page.clients.length : 0;
+    const unowned = route ? [el("strong", { text: route.phoneNumber }), " is not assigned: its replies are held. "] : [];
+    const found = n === 0
+      ? `No client's ID starts with “${text}”.`
+      : `${n}${n === PAGE ? "+" : ""} client${n === 1 ? "" : "s"} whose ID starts with “${text}”.`;
+    result.replaceChildren(...unowned, found);
+  } catch (e) {
+    result.dataset.state = "error";
+    result.textContent = e.status === 401 ? "Sign in again." : e.message;
+  }
 }
 
 function rowOf(userId) {
@@ -81,6 +158,7 @@ function row(userId, numbers) {
     {},
     el("th", { scope: "row", class: "client", text: userId }),
     el("td", { class: "field" }, input, status, problems),
+    keysCell(userId),
     el("td", { class: "open" }, el("a", { href: `/inbox/${seg(userId)}`, text: "Inbox" })),
   );
   tr.dataset.userId = userId;
@@ -220,35 +298,93 @@ async function addClient(event) {
   }
 }
 
-/** "Who owns a number?" */
-async function lookUp(event) {
-  event.preventDefault();
-  const number = document.getElementById("lookup-number").value.trim();
-  const result = document.getElementById("lookup-result");
-  result.dataset.state = "";
-  if (!number) {
-    result.dataset.state = "error";
-    result.textContent = "Enter a phone number.";
-    return;
-  }
-  result.textContent = "Looking up…";
+/**
+ * A client's access keys: "New key" shows a key once, with a copy button;
+ * the list (loaded when opened) revokes them.
+ */
+function keysCell(userId) {
+  const list = el("ul", { class: "keys", "aria-label": `Access keys of ${userId}` });
+  const state = el("div", { class: "status", role: "status" });
+  const details = el("details", { class: "keys" }, el("summary", { text: "Keys" }), list);
+  details.addEventListener("toggle", () => {
+    if (details.open) loadKeys(userId, list, state);
+  });
+  const reveal = el("div", { class: "key-reveal", hidden: true });
+  const create = el("button", { type: "button", class: "secondary small", text: "New key" });
+  create.addEventListener("click", () => newKey(userId, { create, reveal, details, list, state }));
+  return el("td", { class: "keys-cell" }, create, reveal, state, details);
+}
+
+async function newKey(userId, { create, reveal, details, list, state }) {
+  create.disabled = true;
+  state.dataset.state = "";
+  state.textContent = "Creating…";
   try {
-    const answer = await api(`/api/admin/routes/${seg(number)}`);
-    if (answer.userId === null) {
-      result.replaceChildren(
-        el("strong", { text: answer.phoneNumber }),
-        " is not assigned: its replies are held.",
-      );
-    } else {
-      result.replaceChildren(
-        el("strong", { text: answer.phoneNumber }),
-        " is assigned to ",
-        el("a", { href: `/inbox/${seg(answer.userId)}`, text: answer.userId }),
-        ".",
-      );
-    }
+    const key = await api(`/api/admin/clients/${seg(userId)}/keys`, { method: "POST" });
+    const code = el("code", { class: "key", text: key.key });
+    const copy = el("button", { type: "button", class: "secondary small", text: "Copy" });
+    copy.addEventListener("click", () => copyKey(key.key, code, copy));
+    reveal.replaceChildren(
+      el("p", { text: `New key for ${userId}. Copy it now: it is shown only once.` }),
+      code,
+      copy,
+    );
+    reveal.hidden = false;
+    state.textContent = "";
+    details.open = true;
+    await loadKeys(userId, list, state);
   } catch (e) {
-    result.dataset.state = "error";
-    result.textContent = e.status === 401 ? "Sign in again." : e.message;
+    state.dataset.state = "error";
+    state.textContent = e.status === 401 ? "Sign in again." : `No key created: ${e.message}`;
+  } finally {
+    create.disabled = false;
   }
+}
+
+/** Copies with the clipboard API; where it is refused, selects the key. */
+async function copyKey(text, code, button) {
+  try {
+    await navigator.clipboard.writeText(text);
+    button.textContent = "Copied";
+  } catch (e) {
+    getSelection().selectAllChildren(code);
+    button.textContent = "Press Ctrl+C";
+  }
+}
+
+async function loadKeys(userId, list, state) {
+  try {
+    const answer = await api(`/api/admin/clients/${seg(userId)}/keys`);
+    list.replaceChildren(...answer.keys.map((key) => keyItem(userId, key, state)));
+    if (answer.keys.length === 0) list.replaceChildren(el("li", { class: "hint", text: "No keys." }));
+  } catch (e) {
+    state.dataset.state = "error";
+    state.textContent = e.status === 401 ? "Sign in again." : `Keys could not be loaded: ${e.message}`;
+  }
+}
+
+function keyItem(userId, key, state) {
+  const used = key.lastUsedAt ? `last used ${new Date(key.lastUsedAt).toLocaleString()}` : "never used";
+  const revoke = el("button", { type: "button", class: "secondary small", text: "Revoke" });
+  const item = el(
+    "li",
+    {},
+    el("code", { text: `${key.prefix}…` }),
+    el("span", { class: "hint", text: ` created ${new Date(key.createdAt).toLocaleString()}, ${used} ` }),
+    revoke,
+  );
+  revoke.addEventListener("click", async () => {
+    revoke.disabled = true;
+    try {
+      await api(`/api/admin/clients/${seg(userId)}/keys/${key.id}`, { method: "DELETE" });
+      item.remove();
+      state.dataset.state = "saved";
+      state.textContent = `Revoked ${key.prefix}…: it opens nothing from now on.`;
+    } catch (e) {
+      revoke.disabled = false;
+      state.dataset.state = "error";
+      state.textContent = e.status === 401 ? "Sign in again." : `Not revoked: ${e.message}`;
+    }
+  });
+  return item;
 }

@@ -7,8 +7,11 @@
 // Referer keep it, or a cookie, which any page can make the browser send)
 // are what this dashboard must not do. fetch sends the bearer token like
 // every other call; reconnecting resumes from the last event's id.
+//
+// A client signs in here with its own access key: the operator's navigation
+// is hidden, and another client's inbox shows the server's 403, not data.
 
-import { api, replyItem, seg, start, token } from "./api.js";
+import { api, callerRole, replyItem, seg, signedOut, start, token } from "./api.js";
 
 const SHOWN = 50;
 const RETRY_MS = 1000;
@@ -21,25 +24,44 @@ let shownFrom = 0;
 let cursor = null;
 const stop = new AbortController();
 
+const numbersPath = `/api/clients/${seg(userId)}/phone-numbers`;
+
 start(async () => {
   document.title = `Inbox of ${userId} · ibiki`;
   document.getElementById("inbox-title").textContent = `Inbox of ${userId}`;
   earlier.addEventListener("click", showEarlier);
   window.addEventListener("pagehide", () => stop.abort());
-  numbers();
+  const role = await callerRole().catch(() => "admin");
+  document.getElementById("operator-nav").hidden = role !== "admin";
+  document.getElementById("crumb").hidden = role !== "admin";
+  if (!(await numbers())) return;
   if (await loadAll()) follow();
-});
+}, { check: numbersPath, clients: true });
 
+/** Shows the client's numbers; false when this key may not open the inbox. */
 async function numbers() {
   const target = document.getElementById("inbox-numbers");
   try {
-    const answer = await api(`/api/admin/clients/${seg(userId)}/phone-numbers`);
+    const answer = await api(numbersPath);
     target.textContent = answer.phoneNumbers.length === 0
       ? "No numbers assigned."
       : `Numbers: ${answer.phoneNumbers.join(", ")}`;
   } catch (e) {
     target.textContent = "";
+    if (e.status === 403) {
+      forbidden(e);
+      return false;
+    }
   }
+  return true;
+}
+
+/** Another client's inbox: the server's refusal, and nothing else. */
+function forbidden(e) {
+  setLive("off", "Not live");
+  document.getElementById("inbox-count").textContent = "";
+  document.getElementById("inbox-error").textContent =
+    `This access key cannot open the inbox of ${userId} (403: ${e.message}).`;
 }
 
 /** Reads the whole inbox, then shows its latest page. */
@@ -54,7 +76,8 @@ async function loadAll() {
       cursor = page.next;
     }
   } catch (e) {
-    if (e.status !== 401) error.textContent = `The inbox could not be loaded: ${e.message}`;
+    if (e.status === 403) forbidden(e);
+    else if (e.status !== 401) error.textContent = `The inbox could not be loaded: ${e.message}`;
     setLive("off", "Not live");
     return false;
   }
@@ -93,6 +116,11 @@ async function follow() {
       if (stop.signal.aborted) return;
       if (e && e.status === 401) {
         setLive("off", "Not live: sign in again");
+        signedOut();
+        return;
+      }
+      if (e && e.status === 403) {
+        forbidden(e);
         return;
       }
     }

@@ -18,7 +18,7 @@ use crate::app::{ADMIN_BODY_LIMIT, App};
 use crate::error::ApiError;
 use crate::openapi::ErrorBody;
 use crate::request::{
-    BodyFormat, PageParams, body_bytes, body_format, page_request, parse_json, parse_query,
+    BodyFormat, PageParams, body_bytes, body_format, page_of, parse_json, parse_query,
 };
 
 /// The body of `POST /api/admin/update-phone-numbers`.
@@ -63,6 +63,7 @@ pub(crate) struct UpdateAnswer {
         (status = 200, description = "The list is now the client's whole set", body = UpdateAnswer),
         (status = 400, description = "Unreadable JSON, wrong shape or invalid `userId`", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 403, description = "A client key: this route is the operator's", body = ErrorBody),
         (status = 409, description = "Another client owns some of the numbers; nothing changed", body = ErrorBody),
         (status = 413, description = "Body or list larger than the limit", body = ErrorBody),
         (status = 415, description = "Content-Type is not JSON", body = ErrorBody),
@@ -137,20 +138,53 @@ pub(crate) struct NumbersAnswer {
 /// `GET /api/admin/clients/{userId}/phone-numbers`: empty for an unknown client.
 #[utoipa::path(
     get,
-    path = "/api/admin/clients/{user_id}/phone-numbers",
+    path = "/api/admin/clients/{userId}/phone-numbers",
     tag = "admin",
     security(("bearer" = [])),
-    params(("user_id" = String, Path, description = "The client", min_length = 1, example = "123")),
+    params(("userId" = String, Path, description = "The client", min_length = 1, example = "123")),
     responses(
         (status = 200, description = "The client's numbers", body = NumbersAnswer),
         (status = 400, description = "Invalid `userId`", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 403, description = "A client key: this route is the operator's", body = ErrorBody),
         (status = 404, description = "No such route (an empty `userId`)", body = ErrorBody),
         (status = 503, description = "The store is unavailable; retry later", body = ErrorBody),
     )
 )]
 pub(crate) async fn phone_numbers(
     State(app): State<Arc<App>>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<NumbersAnswer>, ApiError> {
+    numbers_of(&app, path).await
+}
+
+/// `GET /api/clients/{userId}/phone-numbers`: the same answer, for the
+/// client itself (read-only).
+#[utoipa::path(
+    get,
+    path = "/api/clients/{userId}/phone-numbers",
+    operation_id = "client_phone_numbers",
+    tag = "inbox",
+    security(("bearer" = [])),
+    params(("userId" = String, Path, description = "The client", min_length = 1, example = "123")),
+    responses(
+        (status = 200, description = "The client's numbers", body = NumbersAnswer),
+        (status = 400, description = "Invalid `userId`", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token or key", body = ErrorBody),
+        (status = 403, description = "Another client's key", body = ErrorBody),
+        (status = 404, description = "No such route (an empty `userId`)", body = ErrorBody),
+        (status = 503, description = "The store is unavailable; retry later", body = ErrorBody),
+    )
+)]
+pub(crate) async fn client_phone_numbers(
+    State(app): State<Arc<App>>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<NumbersAnswer>, ApiError> {
+    numbers_of(&app, path).await
+}
+
+async fn numbers_of(
+    app: &App,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<NumbersAnswer>, ApiError> {
     let client = client_id(&path_segment(path)?)?;
@@ -199,12 +233,12 @@ pub(crate) struct AtQuery {
 /// `+1 415 555 0100`, `+44 020 7946 0958` with its trunk zero kept, …).
 #[utoipa::path(
     get,
-    path = "/api/admin/routes/{phone_number}",
+    path = "/api/admin/routes/{phoneNumber}",
     tag = "admin",
     security(("bearer" = [])),
     params(
         (
-            "phone_number" = String, Path, min_length = 1, example = "+14155550100",
+            "phoneNumber" = String, Path, min_length = 1, example = "+14155550100",
             description = "The number, read like the webhook reads a `to` (URL-encode `+` as `%2B`)"
         ),
         AtQuery,
@@ -213,6 +247,7 @@ pub(crate) struct AtQuery {
         (status = 200, description = "The number and its owner", body = RouteAnswer),
         (status = 400, description = "Not a phone number, `at` is not an RFC 3339 time, or an unknown query parameter", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 403, description = "A client key: this route is the operator's", body = ErrorBody),
         (status = 404, description = "No such route (an empty number)", body = ErrorBody),
         (status = 503, description = "The store is unavailable; retry later", body = ErrorBody),
     )
@@ -287,18 +322,42 @@ pub(crate) struct ClientsAnswer {
     next: Option<Cursor>,
 }
 
-/// `GET /api/admin/clients?limit=N&after=CURSOR`: every client that owns a
-/// number, ordered by `userId`, with its numbers.
+/// `?prefix=&limit=&after=` of the client list.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientsQuery {
+    prefix: Option<String>,
+    limit: Option<String>,
+    after: Option<String>,
+}
+
+/// The client list's query as the OpenAPI document describes it.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code, reason = "only read by the OpenAPI derive")]
+pub(crate) struct ClientsParams {
+    /// Only the clients whose `userId` starts with this (case-sensitive)
+    #[param(max_length = 256)]
+    prefix: Option<String>,
+}
+
+/// Longest `prefix`, in bytes: no client id is longer.
+const MAX_PREFIX_BYTES: usize = 256;
+
+/// `GET /api/admin/clients?prefix=P&limit=N&after=CURSOR`: every client that
+/// owns a number (whose `userId` starts with `prefix`), ordered by `userId`,
+/// with its numbers, read in one store call.
 #[utoipa::path(
     get,
     path = "/api/admin/clients",
     tag = "admin",
     security(("bearer" = [])),
-    params(PageParams),
+    params(ClientsParams, PageParams),
     responses(
         (status = 200, description = "One page of clients", body = ClientsAnswer),
-        (status = 400, description = "Invalid `limit`, `after` or query string", body = ErrorBody),
+        (status = 400, description = "Invalid `prefix`, `limit`, `after` or query string", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 403, description = "A client key: this route is the operator's", body = ErrorBody),
         (status = 503, description = "The store is unavailable; retry later", body = ErrorBody),
     )
 )]
@@ -306,20 +365,24 @@ pub(crate) async fn clients(
     State(app): State<Arc<App>>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<ClientsAnswer>, ApiError> {
-    let page = page_request(query.as_deref())?;
-    let listed = app.store().list_clients(&page).await?;
-    let mut clients = Vec::with_capacity(listed.items.len());
-    for summary in listed.items {
-        let phone_numbers = app.store().numbers_of(&summary.client).await?;
-        // Its last number went between the two reads: the listing leaves out
-        // clients without numbers, so this page does too.
-        if !phone_numbers.is_empty() {
-            clients.push(ClientNumbers {
-                user_id: summary.client,
-                phone_numbers,
-            });
-        }
+    let query: ClientsQuery = parse_query(query.as_deref())?;
+    let page = page_of(query.limit, query.after)?;
+    let prefix = query.prefix.unwrap_or_default();
+    if prefix.len() > MAX_PREFIX_BYTES {
+        return Err(ApiError::bad_request(
+            "invalid_prefix",
+            format!("`prefix` is at most {MAX_PREFIX_BYTES} bytes, as a client id"),
+        ));
     }
+    let listed = app.store().list_clients(&prefix, &page).await?;
+    let clients = listed
+        .items
+        .into_iter()
+        .map(|summary| ClientNumbers {
+            user_id: summary.client,
+            phone_numbers: summary.numbers,
+        })
+        .collect();
     Ok(Json(ClientsAnswer {
         clients,
         next: listed.next,

@@ -10,17 +10,23 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use ibiki_core::{DynReplyStore, InboundReply, Normalizer, Receipt, StoreError};
+use ibiki_core::{
+    ClientId, Destination, DynReplyStore, InboundReply, Normalizer, Receipt, StoreError,
+};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::{AdminAuth, require_admin};
+use crate::auth::{Authenticator, require_access};
+use crate::body_deadline::limit_body_time;
 use crate::error::{ApiError, StoreFailed};
+use crate::limits::{Limits, Refusal};
 use crate::metrics::Metrics;
 use crate::openapi::{ErrorBody, Health};
 use crate::sms_signature::WebhookSecret;
+use crate::stream_slots::{StreamSlot, StreamSlots};
 use crate::{
-    admin, events, held, history, inbox, metrics, openapi, pages, provider_webhook, sms_webhook,
+    admin, events, held, history, inbox, keys, metrics, openapi, pages, provider_webhook,
+    sms_webhook,
 };
 use ibiki_providers::{MAX_BODY_BYTES, PublicUrl, Registry};
 
@@ -38,13 +44,15 @@ pub const ADMIN_BODY_LIMIT: usize = 256 * 1024;
 pub struct App {
     store: Arc<DynReplyStore>,
     normalizer: Normalizer,
-    admin_auth: Arc<dyn AdminAuth>,
+    auth: Arc<dyn Authenticator>,
     webhook_secret: Option<WebhookSecret>,
     unsigned_webhooks_refused: bool,
     providers: Registry,
     public_url: Option<PublicUrl>,
     shutdown: Shutdown,
     metrics: Metrics,
+    limits: Limits,
+    streams: Arc<StreamSlots>,
 }
 
 /// A signal that ends the live streams, started by the first stream.
@@ -110,22 +118,34 @@ impl Shutdown {
 }
 
 impl App {
-    /// An app over `store`, its `/api` routes guarded by `admin_auth` (an
-    /// [`AdminToken`](crate::AdminToken) or your own [`AdminAuth`]), with the
-    /// default normalizer, unsigned webhooks and no provider webhooks
-    /// (every `/webhooks/{provider}` answers 404).
-    pub fn new(store: Arc<DynReplyStore>, admin_auth: impl AdminAuth) -> Self {
+    /// An app over `store`, its `/api` routes guarded by `auth`
+    /// ([`BearerAuth`](crate::BearerAuth) for the operator's token and
+    /// clients' keys, an [`AdminToken`](crate::AdminToken) for the operator
+    /// alone, or your own [`Authenticator`]), with the default normalizer,
+    /// unsigned webhooks and no provider webhooks (every
+    /// `/webhooks/{provider}` answers 404).
+    pub fn new(store: Arc<DynReplyStore>, auth: impl Authenticator) -> Self {
         Self {
             store,
             normalizer: Normalizer::new(),
-            admin_auth: Arc::new(admin_auth),
+            auth: Arc::new(auth),
             webhook_secret: None,
             unsigned_webhooks_refused: false,
             providers: Registry::new(),
             public_url: None,
             shutdown: Shutdown::never(),
             metrics: Metrics::new(),
+            limits: Limits::default(),
+            streams: Arc::new(StreamSlots::new(&Limits::default())),
         }
+    }
+
+    /// Uses `limits` instead of the defaults: the body read timeout and the
+    /// caps on open live streams.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.streams = Arc::new(StreamSlots::new(&limits));
+        self.limits = limits;
+        self
     }
 
     /// Ends the live inbox streams (`/api/clients/{userId}/events`, which
@@ -200,12 +220,23 @@ impl App {
         &self.normalizer
     }
 
-    pub(crate) fn admin_auth(&self) -> &dyn AdminAuth {
-        &*self.admin_auth
+    pub(crate) fn auth(&self) -> &dyn Authenticator {
+        &*self.auth
     }
 
     pub(crate) fn webhook_secret(&self) -> Option<&WebhookSecret> {
         self.webhook_secret.as_ref()
+    }
+
+    pub(crate) fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// A slot for one more live stream of `client`, or 429 (counted).
+    pub(crate) fn stream_slot(&self, client: &ClientId) -> Result<StreamSlot, ApiError> {
+        self.streams.take(client).inspect_err(|_| {
+            self.metrics.refused(Refusal::MaxStreams);
+        })
     }
 
     /// Gives one reply to the store, counted and timed under `route`.
@@ -214,10 +245,28 @@ impl App {
         route: &'static str,
         reply: InboundReply,
     ) -> Result<Receipt, StoreError> {
+        let unreadable = match &reply.to {
+            Destination::Unparsed(raw) => Some(self.unreadable_because(raw)),
+            Destination::Number(_) => None,
+        };
         let started = Instant::now();
         let result = self.store.receive(reply).await;
-        self.metrics.received(route, &result, started.elapsed());
+        self.metrics
+            .received(route, &result, unreadable.is_some(), started.elapsed());
+        if let (Ok(Receipt::Held), Some(reason)) = (&result, unreadable) {
+            // The reason, never the number: it is personal data.
+            tracing::warn!(route, %reason, "reply held: its destination is not a readable number");
+        }
         result
+    }
+
+    /// Why the normalizer cannot read `raw` as a number (it could not when
+    /// the reply was made; asked again only for the log line).
+    fn unreadable_because(&self, raw: &str) -> String {
+        match self.normalizer.canonicalize_inbound(raw) {
+            Err(error) => error.to_string(),
+            Ok(_) => "unreadable".to_owned(),
+        }
     }
 
     /// Completes when the live streams must end.
@@ -230,7 +279,7 @@ impl App {
     pub fn routes(self) -> Router {
         let app = Arc::new(self);
         let (api, _) = api_routes()
-            .route_layer(middleware::from_fn_with_state(app.clone(), require_admin))
+            .route_layer(middleware::from_fn_with_state(app.clone(), require_access))
             .layer(DefaultBodyLimit::max(ADMIN_BODY_LIMIT))
             .split_for_parts();
         let (public, _) = public_routes()
@@ -245,6 +294,7 @@ impl App {
                 app.clone(),
                 count_store_errors,
             ))
+            .layer(middleware::from_fn_with_state(app.clone(), limit_body_time))
             .with_state(app)
     }
 
@@ -281,6 +331,9 @@ fn api_routes() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(admin::route))
         .routes(routes!(history::history))
         .routes(routes!(admin::clients))
+        .routes(routes!(keys::create, keys::list))
+        .routes(routes!(keys::revoke))
+        .routes(routes!(admin::client_phone_numbers))
         .routes(routes!(held::list))
         .routes(routes!(held::deliver))
         .routes(routes!(inbox::messages))

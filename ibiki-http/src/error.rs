@@ -1,8 +1,11 @@
 //! The one error type every handler returns, rendered as
 //! `{"error": "<code>", "message": "..."}` plus the fields specific to it.
 
+use std::time::Duration;
+
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use ibiki_core::{Conflict, InvalidEntry, NormalizeError, StoreError};
 use serde::Serialize;
@@ -18,6 +21,8 @@ pub struct ApiError {
     message: String,
     details: Option<Details>,
     store_error: Option<StoreErrorKind>,
+    /// `Retry-After`, in whole seconds.
+    retry_after: Option<u64>,
 }
 
 /// A response extension: the answer reports a store error of this kind, for
@@ -50,7 +55,15 @@ impl ApiError {
             message: message.into(),
             details: None,
             store_error: None,
+            retry_after: None,
         }
+    }
+
+    /// The same error, telling the caller to wait `after` before retrying
+    /// (`Retry-After`, in whole seconds).
+    pub(crate) fn retry_after(mut self, after: Duration) -> Self {
+        self.retry_after = Some(after.as_secs());
+        self
     }
 
     /// 400: the request itself is malformed.
@@ -201,6 +214,11 @@ impl IntoResponse for ApiError {
         let mut response = (self.status, Json(body)).into_response();
         if let Some(kind) = self.store_error {
             response.extensions_mut().insert(StoreFailed(kind));
+        }
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

@@ -68,11 +68,11 @@ struct EventsQuery {
 /// `GET /api/clients/{userId}/events`.
 #[utoipa::path(
     get,
-    path = "/api/clients/{user_id}/events",
+    path = "/api/clients/{userId}/events",
     tag = "inbox",
     security(("bearer" = [])),
     params(
-        ("user_id" = String, Path, description = "The client", min_length = 1, example = "123"),
+        ("userId" = String, Path, description = "The client", min_length = 1, example = "123"),
         ("after" = Option<String>, Query, min_length = 1, max_length = 256,
             description = "Start after this cursor (a `next` of `/messages`, or an event's `id`); \
                 from the inbox's first reply without one"),
@@ -86,8 +86,12 @@ struct EventsQuery {
                 `StoredReply` schema) and the cursor after it as `id`; a comment every 15 s \
                 while nothing arrives."),
         (status = 400, description = "Invalid `userId`, `after`, `Last-Event-ID` or query string", body = ErrorBody),
-        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token or key", body = ErrorBody),
+        (status = 403, description = "Another client's key", body = ErrorBody),
         (status = 404, description = "No such route (an empty `userId`)", body = ErrorBody),
+        (status = 429, description = "As many streams are open as allowed, for this client or \
+            on the server; retry after `Retry-After` seconds", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
         (status = 503, description = "The store is unavailable; retry later", body = ErrorBody),
     )
 )]
@@ -99,6 +103,7 @@ pub(crate) async fn events(
 ) -> Result<Response, ApiError> {
     let client = client_id(&path_segment(path)?)?;
     let after = resume_cursor(&headers, query.as_deref())?;
+    let slot = app.stream_slot(&client)?;
     // Before the first read: a delivery after it wakes the stream.
     let wake = app.store().inbox_signals().map(|s| s.subscribe(&client));
     // The first read happens before the answer, so a cursor the store does
@@ -106,9 +111,8 @@ pub(crate) async fn events(
     // than a stream that dies at once.
     let first = next_reply(&app, &client, after.as_ref()).await?;
     let stream = reply_stream(app.clone(), client, after, first, wake);
-    Ok(Sse::new(stream)
-        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
-        .into_response())
+    let response = Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE));
+    Ok(slot.hold(response.into_response()))
 }
 
 /// Where to start: `Last-Event-ID` if present (a reconnecting `EventSource`

@@ -31,6 +31,7 @@ use crate::request::{BodyFormat, PageParams, body_bytes, body_format, page_reque
         (status = 200, description = "One page of the held replies", body = MessagesAnswer),
         (status = 400, description = "Invalid `limit`, `after` or query string", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 403, description = "A client key: this route is the operator's", body = ErrorBody),
         (status = 503, description = "The store is unavailable; retry later", body = ErrorBody),
     )
 )]
@@ -72,6 +73,7 @@ pub(crate) struct DeliverRequest {
         (status = 200, description = "The reply, delivered", body = crate::openapi::StoredReply),
         (status = 400, description = "Unreadable JSON, not exactly one of `userId` and `phoneNumber`, invalid `userId` or id", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 403, description = "A client key: this route is the operator's", body = ErrorBody),
         (status = 404, description = "No reply has this id", body = ErrorBody),
         (status = 409, description = "The reply is not held (delivered already), or nobody owns `phoneNumber`; nothing changed", body = ErrorBody),
         (status = 413, description = "Body larger than the limit", body = ErrorBody),

@@ -36,12 +36,12 @@ pub(crate) struct HistoryAnswer {
 /// The number is read like the route lookup reads it.
 #[utoipa::path(
     get,
-    path = "/api/admin/numbers/{phone_number}/history",
+    path = "/api/admin/numbers/{phoneNumber}/history",
     tag = "admin",
     security(("bearer" = [])),
     params(
         (
-            "phone_number" = String, Path, min_length = 1, example = "+14155550100",
+            "phoneNumber" = String, Path, min_length = 1, example = "+14155550100",
             description = "The number, read like the webhook reads a `to` (URL-encode `+` as `%2B`)"
         ),
         PageParams,
@@ -50,6 +50,7 @@ pub(crate) struct HistoryAnswer {
         (status = 200, description = "One page of the number's ownership changes", body = HistoryAnswer),
         (status = 400, description = "Not a phone number; invalid `limit`, `after` or query string", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 403, description = "A client key: this route is the operator's", body = ErrorBody),
         (status = 404, description = "No such route (an empty number)", body = ErrorBody),
         (status = 503, description = "The store is unavailable; retry later", body = ErrorBody),
     )

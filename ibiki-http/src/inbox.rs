@@ -39,17 +39,18 @@ impl From<Page<StoredReply>> for MessagesAnswer {
 /// `GET /api/clients/{userId}/messages?limit=N&after=CURSOR`.
 #[utoipa::path(
     get,
-    path = "/api/clients/{user_id}/messages",
+    path = "/api/clients/{userId}/messages",
     tag = "inbox",
     security(("bearer" = [])),
     params(
-        ("user_id" = String, Path, description = "The client", min_length = 1, example = "123"),
+        ("userId" = String, Path, description = "The client", min_length = 1, example = "123"),
         PageParams,
     ),
     responses(
         (status = 200, description = "One page of the client's replies", body = MessagesAnswer),
         (status = 400, description = "Invalid `userId`, `limit`, `after` or query string", body = ErrorBody),
-        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token or key", body = ErrorBody),
+        (status = 403, description = "Another client's key", body = ErrorBody),
         (status = 404, description = "No such route (an empty `userId`)", body = ErrorBody),
         (status = 503, description = "The store is unavailable; retry later", body = ErrorBody),
     )

@@ -13,21 +13,32 @@
 //!   answered (the `ibiki-providers` crate);
 //! - `/api/admin/*` assigns numbers and inspects routing and held replies;
 //! - `GET /api/admin/clients` lists the clients and their numbers;
-//! - `/api/clients/{userId}/messages` reads a client's inbox, and
-//!   `/api/clients/{userId}/events` streams it live (Server-Sent Events);
+//! - `/api/clients/{userId}/messages` reads a client's inbox,
+//!   `/api/clients/{userId}/events` streams it live (Server-Sent Events) and
+//!   `/api/clients/{userId}/phone-numbers` lists its numbers: what a client's
+//!   own key opens;
+//! - `/api/admin/clients/{userId}/keys` creates, lists and revokes a
+//!   client's API keys;
 //! - `/healthz` and `/openapi.json` ([`openapi_document`]);
 //! - `GET /metrics`, behind the admin authentication: replies by outcome,
-//!   receive latency, store errors, held replies and assignment changes in
-//!   the Prometheus text format ([`Metrics`]);
+//!   receive latency, store errors, held replies, assignment changes and
+//!   what the limits refused, in the Prometheus text format ([`Metrics`]);
 //! - with [`App::pages`] (part of [`App::router`]), the dashboard: `/` lists
 //!   the clients and edits their numbers, `/held` shows the held replies and
 //!   `/inbox/{userId}` a client's replies, live. Plain HTML and a few script
 //!   modules embedded in the binary, under a strict Content-Security-Policy,
 //!   talking to the same authenticated API.
 //!
-//! Every `/api` route is guarded by one [`AdminAuth`]: [`AdminToken`], a
-//! bearer token, by default; implement the trait to put your own
-//! authentication there.
+//! Every route has the router's [`Limits`]: a body read timeout (408) and
+//! caps on open live streams (429); the limits on connections themselves
+//! are the serving server's.
+//!
+//! Every `/api` route is guarded by one [`Authenticator`], which says who
+//! the caller is: the operator (every route) or a client (its own
+//! `/api/clients/{userId}/…` routes only, else 403). [`BearerAuth`] is the
+//! default: the operator's [`AdminToken`] and clients' API keys (`ibk_…`,
+//! created at `POST /api/admin/clients/{userId}/keys`); implement the trait
+//! to put your own sessions there.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -60,6 +71,8 @@ mod app;
 #[cfg(feature = "axum")]
 mod auth;
 #[cfg(feature = "axum")]
+mod body_deadline;
+#[cfg(feature = "axum")]
 mod error;
 #[cfg(feature = "axum")]
 mod events;
@@ -73,6 +86,10 @@ mod history;
 #[cfg(feature = "axum")]
 mod inbox;
 #[cfg(feature = "axum")]
+mod keys;
+#[cfg(feature = "axum")]
+mod limits;
+#[cfg(feature = "axum")]
 mod metrics;
 #[cfg(feature = "axum")]
 mod openapi;
@@ -85,15 +102,19 @@ mod request;
 mod sms_signature;
 #[cfg(feature = "axum")]
 mod sms_webhook;
+#[cfg(feature = "axum")]
+mod stream_slots;
 
 #[cfg(feature = "axum")]
 pub use crate::app::{ADMIN_BODY_LIMIT, App, WEBHOOK_BODY_LIMIT};
 #[cfg(feature = "axum")]
-pub use crate::auth::{AdminAuth, AdminToken};
+pub use crate::auth::{Access, AdminToken, Authenticator, BearerAuth, Caller};
 #[cfg(feature = "axum")]
 pub use crate::error::ApiError;
 #[cfg(feature = "axum")]
 pub use crate::events::POLL_INTERVAL;
+#[cfg(feature = "axum")]
+pub use crate::limits::{Limits, Refusal};
 #[cfg(feature = "axum")]
 pub use crate::metrics::Metrics;
 #[cfg(feature = "axum")]
@@ -119,3 +140,13 @@ struct ReadmeDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct CrateReadmeDoctests;
+
+/// The guide's Rust examples (`docs/src`), compiled as doc tests here too.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/src/library.md")]
+struct GuideLibraryDoctests;
+
+/// The guide's embedding examples.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/src/embedding.md")]
+struct GuideEmbeddingDoctests;

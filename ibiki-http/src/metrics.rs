@@ -1,6 +1,6 @@
 //! What an operator watches: replies by outcome, receive latency, store
-//! errors, held replies and assignment changes, in the Prometheus text format
-//! (`GET /metrics`).
+//! errors, held replies, assignment changes and what the limits refused, in
+//! the Prometheus text format (`GET /metrics`).
 //!
 //! Built on [`prometheus_client`], the Prometheus project's own Rust client,
 //! rather than the `metrics` facade with `metrics-exporter-prometheus`: its
@@ -32,6 +32,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::app::App;
+use crate::limits::Refusal;
 use crate::openapi::ErrorBody;
 
 /// The route label of `POST /webhooks/sms`; a provider's route is its name.
@@ -100,6 +101,7 @@ struct Inner {
     numbers_unassigned: Counter,
     released: Counter,
     rerouted: Counter,
+    refusals: Family<RefusalLabels, Counter>,
     held: Arc<HeldReplies>,
 }
 
@@ -128,12 +130,16 @@ impl Metrics {
             numbers_unassigned: Counter::default(),
             released: Counter::default(),
             rerouted: Counter::default(),
+            refusals: Family::default(),
             held: Arc::default(),
         };
         // Every kind shows from the start, at 0: an alert on its rate then
         // works before the first error.
         for kind in StoreErrorKind::ALL {
             let _ = inner.store_errors.get_or_create(&StoreErrorLabels(kind));
+        }
+        for reason in Refusal::ALL {
+            let _ = inner.refusals.get_or_create(&RefusalLabels(reason));
         }
         let mut registry = Registry::default();
         inner.register(&mut registry);
@@ -184,13 +190,17 @@ impl Metrics {
 
     /// One reply given to the store by `route`, what came of it and how long
     /// the store took.
+    /// `unreadable`: its destination could not be read as a number.
     pub(crate) fn received(
         &self,
         route: &'static str,
         result: &Result<Receipt, StoreError>,
+        unreadable: bool,
         took: Duration,
     ) {
         let outcome = match result {
+            Ok(Receipt::Held) if unreadable => Outcome::Held("unreadable_destination"),
+            Ok(Receipt::Held) => Outcome::Held("unowned"),
             Ok(receipt) => Outcome::Received(receipt.as_str()),
             Err(_) => Outcome::Failed,
         };
@@ -244,6 +254,17 @@ impl Metrics {
     pub(crate) fn rerouted(&self) {
         self.inner.rerouted.inc();
     }
+
+    /// A connection or request a limit refused or cut short. The router
+    /// counts its own ([`Refusal::BodyTimeout`], [`Refusal::MaxStreams`]);
+    /// a server reports its connection-level ones here, so that one
+    /// counter shows them all.
+    pub fn refused(&self, reason: Refusal) {
+        self.inner
+            .refusals
+            .get_or_create(&RefusalLabels(reason))
+            .inc();
+    }
 }
 
 impl Inner {
@@ -251,8 +272,9 @@ impl Inner {
         registry.register(
             "ibiki_replies_received",
             "Replies posted to the webhooks, by route (sms, or the provider) and outcome: \
-             routed, held, duplicate (a retry), failed (the store failed; the provider retries), \
-             skipped (a provider event without a reply) or rejected (with the reason)",
+             routed, held (with the reason: unowned or unreadable_destination), duplicate \
+             (a retry), failed (the store failed; the provider retries), skipped (a provider \
+             event without a reply) or rejected (with the reason)",
             self.replies.clone(),
         );
         registry.register(
@@ -290,6 +312,13 @@ impl Inner {
             "ibiki_held_replies_rerouted",
             "Held replies an operator delivered by hand (POST /api/admin/held/{id}/deliver)",
             self.rerouted.clone(),
+        );
+        registry.register(
+            "ibiki_refusals",
+            "Connections and requests a limit refused or cut short, by reason: header_timeout, \
+             idle and send_timeout (connection closed), body_timeout (408, connection closed), \
+             max_connections (closed as soon as accepted), max_streams (live stream answered 429)",
+            self.refusals.clone(),
         );
         registry.register_collector(Box::new(self.held.clone()));
     }
@@ -335,8 +364,11 @@ impl Collector for HeldReplies {
 /// What came of one reply, or of a request that carried none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Outcome {
-    /// Recorded: `Receipt::as_str`.
+    /// Recorded in an inbox, or a retry: `Receipt::as_str`.
     Received(&'static str),
+    /// Held, and why: `unowned` (nobody owns the number) or
+    /// `unreadable_destination` (the destination is not a number).
+    Held(&'static str),
     Failed,
     Skipped,
     Rejected(Reason),
@@ -353,6 +385,7 @@ pub(crate) enum Reason {
     StaleSignature,
     SignaturesRequired,
     TooLarge,
+    BodyTimeout,
     UnsupportedMediaType,
     MethodNotAllowed,
     OtherProviderPayload,
@@ -369,6 +402,7 @@ impl Reason {
             "stale_signature" | "stale_timestamp" => Self::StaleSignature,
             "signatures_required" => Self::SignaturesRequired,
             "payload_too_large" => Self::TooLarge,
+            "body_timeout" => Self::BodyTimeout,
             "unsupported_media_type" => Self::UnsupportedMediaType,
             "method_not_allowed" => Self::MethodNotAllowed,
             "other_provider_payload" => Self::OtherProviderPayload,
@@ -384,6 +418,7 @@ impl Reason {
             Self::StaleSignature => "stale_signature",
             Self::SignaturesRequired => "signatures_required",
             Self::TooLarge => "too_large",
+            Self::BodyTimeout => "body_timeout",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::OtherProviderPayload => "other_provider_payload",
@@ -405,6 +440,14 @@ impl EncodeLabelSet for ReplyLabels {
             Outcome::Received(receipt) => receipt,
             Outcome::Failed => "failed",
             Outcome::Skipped => "skipped",
+            Outcome::Held(reason) => {
+                let labels = [
+                    ("route", self.route),
+                    ("outcome", "held"),
+                    ("reason", reason),
+                ];
+                return labels.encode(encoder);
+            }
             Outcome::Rejected(reason) => {
                 let labels = [
                     ("route", self.route),
@@ -465,6 +508,15 @@ impl EncodeLabelSet for StoreErrorLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct RefusalLabels(Refusal);
+
+impl EncodeLabelSet for RefusalLabels {
+    fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> fmt::Result {
+        [("reason", self.0.as_str())].encode(encoder)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct ChangeLabels(&'static str);
 
 impl EncodeLabelSet for ChangeLabels {
@@ -494,6 +546,7 @@ async fn scrape(metrics: &Metrics, store: &DynReplyStore) -> Response {
         (status = 200, description = "Every metric, in the Prometheus text format (version \
             0.0.4)", content_type = "text/plain; version=0.0.4; charset=utf-8", body = String),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 403, description = "A client key: this route is the operator's", body = ErrorBody),
     )
 )]
 pub(crate) async fn serve(State(app): State<Arc<App>>) -> Response {
@@ -561,8 +614,8 @@ mod tests {
         let metrics = Metrics::new();
         let client = ClientId::new("acme").expect("id");
         let routed = Ok(Receipt::Routed(client));
-        metrics.received(SMS_ROUTE, &routed, Duration::from_micros(50));
-        metrics.received(SMS_ROUTE, &routed, Duration::from_millis(3));
+        metrics.received(SMS_ROUTE, &routed, false, Duration::from_micros(50));
+        metrics.received(SMS_ROUTE, &routed, false, Duration::from_millis(3));
         metrics.rejected("twilio", "invalid_signature");
         let text = text(&metrics);
         assert!(
@@ -589,5 +642,22 @@ mod tests {
             !text.contains("ibiki_held_replies "),
             "not read yet: {text}"
         );
+    }
+
+    #[test]
+    fn every_refusal_reason_shows_from_the_start_and_counts() {
+        let metrics = Metrics::new();
+        metrics.refused(Refusal::MaxConnections);
+        metrics.refused(Refusal::MaxConnections);
+        let text = text(&metrics);
+        for reason in Refusal::ALL {
+            let count = if reason == Refusal::MaxConnections {
+                2
+            } else {
+                0
+            };
+            let line = format!("ibiki_refusals_total{{reason=\"{reason}\"}} {count}\n");
+            assert!(text.contains(&line), "{line} in {text}");
+        }
     }
 }

@@ -26,8 +26,9 @@ pub(crate) const BEARER: &str = "bearer";
     info(
         title = "ibiki example server",
         description = "Routes inbound SMS replies to the client that owns the number replied to. \
-            Every `/api` route and `/metrics` take the admin bearer token; `/webhooks/sms`, \
-            `/healthz` and `/openapi.json` are public (the webhook checks its own signature when a secret is set)."
+            Every `/api` route and `/metrics` take the admin bearer token; a client's API key \
+            (`ibk_…`) opens that client's own `/api/clients/{userId}/…` routes and nothing else \
+            (403 `forbidden`). `/webhooks/sms`, `/healthz` and `/openapi.json` are public (the webhook checks its own signature when a secret is set)."
     ),
     modifiers(&BearerScheme),
     tags(
@@ -50,7 +51,10 @@ impl Modify for BearerScheme {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("The admin token (`--admin-token`)"))
+                    .description(Some(
+                        "The admin token (`--admin-token`), or a client's API key \
+                         (`POST /api/admin/clients/{userId}/keys`) for that client's own routes",
+                    ))
                     .build(),
             ),
         );
@@ -61,7 +65,42 @@ impl Modify for BearerScheme {
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(crate::app::routes().into_openapi());
+    document_body_timeout(&mut doc);
     doc
+}
+
+/// 408 on every operation that reads a body: the body read timeout answers
+/// it on all of them, from one middleware.
+fn document_body_timeout(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let timeout = ResponseBuilder::new()
+        .description(
+            "The body did not arrive whole within the body read timeout; nothing was \
+             recorded and the connection is closed",
+        )
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Error")))
+                .build(),
+        )
+        .build();
+    for item in doc.paths.paths.values_mut() {
+        let operations = [
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ];
+        for operation in operations.into_iter().flatten() {
+            if operation.request_body.is_some() {
+                operation
+                    .responses
+                    .responses
+                    .insert("408".to_owned(), timeout.clone().into());
+            }
+        }
+    }
 }
 
 /// `GET /openapi.json`, rendered once.
@@ -141,7 +180,8 @@ pub(crate) struct StoredReply {
     to: String,
     /// The text.
     body: String,
-    /// When the webhook received it (RFC 3339).
+    /// When it was received (RFC 3339): the gateway's own time when the
+    /// provider's payload carries one, else its arrival at the webhook.
     #[schema(format = DateTime)]
     received_at: String,
     /// How and when it was delivered, or that it is still held.
@@ -156,8 +196,10 @@ pub(crate) struct Delivery {
     /// number); `rerouted` by an operator; `delivered` (recorded before the
     /// store kept how).
     kind: DeliveryKind,
-    /// When it got that kind (RFC 3339): its reception, or the instant of the
-    /// assignment or re-route that delivered it.
+    /// When ibiki gave it that kind (RFC 3339), by the store's clock: put it
+    /// in the inbox or held it on receipt, or the instant of the assignment or
+    /// re-route that delivered it. The owner of its number at this instant
+    /// (`GET /api/admin/routes/{phoneNumber}?at=`) is the client it went to.
     #[schema(format = DateTime)]
     at: String,
 }

@@ -9,6 +9,7 @@ use ibiki_core::{Cursor, PageRequest};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use crate::body_deadline::{body_timeout, is_body_timeout};
 use crate::error::ApiError;
 
 /// The body formats the API reads.
@@ -35,13 +36,15 @@ pub(crate) fn body_format(headers: &HeaderMap) -> Option<BodyFormat> {
     }
 }
 
-/// The raw body, or 413 past the route's limit.
+/// The raw body, or 413 past the route's limit, or 408 past the body read
+/// timeout.
 pub(crate) fn body_bytes(
     body: Result<Bytes, BytesRejection>,
     limit: usize,
 ) -> Result<Bytes, ApiError> {
     body.map_err(|rejection| match rejection.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::payload_too_large(limit),
+        _ if is_body_timeout(&rejection) => body_timeout(),
         _ => ApiError::bad_request("unreadable_body", rejection.body_text()),
     })
 }
@@ -101,6 +104,15 @@ pub(crate) const DEFAULT_PAGE_LIMIT: usize = 100;
 /// a query string.
 pub(crate) fn page_request(query: Option<&str>) -> Result<PageRequest, ApiError> {
     let query: PageQuery = parse_query(query)?;
+    page_of(query.limit, query.after)
+}
+
+/// A page from the `limit` and `after` parameters of a query that has more.
+pub(crate) fn page_of(
+    limit: Option<String>,
+    after: Option<String>,
+) -> Result<PageRequest, ApiError> {
+    let query = PageQuery { limit, after };
     let limit = match query.limit {
         None => DEFAULT_PAGE_LIMIT,
         Some(text) => text.parse().map_err(|_| invalid_limit(&text))?,

@@ -137,6 +137,12 @@ impl Clients {
         };
         self.order.iter_from(start)
     }
+
+    /// Client indexes in id order, from `first` itself on (if it exists).
+    pub(crate) fn ordered_from(&self, first: &ClientId) -> impl Iterator<Item = ClientIdx> + '_ {
+        let (block, at) = self.order.locate(&self.ids, first);
+        self.order.iter_from((block, at.unwrap_or_else(|pos| pos)))
+    }
 }
 
 /// Client indexes sorted by id, in blocks of at most [`Order::MAX`]: an

@@ -37,6 +37,7 @@
 mod chunked;
 mod clients;
 mod history;
+mod keys;
 mod state;
 mod store;
 mod table;

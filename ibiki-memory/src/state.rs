@@ -188,7 +188,8 @@ impl State {
         let owner = number
             .and_then(|n| self.owner_idx(n))
             .and_then(|o| Some((o, self.clients.id(o)?.clone())));
-        let stored = StoredReply::on_receipt(u64::from(idx), reply, owner.is_some());
+        let at = self.history.now();
+        let stored = StoredReply::on_receipt(u64::from(idx), reply, owner.is_some(), at);
         self.replies.insert(idx, stored);
         if let Some((owner, id)) = owner {
             if let Some(inbox) = self.clients.inbox_mut(owner) {
@@ -364,25 +365,44 @@ impl State {
 
     pub(crate) fn list_clients(
         &self,
+        prefix: &str,
         page: &PageRequest,
     ) -> Result<Page<ClientSummary>, StoreError> {
-        let start = match page.after() {
+        let after = match page.after() {
             None => None,
             Some(cursor) => {
                 Some(ClientId::new(cursor.as_str()).map_err(|_| StoreError::InvalidCursor)?)
             }
         };
-        let items: Vec<ClientSummary> = self
-            .clients
-            .ordered_after(start.as_ref())
-            .filter_map(|idx| {
-                Some(ClientSummary {
-                    client: self.clients.id(idx)?.clone(),
-                    count: self.clients.numbers(idx).len(),
-                })
-            })
-            .filter(|s| s.count > 0)
+        // No client id starts with what is no client id's beginning.
+        let first = match prefix {
+            "" => None,
+            _ => match ClientId::new(prefix) {
+                Ok(first) => Some(first),
+                Err(_) => {
+                    return Ok(Page {
+                        items: Vec::new(),
+                        next: None,
+                    });
+                }
+            },
+        };
+        let ordered: Box<dyn Iterator<Item = ClientIdx> + '_> = match (&after, &first) {
+            (Some(after), Some(first)) if after < first => {
+                Box::new(self.clients.ordered_from(first))
+            }
+            (None, Some(first)) => Box::new(self.clients.ordered_from(first)),
+            (after, _) => Box::new(self.clients.ordered_after(after.as_ref())),
+        };
+        let items: Vec<ClientSummary> = ordered
+            .filter_map(|idx| Some((self.clients.id(idx)?, self.clients.numbers(idx))))
+            .take_while(|(id, _)| id.as_str().starts_with(prefix))
+            .filter(|(_, numbers)| !numbers.is_empty())
             .take(page.limit())
+            .map(|(id, numbers)| ClientSummary {
+                client: id.clone(),
+                numbers: numbers.to_vec(),
+            })
             .collect();
         let next = items.last().and_then(|s| Cursor::new(s.client.as_str()));
         Ok(Page { items, next })

@@ -10,6 +10,7 @@ use ibiki_core::{
 };
 use time::OffsetDateTime;
 
+use crate::keys::KeyLock;
 use crate::state::State;
 
 /// Assignments and replies in memory, behind one reader-writer lock.
@@ -39,6 +40,7 @@ use crate::state::State;
 pub struct MemoryStore {
     state: RwLock<State>,
     signals: InboxSignals,
+    keys: KeyLock,
 }
 
 impl MemoryStore {
@@ -55,6 +57,10 @@ impl MemoryStore {
 
     fn write(&self) -> RwLockWriteGuard<'_, State> {
         self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn keys(&self) -> &KeyLock {
+        &self.keys
     }
 
     /// The owner of `number`, without the async machinery: the routing hot path
@@ -109,8 +115,12 @@ impl AssignmentStore for MemoryStore {
         self.read().history(number, page)
     }
 
-    async fn list_clients(&self, page: &PageRequest) -> Result<Page<ClientSummary>, StoreError> {
-        self.read().list_clients(page)
+    async fn list_clients(
+        &self,
+        prefix: &str,
+        page: &PageRequest,
+    ) -> Result<Page<ClientSummary>, StoreError> {
+        self.read().list_clients(prefix, page)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

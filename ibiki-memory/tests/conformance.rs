@@ -14,3 +14,10 @@ mod boxed {
         Some(Box::new(MemoryStore::new()) as Box<DynReplyStore>)
     });
 }
+
+/// The key store's rules.
+mod keys {
+    use ibiki_memory::MemoryStore;
+
+    ibiki_core::key_store_tests!(|| async { Some(MemoryStore::new()) });
+}

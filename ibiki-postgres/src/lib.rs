@@ -101,8 +101,8 @@
 //! re-route; migration `0003_retention.sql`). Held replies and each inbox's
 //! last reply stay. Deleted rows become free space after `VACUUM`
 //! (autovacuum, or by hand after a large prune); the files do not shrink.
-//! `docs/scaling.md` in the repository says when this is needed and what
-//! comes after it.
+//! The guide's [Scaling](https://github.com/ibiki-rs/ibiki/blob/main/docs/src/scaling.md)
+//! chapter says when this is needed and what comes after it.
 //!
 //! # Errors
 //!
@@ -120,6 +120,7 @@ mod deadline;
 mod error;
 mod import_table;
 mod keepalive;
+mod keys;
 mod listen;
 mod migrate;
 mod read;

@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 
 use crate::deadline::Db;
 use crate::error::backend;
+use crate::sql::Statements;
 
 pub(crate) async fn owner_of(
     db: &Db,
@@ -116,7 +117,8 @@ pub(crate) async fn numbers_of(
 
 pub(crate) async fn list_clients(
     db: &Db,
-    statement: &str,
+    sql: &Statements,
+    prefix: &str,
     page: &PageRequest,
 ) -> Result<Page<ClientSummary>, StoreError> {
     let after = match page.after() {
@@ -126,25 +128,46 @@ pub(crate) async fn list_clients(
             .as_str()
             .to_owned(),
     };
-    let rows: Vec<(ClientId, i64)> = db
+    let rows: Vec<(ClientId, Vec<PhoneNumber>)> = db
         .lease()
         .await?
-        .run(|conn| {
-            sqlx::query_as(statement)
+        .run(|conn| match prefix_end(prefix) {
+            None => sqlx::query_as(&sql.list_clients)
                 .bind(after)
                 .bind(limit(page))
-                .fetch_all(conn)
+                .bind(prefix)
+                .fetch_all(conn),
+            Some(end) => sqlx::query_as(&sql.list_clients_prefixed)
+                .bind(after)
+                .bind(limit(page))
+                .bind(prefix)
+                .bind(end)
+                .fetch_all(conn),
         })
         .await?;
-    let items = rows
+    let items: Vec<ClientSummary> = rows
         .into_iter()
-        .map(|(client, count)| {
-            let count = usize::try_from(count).map_err(backend)?;
-            Ok(ClientSummary { client, count })
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
+        .map(|(client, numbers)| ClientSummary { client, numbers })
+        .collect();
     let next = items.last().and_then(|s| Cursor::new(s.client.as_str()));
     Ok(Page { items, next })
+}
+
+/// Where the ids starting with `prefix` end, in code point order: the ids
+/// in `[prefix, end)` are exactly those. `end` is the prefix with its last
+/// character incremented, trailing U+10FFFF (which has no successor)
+/// dropped; `None` when nothing bounds them (`""`, or only U+10FFFF: every
+/// id from the prefix on starts with it).
+fn prefix_end(prefix: &str) -> Option<String> {
+    let mut end: Vec<char> = prefix.chars().collect();
+    while let Some(last) = end.pop() {
+        let next = (u32::from(last) + 1..=u32::from(char::MAX)).find_map(char::from_u32);
+        if let Some(next) = next {
+            end.push(next);
+            return Some(end.into_iter().collect());
+        }
+    }
+    None
 }
 
 /// How many replies are held.
@@ -290,5 +313,39 @@ impl ReplyRow {
             body: self.body,
             received_at: self.received_at,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::prefix_end;
+
+    #[test]
+    fn ends_of_prefixes() {
+        assert_eq!(prefix_end(""), None);
+        assert_eq!(prefix_end("ab").as_deref(), Some("ac"));
+        assert_eq!(prefix_end("a\u{D7FF}").as_deref(), Some("a\u{E000}"));
+        assert_eq!(prefix_end("a\u{10FFFF}").as_deref(), Some("b"));
+        assert_eq!(prefix_end("\u{10FFFF}"), None);
+    }
+
+    proptest! {
+        /// A string is in `[prefix, end)` exactly when it starts with the
+        /// prefix (byte order is code point order in UTF-8, as in COLLATE "C").
+        #[test]
+        fn the_range_is_the_prefix(
+            prefix in "[a\u{10FFFF}\u{D7FF}]{0,3}",
+            tail in "\\PC{0,3}",
+            other in "[a-c\u{10FFFF}\u{D7FF}\u{E000}]{0,4}",
+        ) {
+            let within = |id: &str| {
+                id >= prefix.as_str() && prefix_end(&prefix).is_none_or(|end| id < end.as_str())
+            };
+            let extended = format!("{prefix}{tail}");
+            prop_assert!(within(&extended));
+            prop_assert_eq!(within(&other), other.starts_with(&prefix));
+        }
     }
 }

@@ -17,13 +17,21 @@ pub(crate) struct Statements {
     pub(crate) history: String,
     pub(crate) numbers_of: String,
     pub(crate) list_clients: String,
+    pub(crate) list_clients_prefixed: String,
     pub(crate) inbox: String,
     pub(crate) held: String,
     pub(crate) deliver_held: String,
     pub(crate) reply: String,
     pub(crate) held_count: String,
     pub(crate) prune_delivered: String,
+    pub(crate) add_key: String,
+    pub(crate) keys_of: String,
+    pub(crate) revoke_key: String,
+    pub(crate) key_owner: String,
 }
+
+/// The columns a key is read from, as `keys::KeyRow` expects them.
+const KEY_COLUMNS: &str = "id, client_id, prefix, created_at, last_used_at";
 
 /// The columns a listed reply is read from, as `ReplyRow` expects them.
 const REPLY_COLUMNS: &str = "id, message_id, to_number, to_unparsed, from_address, body, \
@@ -62,10 +70,22 @@ impl Statements {
                  ORDER BY h.at, h.seq LIMIT $3"
             ),
             numbers_of: format!("SELECT phone_number FROM {s}.assignments WHERE client_id = $1"),
-            // The first page passes '': every client id sorts after it.
+            // The first page passes '': every client id sorts after it; so
+            // does a listing from '' ($3). A page's numbers come in the same
+            // statement.
             list_clients: format!(
-                "SELECT client_id, count(*) AS count FROM {s}.assignments \
-                 WHERE client_id > $1 GROUP BY client_id ORDER BY client_id LIMIT $2"
+                "SELECT client_id, array_agg(phone_number ORDER BY phone_number) AS numbers \
+                 FROM {s}.assignments WHERE client_id > $1 AND client_id >= $3 \
+                 GROUP BY client_id ORDER BY client_id LIMIT $2"
+            ),
+            // The ids starting with a prefix are a range of
+            // assignments_client_idx: from the prefix ($3) to the prefix with
+            // its last character incremented ($4; the column is COLLATE "C",
+            // whose order is the code points').
+            list_clients_prefixed: format!(
+                "SELECT client_id, array_agg(phone_number ORDER BY phone_number) AS numbers \
+                 FROM {s}.assignments WHERE client_id > $1 AND client_id >= $3 AND client_id < $4 \
+                 GROUP BY client_id ORDER BY client_id LIMIT $2"
             ),
             inbox: format!(
                 "SELECT {REPLY_COLUMNS}, delivery_seq AS position FROM {s}.replies \
@@ -81,6 +101,25 @@ impl Statements {
             // scan of the held rows, never the delivered ones.
             held_count: format!("SELECT count(*) FROM {s}.replies WHERE client_id IS NULL"),
             prune_delivered: format!("SELECT {s}.prune_delivered($1, $2)"),
+            add_key: format!(
+                "INSERT INTO {s}.api_keys (client_id, digest, prefix) VALUES ($1, $2, $3) \
+                 RETURNING {KEY_COLUMNS}"
+            ),
+            keys_of: format!(
+                "SELECT {KEY_COLUMNS} FROM {s}.api_keys WHERE client_id = $1 ORDER BY id"
+            ),
+            revoke_key: format!("DELETE FROM {s}.api_keys WHERE client_id = $1 AND id = $2"),
+            // The lookup, and the renewal of last_used_at only when it is
+            // older than the resolution ($2 seconds): one row written per key
+            // and minute at most, whatever the request rate.
+            key_owner: format!(
+                "WITH found AS (SELECT id, client_id, last_used_at FROM {s}.api_keys \
+                 WHERE digest = $1), \
+                 renewed AS (UPDATE {s}.api_keys AS k SET last_used_at = now() FROM found \
+                 WHERE k.id = found.id AND (found.last_used_at IS NULL \
+                 OR found.last_used_at < now() - make_interval(secs => $2))) \
+                 SELECT client_id FROM found"
+            ),
         }
     }
 }

@@ -174,6 +174,14 @@ impl PostgresStore {
         self.db.timeout()
     }
 
+    pub(crate) fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub(crate) fn sql(&self) -> &Statements {
+        &self.sql
+    }
+
     pub(crate) fn alive(&self) -> watch::Receiver<()> {
         self.alive.subscribe()
     }
@@ -237,8 +245,12 @@ impl AssignmentStore for PostgresStore {
         read::history(&self.db, &self.sql.history, number, page).await
     }
 
-    async fn list_clients(&self, page: &PageRequest) -> Result<Page<ClientSummary>, StoreError> {
-        read::list_clients(&self.db, &self.sql.list_clients, page).await
+    async fn list_clients(
+        &self,
+        prefix: &str,
+        page: &PageRequest,
+    ) -> Result<Page<ClientSummary>, StoreError> {
+        read::list_clients(&self.db, &self.sql, prefix, page).await
     }
 
     /// What a receive needs: a connection of the pool and an answer within

@@ -32,7 +32,7 @@ pub const PROVIDERS: &[&str] = &[
 ];
 
 /// The `generic` gateway fuzzed: JSON batches under `/messages`, numbers
-/// without `+` (the README's gateway, unsigned).
+/// without `+` (the guide's gateway, `docs/src/providers.md`, unsigned).
 const GENERIC_JSON: &str = r#"{
     "format": "json",
     "messages": "/messages",

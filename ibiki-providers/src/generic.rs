@@ -168,6 +168,11 @@ pub struct GenericFields {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GenericConfig {
+    /// The gateway's name: served at `/webhooks/{name}` and shown in logs
+    /// and metrics. 1 to 32 lowercase ASCII letters, digits and `-`; without
+    /// one, `generic`.
+    #[serde(default)]
+    pub name: Option<String>,
     /// How the gateway sends a message.
     pub format: BodyFormat,
     /// `json` only: the pointer to the array of messages of a batching
@@ -218,6 +223,14 @@ pub enum GenericConfigError {
         /// The value given.
         header: String,
     },
+    /// A gateway name that is not 1 to 32 lowercase letters, digits and `-`.
+    #[error(
+        "name = {name:?}: a gateway's name is 1 to 32 lowercase letters, digits and '-' (it is served at /webhooks/{{name}})"
+    )]
+    InvalidName {
+        /// The name given.
+        name: String,
+    },
     /// A Basic user name that is empty or holds a colon.
     #[error("auth.username must be non-empty and without ':' (RFC 7617)")]
     InvalidUsername,
@@ -233,6 +246,11 @@ impl GenericConfig {
 
     /// Checks the configuration (as [`Generic::new`] does).
     pub fn validate(&self) -> Result<(), GenericConfigError> {
+        if let Some(name) = &self.name {
+            if !is_gateway_name(name) {
+                return Err(GenericConfigError::InvalidName { name: name.clone() });
+            }
+        }
         let fields = &self.fields;
         let named = [
             ("message_id", fields.message_id.as_deref()),
@@ -289,6 +307,18 @@ impl GenericConfig {
     }
 }
 
+/// The name a gateway without one is served under.
+pub const DEFAULT_NAME: &str = "generic";
+
+/// Whether `name` can name a gateway: a path segment that needs no escaping
+/// and a bounded metric label.
+fn is_gateway_name(name: &str) -> bool {
+    (1..=32).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
 /// Whether `text` is a non-empty RFC 6901 pointer.
 fn is_pointer(text: &str) -> bool {
     text.starts_with('/')
@@ -299,24 +329,31 @@ fn is_pointer(text: &str) -> bool {
 }
 
 /// The header's name, lowercase, kept for the process's lifetime (errors
-/// name it): each distinct name is kept once.
+/// name it).
 fn header_name(header: &str) -> Result<&'static str, GenericConfigError> {
     let name = HeaderName::from_bytes(header.trim().as_bytes()).map_err(|_| {
         GenericConfigError::InvalidHeader {
             header: header.to_owned(),
         }
     })?;
-    static NAMES: OnceLock<Mutex<BTreeSet<&'static str>>> = OnceLock::new();
-    let mut names = NAMES
+    Ok(interned(name.as_str()))
+}
+
+/// `text` kept for the process's lifetime, each distinct text once: header
+/// and gateway names, which errors and the provider's name hold as
+/// `&'static str`, and of which a configuration has a handful.
+fn interned(text: &str) -> &'static str {
+    static TEXTS: OnceLock<Mutex<BTreeSet<&'static str>>> = OnceLock::new();
+    let mut texts = TEXTS
         .get_or_init(Mutex::default)
         .lock()
         .unwrap_or_else(PoisonError::into_inner);
-    if let Some(known) = names.get(name.as_str()) {
-        return Ok(known);
+    if let Some(known) = texts.get(text) {
+        return known;
     }
-    let leaked: &'static str = Box::leak(name.as_str().to_owned().into_boxed_str());
-    names.insert(leaked);
-    Ok(leaked)
+    let leaked: &'static str = Box::leak(text.to_owned().into_boxed_str());
+    texts.insert(leaked);
+    leaked
 }
 
 /// The checks of a validated [`GenericAuth`].
@@ -465,6 +502,10 @@ fn hmac(algorithm: HmacAlgorithm, key: &[u8], body: &[u8]) -> Vec<u8> {
 /// (`number::international`);
 /// `numbers = "e164"` (the default) takes them as sent.
 ///
+/// `name` (optional) names the gateway: it is served at `/webhooks/{name}`
+/// and shown under that name in logs and metrics, so that several gateways
+/// can be configured side by side; without one it is `generic`.
+///
 /// # Authentication
 ///
 /// `auth` is required, so that accepting unsigned requests is a decision:
@@ -491,6 +532,7 @@ fn hmac(algorithm: HmacAlgorithm, key: &[u8], body: &[u8]) -> Vec<u8> {
 /// answer gateways that retry treat as temporary.
 #[derive(Clone)]
 pub struct Generic {
+    name: &'static str,
     config: GenericConfig,
     check: Check,
     mode: SigningMode,
@@ -499,6 +541,7 @@ pub struct Generic {
 impl fmt::Debug for Generic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Generic")
+            .field("name", &self.name)
             .field("config", &self.config)
             .field("mode", &self.mode)
             .finish_non_exhaustive()
@@ -520,7 +563,9 @@ impl Generic {
             (Check::None, true) => SigningMode::RefuseUnsigned,
             _ => SigningMode::Verify,
         };
+        let name = interned(config.name.as_deref().unwrap_or(DEFAULT_NAME));
         Ok(Self {
+            name,
             config,
             check,
             mode,
@@ -671,8 +716,9 @@ impl Message {
 }
 
 impl Provider for Generic {
+    /// The configuration's `name`, or `generic`.
     fn name(&self) -> &'static str {
-        "generic"
+        self.name
     }
 
     fn methods(&self) -> &'static [Method] {

@@ -9,7 +9,7 @@ use ibiki_examples::{Config, run};
 use tracing_subscriber::EnvFilter;
 
 /// Long-lived connections (live streams) leave glibc's heap fragmented, and
-/// every request then pays for it: see BENCHMARKS.md §11.
+/// every request then pays for it: see BENCHMARKS.md §12.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

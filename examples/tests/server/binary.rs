@@ -15,12 +15,13 @@ use tokio::time::timeout;
 use crate::harness::{assert_error, reply, send};
 
 /// Every variable the server reads, so the tests' environment cannot leak in.
-const SETTINGS: [&str; 8] = [
+const SETTINGS: [&str; 9] = [
     "IBIKI_LISTEN",
     "IBIKI_METRICS_LISTEN",
     "DATABASE_URL",
     "IBIKI_DATABASE_SCHEMA",
     "IBIKI_DEFAULT_REGION",
+    "IBIKI_BARE_DIGITS",
     "IBIKI_ADMIN_TOKEN",
     "IBIKI_WEBHOOK_SECRET",
     "RUST_LOG",
@@ -196,7 +197,9 @@ async fn metrics_listen_serves_metrics_without_the_token() {
     let text = scrape.text().await.expect("text");
     assert!(text.contains("\nibiki_held_replies 1\n"), "{text}");
     assert!(
-        text.contains("ibiki_replies_received_total{route=\"sms\",outcome=\"held\"} 1\n"),
+        text.contains(
+            "ibiki_replies_received_total{route=\"sms\",outcome=\"held\",reason=\"unowned\"} 1\n"
+        ),
         "{text}"
     );
     let unauthenticated = server.request(Method::GET, "/metrics");
@@ -356,4 +359,227 @@ async fn a_misspelled_query_parameter_is_named_by_the_binary() {
     );
     let (status, stderr) = server.terminate().await;
     assert!(status.success(), "{stderr}");
+}
+
+/// Digits without '+' in a reply's `to`, as several gateways send them: read
+/// as international without a default region, as national with
+/// `--bare-digits national`, where a `to` that cannot be read is held with one
+/// warning naming the reason (never the number) and counted by reason.
+#[tokio::test]
+async fn bare_digits_follow_the_flag_and_unreadable_ones_are_held_with_a_reason() {
+    let assign = json!({"userId": "acme", "phoneNumbers": "+14155550101"});
+    let bare =
+        json!({"messageId": "SM1", "from": "+15005550006", "to": "14155550101", "body": "hi"});
+
+    let mut command = server_command();
+    command.env("IBIKI_ADMIN_TOKEN", "t");
+    let server = Process::start(command).await;
+    let request = server.request(Method::POST, "/api/admin/update-phone-numbers");
+    assert_eq!(
+        send(request.bearer_auth("t").json(&assign)).await.0,
+        StatusCode::OK
+    );
+    let routed = send(server.request(Method::POST, "/webhooks/sms").json(&bare)).await;
+    assert_eq!(
+        routed,
+        (
+            StatusCode::OK,
+            json!({"status": "routed", "userId": "acme"})
+        )
+    );
+    server.terminate().await;
+
+    let mut command = server_command();
+    command
+        .env("IBIKI_ADMIN_TOKEN", "t")
+        .env("IBIKI_BARE_DIGITS", "national");
+    let server = Process::start(command).await;
+    let request = server.request(Method::POST, "/api/admin/update-phone-numbers");
+    assert_eq!(
+        send(request.bearer_auth("t").json(&assign)).await.0,
+        StatusCode::OK
+    );
+    let held = send(server.request(Method::POST, "/webhooks/sms").json(&bare)).await;
+    assert_eq!(held, (StatusCode::OK, json!({"status": "held"})));
+    let scrape = server.request(Method::GET, "/metrics").bearer_auth("t");
+    let text = scrape
+        .send()
+        .await
+        .expect("scraped")
+        .text()
+        .await
+        .expect("text");
+    let series = "ibiki_replies_received_total{route=\"sms\",outcome=\"held\",\
+                  reason=\"unreadable_destination\"} 1\n";
+    assert!(text.contains(series), "{text}");
+    let (status, stderr) = server.terminate().await;
+    assert!(status.success());
+    let warnings: Vec<_> = stderr
+        .lines()
+        .filter(|line| line.contains("reply held: its destination is not a readable number"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(warnings[0].contains("WARN"), "{}", warnings[0]);
+    assert!(
+        warnings[0].contains("no country code"),
+        "the reason: {}",
+        warnings[0]
+    );
+    assert!(
+        !warnings[0].contains("4155550101"),
+        "never the number: {}",
+        warnings[0]
+    );
+}
+
+/// Several configured gateways: each file's `name` is served at
+/// `/webhooks/{name}`, a file without one at `/webhooks/generic`; a name
+/// that is taken is refused at start.
+#[tokio::test]
+async fn several_gateways_are_served_by_name_and_names_stay_unique() {
+    use hmac::{Hmac, Mac};
+
+    let dir = std::env::temp_dir().join(format!("ibiki-gateways-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let original = ibiki_providers::testing::fixture_path("generic/kestrel.toml");
+    let text = std::fs::read_to_string(&original).expect("fixture");
+    let named = |name: &str| {
+        let path = dir.join(format!("{name}.toml"));
+        std::fs::write(&path, format!("name = \"{name}\"\n{text}")).expect("written");
+        path.display().to_string()
+    };
+    let kestrel = named("kestrel");
+    let unnamed = original.display().to_string();
+
+    let mut command = server_command();
+    command.env("IBIKI_ADMIN_TOKEN", "t").args([
+        "--generic-config",
+        &kestrel,
+        "--generic-config",
+        &unnamed,
+    ]);
+    let server = Process::start(command).await;
+    let body = ibiki_providers::testing::fixture("generic/kestrel-inbound.json");
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"kestrel-webhook-secret").expect("key");
+    mac.update(&body);
+    let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    for path in ["/webhooks/kestrel", "/webhooks/generic"] {
+        let signed = server
+            .request(Method::POST, path)
+            .header("content-type", "application/json")
+            .header("x-kestrel-signature", &signature)
+            .body(body.clone());
+        let response = signed.send().await.expect("sent");
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let unsigned = server
+            .request(Method::POST, path)
+            .header("content-type", "application/json")
+            .body(body.clone());
+        let response = unsigned.send().await.expect("sent");
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{path}");
+    }
+    let held = server
+        .request(Method::GET, "/api/admin/held")
+        .bearer_auth("t");
+    let (status, held) = send(held).await;
+    assert_eq!(status, StatusCode::OK);
+    let messages = held["messages"].as_array().map(Vec::len);
+    assert_eq!(
+        messages,
+        Some(1),
+        "the reply once, by its message id: {held}"
+    );
+    let scrape = server.request(Method::GET, "/metrics").bearer_auth("t");
+    let text = scrape
+        .send()
+        .await
+        .expect("scraped")
+        .text()
+        .await
+        .expect("text");
+    assert!(text.contains("route=\"kestrel\""), "{text}");
+    server.terminate().await;
+
+    let twilio = named("twilio");
+    let (stderr, _) = failed_start(&["--generic-config", &twilio]).await;
+    assert!(
+        stderr.contains("/webhooks/twilio is already served"),
+        "{stderr}"
+    );
+    let (stderr, _) =
+        failed_start(&["--generic-config", &unnamed, "--generic-config", &unnamed]).await;
+    assert!(
+        stderr.contains("/webhooks/generic is already served"),
+        "{stderr}"
+    );
+    let bad = named("Kestrel!");
+    let (stderr, _) = failed_start(&["--generic-config", &bad]).await;
+    assert!(
+        stderr.contains("lowercase letters, digits and '-'"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Two instants: a gateway's own time is the reply's `receivedAt`, and
+/// `delivery.at` is when the store routed it, so the owner at `delivery.at`
+/// is the client that received it (at the gateway's time, nobody owned the
+/// number yet).
+#[tokio::test]
+async fn delivery_at_is_the_stores_instant_and_names_the_owner() {
+    use hmac::{Hmac, Mac};
+
+    let config = ibiki_providers::testing::fixture_path("generic/kestrel.toml");
+    let mut command = server_command();
+    command
+        .env("IBIKI_ADMIN_TOKEN", "t")
+        .args(["--generic-config", &config.display().to_string()]);
+    let server = Process::start(command).await;
+    let assign = json!({"userId": "789", "phoneNumbers": "+44 7400 123456"});
+    let request = server.request(Method::POST, "/api/admin/update-phone-numbers");
+    assert_eq!(
+        send(request.bearer_auth("t").json(&assign)).await.0,
+        StatusCode::OK
+    );
+    let body = ibiki_providers::testing::fixture("generic/kestrel-inbound.json");
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"kestrel-webhook-secret").expect("key");
+    mac.update(&body);
+    let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    let posted = server
+        .request(Method::POST, "/webhooks/generic")
+        .header("content-type", "application/json")
+        .header("x-kestrel-signature", signature)
+        .body(body);
+    assert_eq!(posted.send().await.expect("sent").status(), StatusCode::OK);
+
+    let inbox = server
+        .request(Method::GET, "/api/clients/789/messages")
+        .bearer_auth("t");
+    let (_, inbox) = send(inbox).await;
+    let message = &inbox["messages"][0];
+    assert_eq!(
+        message["receivedAt"], "2026-11-20T14:03:11Z",
+        "the gateway's time"
+    );
+    let delivered = message["delivery"]["at"]
+        .as_str()
+        .expect("an instant")
+        .to_owned();
+    assert!(
+        delivered.as_str() > "2026-11-21",
+        "the store's instant: {message}"
+    );
+    let at = |instant: &str| {
+        let path = format!("/api/admin/routes/%2B447400123456?at={instant}");
+        server.request(Method::GET, &path).bearer_auth("t")
+    };
+    let (status, owner) = send(at(&delivered)).await;
+    assert_eq!(status, StatusCode::OK, "{owner}");
+    assert_eq!(
+        owner["userId"], "789",
+        "the owner at delivery.at received it"
+    );
+    let (_, before) = send(at("2026-11-20T14:03:11Z")).await;
+    assert_eq!(before["userId"], serde_json::Value::Null, "{before}");
+    server.terminate().await;
 }

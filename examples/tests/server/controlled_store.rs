@@ -110,9 +110,13 @@ impl AssignmentStore for ControlledStore {
         self.inner.history(number, page).await
     }
 
-    async fn list_clients(&self, page: &PageRequest) -> Result<Page<ClientSummary>, StoreError> {
+    async fn list_clients(
+        &self,
+        prefix: &str,
+        page: &PageRequest,
+    ) -> Result<Page<ClientSummary>, StoreError> {
         self.check()?;
-        self.inner.list_clients(page).await
+        self.inner.list_clients(prefix, page).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

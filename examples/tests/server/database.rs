@@ -53,5 +53,6 @@ impl TestDatabase {
         open_store(Some(&url), &flags)
             .await
             .unwrap_or_else(|e| panic!("open the PostgreSQL store in {}: {e}", self.schema))
+            .replies
     }
 }

@@ -85,9 +85,17 @@ impl Scrape {
     }
 
     #[track_caller]
+    /// Replies to `/webhooks/sms` with `outcome`; held ones are those nobody
+    /// owns (`reason="unowned"`).
     fn replies(&self, outcome: &str) -> f64 {
-        let labels = [("route", "sms"), ("outcome", outcome)];
-        self.value("ibiki_replies_received_total", &labels)
+        let name = "ibiki_replies_received_total";
+        match outcome {
+            "held" => self.value(
+                name,
+                &[("route", "sms"), ("outcome", "held"), ("reason", "unowned")],
+            ),
+            _ => self.value(name, &[("route", "sms"), ("outcome", outcome)]),
+        }
     }
 
     #[track_caller]
@@ -261,7 +269,12 @@ async fn provider_routes_are_counted_by_name() {
     let scrape = Scrape::of(&server).await;
     let twilio = |outcome| [("route", "twilio"), ("outcome", outcome)];
     let received = "ibiki_replies_received_total";
-    assert_eq!(scrape.value(received, &twilio("held")), 1.0);
+    let held = [
+        ("route", "twilio"),
+        ("outcome", "held"),
+        ("reason", "unowned"),
+    ];
+    assert_eq!(scrape.value(received, &held), 1.0);
     assert_eq!(scrape.value(received, &twilio("failed")), 1.0);
     let unknown = [
         ("route", "unknown"),

@@ -240,7 +240,7 @@ fn cases() -> Vec<Case> {
             name: "generic",
             body: || fixture("generic/kestrel-inbound.json"),
             content_type: "application/json",
-            // The README's made-up gateway, its configuration file as printed.
+            // The guide's made-up gateway (docs/src/providers.md), its configuration file as printed.
             key_flags: || {
                 let path = fixture_path("generic/kestrel.toml");
                 flags("--generic-config", &path.display().to_string())

@@ -18,17 +18,53 @@ pub(crate) struct ServerProcess {
     child: Child,
     /// `http://127.0.0.1:<port>`.
     pub(crate) base: String,
+    /// The `--metrics-listen` address's `http://…`, when given.
+    pub(crate) metrics_base: Option<String>,
 }
+
+/// The log line of each address the server serves, and what it serves.
+const ADDRESSES: [&str; 2] = [
+    "listening address=",
+    "serving /metrics without the admin token address=",
+];
 
 impl ServerProcess {
     /// Starts the binary with `args` and `env` (none of the caller's own
     /// `IBIKI_*` settings or `DATABASE_URL` leak in) and waits until it
     /// listens.
     pub(crate) async fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_ibiki-server"));
+        Self::launch(None, args, env).await
+    }
+
+    /// [`start`](Self::start), with the process's open-file limit (soft and
+    /// hard) set to `limit` by the shell that execs it.
+    pub(crate) async fn start_with_open_files(
+        limit: u64,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
+        Self::launch(Some(limit), args, env).await
+    }
+
+    async fn launch(open_files: Option<u64>, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let binary = env!("CARGO_BIN_EXE_ibiki-server");
+        let mut command = match open_files {
+            Some(limit) => {
+                let mut shell = Command::new("sh");
+                shell.args([
+                    "-c",
+                    r#"ulimit -n "$0" && exec "$@""#,
+                    &limit.to_string(),
+                    binary,
+                ]);
+                shell
+            }
+            None => Command::new(binary),
+        };
         for name in [
             "DATABASE_URL",
             "IBIKI_DEFAULT_REGION",
+            "IBIKI_BARE_DIGITS",
             "IBIKI_WEBHOOK_SECRET",
             "IBIKI_LISTEN",
         ] {
@@ -45,26 +81,43 @@ impl ServerProcess {
             .kill_on_drop(true);
         let mut child = command.spawn().expect("spawn ibiki-server");
         let stderr = child.stderr.take().expect("piped stderr");
-        let (found, address) = oneshot::channel();
+        let wanted = if args.contains(&"--metrics-listen") {
+            2
+        } else {
+            1
+        };
+        let (found, addresses) = oneshot::channel();
         tokio::spawn(async move {
             let mut lines = BufReader::new(stderr).lines();
             let mut found = Some(found);
+            let mut seen: [Option<String>; 2] = [None, None];
             while let Ok(Some(line)) = lines.next_line().await {
-                if let Some((_, address)) = line.split_once("listening address=")
+                for (slot, marker) in seen.iter_mut().zip(ADDRESSES) {
+                    if let Some((_, address)) = line.split_once(marker) {
+                        *slot = Some(address.trim().to_owned());
+                    }
+                }
+                if seen.iter().flatten().count() == wanted
                     && let Some(found) = found.take()
                 {
-                    let _ = found.send(address.trim().to_owned());
+                    let _ = found.send(seen.clone());
                 }
             }
         });
-        let address = timeout(Duration::from_secs(60), address)
+        let [address, metrics] = timeout(Duration::from_secs(60), addresses)
             .await
             .expect("listening within 60 s")
             .expect("ibiki-server exited before listening");
         Self {
             child,
-            base: format!("http://{address}"),
+            base: format!("http://{}", address.expect("the API's address")),
+            metrics_base: metrics.map(|address| format!("http://{address}")),
         }
+    }
+
+    /// The process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id().expect("running")
     }
 
     /// SIGKILL: no shutdown, requests in flight are cut.

@@ -178,7 +178,7 @@ pub async fn replace_is_the_whole_set<S: ReplyStore>(store: S) {
     assert_eq!(change.count(), 0);
     assert!(ok(store.numbers_of(&acme).await, "numbers_of").is_empty());
     let listed = ok(
-        store.list_clients(&PageRequest::first(10)).await,
+        store.list_clients("", &PageRequest::first(10)).await,
         "list_clients",
     );
     assert!(
@@ -294,15 +294,11 @@ pub async fn receive_routes_to_the_owner<S: ReplyStore>(store: S) {
     let receipt = store.receive_ok(odd.clone()).await;
     assert_eq!(receipt, Receipt::Routed(acme.clone()));
     let expected = vec![
-        StoredReply::on_receipt(0, sent, true),
-        StoredReply::on_receipt(0, odd, true),
+        StoredReply::on_receipt(0, sent.clone(), true, sent.received_at),
+        StoredReply::on_receipt(0, odd.clone(), true, odd.received_at),
     ];
     let inbox = whole_inbox(&store, &acme).await;
     assert_eq!(comparable(&inbox), expected);
-    assert_eq!(
-        inbox[0].delivery.at, inbox[0].received_at,
-        "routed on receipt"
-    );
     assert_ne!(inbox[0].id, inbox[1].id, "each reply its own id");
     assert!(whole_held(&store).await.is_empty());
 }
@@ -551,7 +547,7 @@ pub async fn pages_follow_cursors<S: ReplyStore>(store: S) {
     let not_a_client = not_a_client.unwrap_or_else(|e| panic!("{e}"));
     assert!(
         matches!(
-            store.list_clients(&not_a_client).await,
+            store.list_clients("", &not_a_client).await,
             Err(StoreError::InvalidCursor)
         ),
         "a client cursor that is no client id is refused"
@@ -572,9 +568,13 @@ pub async fn pages_follow_cursors<S: ReplyStore>(store: S) {
     }
 }
 
-/// Clients are listed by id, with their counts, page by page.
+/// Clients are listed by id, with their numbers, page by page; a prefix
+/// keeps the ids that start with it.
 pub async fn clients_are_listed_by_id<S: ReplyStore>(store: S) {
-    for (i, id) in ["carol", "alice", "bob", "dave"].iter().enumerate() {
+    for (i, id) in ["carol", "alice", "bob", "dave", "bobby", "bo%b", "bo_b"]
+        .iter()
+        .enumerate()
+    {
         let n = number(&format!("+1415555010{i}"));
         ok(store.add_numbers(&client(id), &[n]).await, "add");
     }
@@ -585,21 +585,52 @@ pub async fn clients_are_listed_by_id<S: ReplyStore>(store: S) {
         "add",
     );
     let first = ok(
-        store.list_clients(&PageRequest::first(2)).await,
+        store.list_clients("", &PageRequest::first(2)).await,
         "list_clients",
     );
-    let ids: Vec<(&str, usize)> = first
+    let ids: Vec<(&str, Vec<PhoneNumber>)> = first
         .items
         .iter()
-        .map(|s| (s.client.as_str(), s.count))
+        .map(|s| (s.client.as_str(), s.numbers.clone()))
         .collect();
-    assert_eq!(ids, [("alice", 1), ("bob", 2)]);
+    assert_eq!(
+        ids,
+        [
+            ("alice", vec![number("+14155550101")]),
+            ("bo%b", vec![number("+14155550105")]),
+        ]
+    );
+    let list = async |prefix: &str, page: &PageRequest| {
+        let got = ok(store.list_clients(prefix, page).await, "list_clients");
+        let ids: Vec<String> = got
+            .items
+            .iter()
+            .map(|s| s.client.as_str().to_owned())
+            .collect();
+        (ids, got)
+    };
     let next = PageRequest::first(2)
         .next(&first)
         .unwrap_or_else(|| panic!("more clients follow"));
-    let second = ok(store.list_clients(&next).await, "list_clients");
-    let ids: Vec<&str> = second.items.iter().map(|s| s.client.as_str()).collect();
-    assert_eq!(ids, ["carol", "dave"]);
+    let (ids, second) = list("", &next).await;
+    assert_eq!(ids, ["bo_b", "bob"]);
+    assert_eq!(
+        second.items[1].numbers,
+        [number("+14155550102"), number("+14155550199")],
+        "a client's numbers, sorted"
+    );
+    // A prefix, paged; its '%' and '_' are characters, not patterns.
+    let (ids, page) = list("bob", &PageRequest::first(1)).await;
+    assert_eq!(ids, ["bob"]);
+    let next = PageRequest::first(1)
+        .next(&page)
+        .unwrap_or_else(|| panic!("bobby follows"));
+    assert_eq!(list("bob", &next).await.0, ["bobby"]);
+    assert_eq!(list("bo%", &PageRequest::first(10)).await.0, ["bo%b"]);
+    assert_eq!(list("bo_", &PageRequest::first(10)).await.0, ["bo_b"]);
+    assert_eq!(list("c", &PageRequest::first(10)).await.0, ["carol"]);
+    assert!(list("z", &PageRequest::first(10)).await.0.is_empty());
+    assert!(list("carolyn", &PageRequest::first(10)).await.0.is_empty());
 }
 
 /// Unknown clients and numbers read as empty, and the store answers a ping.
@@ -855,12 +886,18 @@ pub async fn owner_at_follows_the_history<S: ReplyStore>(store: S) {
 
 /// Each reply says how it was delivered: routed on receipt, held, unparsed,
 /// or released by the assignment of its number at that assignment's
-/// instant; and each has an id of its own.
+/// instant; and each has an id of its own. A reply's delivery instant is
+/// the store's, not its `received_at` (a gateway's clock, here two years
+/// earlier), and the owner at that instant is the client it went to.
 pub async fn delivery_says_how_each_reply_arrived<S: ReplyStore>(store: S) {
     use crate::DeliveryKind::{Held, Released, Routed, Unparsed};
     let acme = client("acme");
     let (a, b) = (number("+14155550100"), number("+14155550101"));
     ok(store.add_numbers(&acme, &[a]).await, "add");
+    // The store's clock may be another machine's: an hour of leeway still
+    // tells it from the replies' own time in 2024.
+    let leeway = time::Duration::hours(1);
+    let before = OffsetDateTime::now_utc() - leeway;
     for (id, to) in [
         ("SM1", "+14155550100"),
         ("SM2", "+14155550101"),
@@ -874,9 +911,11 @@ pub async fn delivery_says_how_each_reply_arrived<S: ReplyStore>(store: S) {
         .map(|r| (r.body.as_str(), r.delivery.kind))
         .collect();
     assert_eq!(kinds, [("SM2", Held), ("SM3", Unparsed)]);
+    let after = OffsetDateTime::now_utc() + leeway;
     assert!(
-        held.iter().all(|r| r.delivery.at == r.received_at),
-        "held since received"
+        held.iter()
+            .all(|r| r.delivery.at >= before && r.delivery.at <= after),
+        "held at the store's instant of receipt, not the reply's own time: {held:?}"
     );
     ok(store.add_numbers(&acme, &[b]).await, "add");
     let inbox = whole_inbox(&store, &acme).await;
@@ -885,9 +924,16 @@ pub async fn delivery_says_how_each_reply_arrived<S: ReplyStore>(store: S) {
         .map(|r| (r.body.as_str(), r.delivery.kind))
         .collect();
     assert_eq!(kinds, [("SM1", Routed), ("SM2", Released)]);
+    let routed_at = inbox[0].delivery.at;
+    assert!(
+        routed_at >= before && routed_at <= after && routed_at != inbox[0].received_at,
+        "routed at the store's instant of receipt: {routed_at} (received {})",
+        inbox[0].received_at
+    );
     assert_eq!(
-        inbox[0].delivery.at, inbox[0].received_at,
-        "routed on receipt"
+        ok(store.owner_at(a, routed_at).await, "owner_at"),
+        Some(acme.clone()),
+        "the owner at the delivery instant is the client it went to"
     );
     let assigned = whole_history(&store, b).await;
     assert_eq!(
@@ -1087,9 +1133,12 @@ pub async fn pruning_keeps_cursors_and_held_replies<S: ReplyStore>(store: S) {
         "the old cursor pages on"
     );
 
-    // Received long ago, released now: not delivered before an hour ago. A
-    // routed reply is delivered at its reception, so a3, no longer acme's
-    // last, goes.
+    // Delivery instants are the store's: a3, no longer acme's last, was
+    // delivered before `mid`; "held", received in 2024 but released after
+    // `mid`, counts from its release, and late2 was routed after `mid`.
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let mid = OffsetDateTime::now_utc();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     ok(
         store
             .replace_numbers(&late, &[number("+14155550102")])
@@ -1099,11 +1148,7 @@ pub async fn pruning_keeps_cursors_and_held_replies<S: ReplyStore>(store: S) {
     let _ = store
         .receive_ok(reply(None, "+14155550102", "late2", 9))
         .await;
-    let an_hour_ago = OffsetDateTime::now_utc() - time::Duration::hours(1);
-    assert_eq!(
-        ok(store.prune_delivered(an_hour_ago, 100).await, "prune"),
-        1
-    );
+    assert_eq!(ok(store.prune_delivered(mid, 100).await, "prune"), 1);
     assert_eq!(bodies(&whole_inbox(&store, &acme).await), ["a4"]);
     assert_eq!(bodies(&whole_inbox(&store, &late).await), ["held", "late2"]);
 }

@@ -18,12 +18,14 @@ mod conformance;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod import;
+mod keys;
 pub mod model;
 mod property;
 mod signals;
 mod state_machine;
 
 pub use self::conformance::*;
+pub use self::keys::*;
 pub use self::signals::inbox_signals_wake_the_receiving_client;
 pub use self::state_machine::{CLIENTS, NUMBERS, Op, run_ops, state_machine_property};
 

@@ -115,16 +115,20 @@ impl Model {
             }
         }
         let owner = reply.to.number().and_then(|n| self.owners.get(&n)).cloned();
+        // The model has no clock: `comparable` sets a store's delivery
+        // instants to the reception too.
+        let received = reply.received_at;
         match owner {
             Some(client) => {
                 self.inboxes
                     .entry(client.clone())
                     .or_default()
-                    .push(StoredReply::on_receipt(0, reply, true));
+                    .push(StoredReply::on_receipt(0, reply, true, received));
                 Receipt::Routed(client)
             }
             None => {
-                self.held.push(StoredReply::on_receipt(0, reply, false));
+                self.held
+                    .push(StoredReply::on_receipt(0, reply, false, received));
                 Receipt::Held
             }
         }

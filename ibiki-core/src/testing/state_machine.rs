@@ -247,10 +247,10 @@ async fn whole_client_list<S: ReplyStore>(
     let mut page = PageRequest::first(2);
     loop {
         let got = store
-            .list_clients(&page)
+            .list_clients("", &page)
             .await
             .map_err(|e| TestCaseError::fail(e.to_string()))?;
-        all.extend(got.items.iter().map(|s| (s.client.clone(), s.count)));
+        all.extend(got.items.iter().map(|s| (s.client.clone(), s.count())));
         match page.next(&got) {
             Some(next) => page = next,
             None => return Ok(all),

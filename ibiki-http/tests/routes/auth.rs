@@ -8,8 +8,11 @@ use serde_json::json;
 
 use crate::support::{assign_ok, inbox, numbers_of, reply, request, router, send, webhook};
 
+/// The answer to any token that is neither the admin's nor a live key.
+const WRONG: &str = "the bearer token is not the admin token or a live client key";
+
 /// Every guarded route; the body sent to each would change something.
-const GUARDED: [(Method, &str); 11] = [
+const GUARDED: [(Method, &str); 15] = [
     (Method::POST, "/api/admin/update-phone-numbers"),
     (Method::GET, "/api/admin/clients"),
     (Method::GET, "/api/admin/clients/123/phone-numbers"),
@@ -19,6 +22,10 @@ const GUARDED: [(Method, &str); 11] = [
     (Method::POST, "/api/admin/held/1/deliver"),
     (Method::GET, "/api/clients/123/messages"),
     (Method::GET, "/api/clients/123/events"),
+    (Method::GET, "/api/clients/123/phone-numbers"),
+    (Method::POST, "/api/admin/clients/123/keys"),
+    (Method::GET, "/api/admin/clients/123/keys"),
+    (Method::DELETE, "/api/admin/clients/123/keys/1"),
     (Method::GET, "/metrics"),
     // A path the handler would refuse with 400: the token is checked first.
     (Method::GET, "/api/admin/clients/a%0Ab/phone-numbers"),
@@ -31,20 +38,28 @@ async fn every_guarded_route_without_a_token_or_with_a_wrong_one_is_401() {
     webhook(&router, &reply("SM1", "+14155550199", "held")).await;
     let takeover = json!({"userId": "456", "phoneNumbers": "+14155550100"}).to_string();
     let credentials = [
-        (None, "send Authorization: Bearer <admin token>"),
-        (Some("Bearer "), "send Authorization: Bearer <admin token>"),
+        (
+            None,
+            "send Authorization: Bearer <admin token or client key>",
+        ),
+        (
+            Some("Bearer "),
+            "send Authorization: Bearer <admin token or client key>",
+        ),
         (
             Some("Basic dGVzdC1hZG1pbi10b2tlbg=="),
-            "send Authorization: Bearer <admin token>",
+            "send Authorization: Bearer <admin token or client key>",
         ),
         (
             Some("test-admin-token"),
-            "send Authorization: Bearer <admin token>",
+            "send Authorization: Bearer <admin token or client key>",
         ),
-        (Some("Bearer wrong-token"), "the bearer token is wrong"),
+        (Some("Bearer wrong-token"), WRONG),
+        (Some("Bearer test-admin-token-but-longer"), WRONG),
+        // The form of a client key, never issued.
         (
-            Some("Bearer test-admin-token-but-longer"),
-            "the bearer token is wrong",
+            Some("Bearer ibk_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+            WRONG,
         ),
     ];
     for (method, path) in GUARDED {

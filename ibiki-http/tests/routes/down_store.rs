@@ -54,7 +54,11 @@ impl AssignmentStore for DownStore {
         down()
     }
 
-    async fn list_clients(&self, _: &PageRequest) -> Result<Page<ClientSummary>, StoreError> {
+    async fn list_clients(
+        &self,
+        _: &str,
+        _: &PageRequest,
+    ) -> Result<Page<ClientSummary>, StoreError> {
         down()
     }
 

@@ -141,7 +141,7 @@ async fn unknown_query_parameters_are_named() {
     for (path, accepted) in [
         ("/api/clients/123/messages?limt=5", "`limit` or `after`"),
         ("/api/admin/held?limt=5", "`limit` or `after`"),
-        ("/api/admin/clients?limt=5", "`limit` or `after`"),
+        ("/api/admin/clients?limt=5", "`prefix`, `limit`, `after`"),
         (
             "/api/admin/numbers/%2B14155550100/history?limt=5",
             "`limit` or `after`",

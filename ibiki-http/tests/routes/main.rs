@@ -9,6 +9,8 @@ mod events;
 mod held;
 mod history;
 mod inbox;
+mod keys;
+mod limits;
 mod meta;
 mod sms_webhook;
 mod support;

@@ -14,16 +14,20 @@ use crate::support::{admin, app_over, assert_error, request, router, send};
 
 /// The routes the document lists, as `(method, path template)`; the SMS
 /// providers' `/webhooks/{provider}` is left to its own tests.
-const DOCUMENTED: [(&str, &str); 13] = [
+const DOCUMENTED: [(&str, &str); 17] = [
     ("get", "/api/admin/clients"),
-    ("get", "/api/admin/clients/{user_id}/phone-numbers"),
+    ("get", "/api/admin/clients/{userId}/keys"),
+    ("post", "/api/admin/clients/{userId}/keys"),
+    ("delete", "/api/admin/clients/{userId}/keys/{id}"),
+    ("get", "/api/admin/clients/{userId}/phone-numbers"),
     ("get", "/api/admin/held"),
     ("post", "/api/admin/held/{id}/deliver"),
-    ("get", "/api/admin/numbers/{phone_number}/history"),
-    ("get", "/api/admin/routes/{phone_number}"),
+    ("get", "/api/admin/numbers/{phoneNumber}/history"),
+    ("get", "/api/admin/routes/{phoneNumber}"),
     ("post", "/api/admin/update-phone-numbers"),
-    ("get", "/api/clients/{user_id}/events"),
-    ("get", "/api/clients/{user_id}/messages"),
+    ("get", "/api/clients/{userId}/events"),
+    ("get", "/api/clients/{userId}/messages"),
+    ("get", "/api/clients/{userId}/phone-numbers"),
     ("get", "/healthz"),
     ("get", "/metrics"),
     ("get", "/openapi.json"),

@@ -9,7 +9,7 @@ use axum::body::{Body, to_bytes};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::{Method, Request, StatusCode};
 use ibiki_core::DynReplyStore;
-use ibiki_http::{AdminToken, App};
+use ibiki_http::{AdminToken, App, BearerAuth};
 use ibiki_memory::MemoryStore;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -20,17 +20,20 @@ pub(crate) const TOKEN: &str = "test-admin-token";
 /// Largest answer read: well above any listing the tests make.
 const MAX_ANSWER_BYTES: usize = 4 << 20;
 
-/// An app over `store`, guarded by [`TOKEN`], to configure further.
-pub(crate) fn app_over(store: Arc<DynReplyStore>) -> App {
-    App::new(
-        store,
-        AdminToken::new(TOKEN.parse().expect("non-empty token")),
-    )
+fn admin_token() -> AdminToken {
+    AdminToken::new(TOKEN.parse().expect("non-empty token"))
 }
 
-/// The whole router of an app over a fresh in-memory store.
+/// An app over `store`, open to [`TOKEN`] alone, to configure further.
+pub(crate) fn app_over(store: Arc<DynReplyStore>) -> App {
+    App::new(store, admin_token())
+}
+
+/// The whole router of an app over a fresh in-memory store, open to
+/// [`TOKEN`] and to the clients' keys of the store.
 pub(crate) fn router() -> Router {
-    app_over(Arc::new(MemoryStore::new())).router()
+    let store = Arc::new(MemoryStore::new());
+    App::new(store.clone(), BearerAuth::new(admin_token(), store)).router()
 }
 
 /// A request with an optional `Authorization` value and a typed body.

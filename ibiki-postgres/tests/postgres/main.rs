@@ -9,6 +9,7 @@ mod errors;
 mod history;
 mod import;
 mod import_table;
+mod keys;
 mod pgbouncer;
 mod races;
 mod retention;

@@ -1,7 +1,7 @@
 //! The whole conformance suite through PgBouncer in transaction pooling mode.
 //! Opt-in: `IBIKI_PGBOUNCER_URL` names a PgBouncer in front of the
 //! `DATABASE_URL` server; without it every test here says it skipped and
-//! passes. `docs/scaling.md` has the configuration and what needs it.
+//! passes. `docs/src/scaling.md` has the configuration and what needs it.
 //!
 //! Migrations go straight to the server: they hold a session advisory lock
 //! and set `search_path` for the session, which a transaction pooler does

@@ -88,6 +88,62 @@ async fn numbers_of_uses_the_client_index() {
     assert_eq!(numbers.map(|n| n.len()).ok(), Some(40));
 }
 
+/// A prefix search of the client list reads the range of the client index
+/// that starts with the prefix, in its generic plan too (the statement is
+/// prepared), and a page of clients with their numbers is one statement.
+#[tokio::test]
+async fn a_client_prefix_search_reads_a_range_of_the_client_index() {
+    let Some(test) = fresh_store().await else {
+        return;
+    };
+    let s = test.schema();
+    let mut conn = test.connection().await;
+    fill_assignments(&mut conn, &s).await;
+    let prepare = format!(
+        "PREPARE by_prefix(text, bigint, text, text) AS \
+         SELECT client_id, array_agg(phone_number ORDER BY phone_number) FROM {s}.assignments \
+         WHERE client_id > $1 AND client_id >= $3 AND client_id < $4 \
+         GROUP BY client_id ORDER BY client_id LIMIT $2"
+    );
+    conn.execute(&*prepare)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    conn.execute("SET plan_cache_mode = force_generic_plan")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let shown = plan(
+        &mut conn,
+        "EXPLAIN EXECUTE by_prefix('', 50, 'client-49', 'client-4:')",
+    )
+    .await;
+    assert!(shown.contains("assignments_client_idx"), "{shown}");
+    assert!(
+        shown.contains("Index Cond"),
+        "a range, not a filter: {shown}"
+    );
+    let page = ibiki_core::PageRequest::first(50);
+    let listed = test.store().list_clients("client-49", &page).await;
+    let listed = listed.unwrap_or_else(|e| panic!("{e}"));
+    let ids: Vec<&str> = listed.items.iter().map(|c| c.client.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "client-49",
+            "client-490",
+            "client-491",
+            "client-492",
+            "client-493",
+            "client-494",
+            "client-495",
+            "client-496",
+            "client-497",
+            "client-498",
+            "client-499"
+        ]
+    );
+    assert!(listed.items.iter().all(|c| c.numbers.len() == 40));
+}
+
 /// The held replies are counted on the partial index of the held area,
 /// never by reading the delivered replies: 20,000 delivered, 100 held.
 #[tokio::test]
@@ -275,7 +331,7 @@ async fn migrate_creates_the_schema_on_any_pool() {
         .fetch_all(&pool)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(versions, [1, 2, 3, 4, 6]);
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7]);
     let search_path: String = sqlx::query_scalar("SHOW search_path")
         .fetch_one(&pool)
         .await

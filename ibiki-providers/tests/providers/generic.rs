@@ -19,15 +19,16 @@ const URL: &str = "https://sms.example.com/webhooks/generic";
 const NOW: i64 = 1_700_000_000;
 const JSON: &str = "application/json";
 const FORM: &str = "application/x-www-form-urlencoded";
-/// What the README's `openssl dgst -sha256 -hmac` prints for the README's
+/// What the guide's `openssl dgst -sha256 -hmac` prints for the guide's
 /// body (`tests/fixtures/generic/kestrel-inbound.json`).
 const README_SIGNATURE: &str =
     "sha256=c61d7cf86253714d90348ef1d5d0f50521a56f7d6c7aa48314bf0af463986d0b";
 
-/// The README's made-up gateway (`kestrel.json` is `kestrel.toml` as JSON).
+/// The guide's made-up gateway (`docs/src/providers.md`; `kestrel.json` is
+/// `kestrel.toml` as JSON).
 fn kestrel_config() -> GenericConfig {
     let json = String::from_utf8(fixture("generic/kestrel.json")).expect("utf-8");
-    GenericConfig::from_json(&json).expect("the README's configuration")
+    GenericConfig::from_json(&json).expect("the guide's configuration")
 }
 
 fn kestrel() -> Generic {
@@ -79,7 +80,7 @@ fn refused(result: Result<Received, WebhookError>) -> WebhookError {
 fn the_readme_gateway_end_to_end() {
     let body = fixture("generic/kestrel-inbound.json");
     let [reply] = <[_; 1]>::try_from(replies(
-        post_kestrel(&body, Some(README_SIGNATURE)).expect("signed as the README signs"),
+        post_kestrel(&body, Some(README_SIGNATURE)).expect("signed as the guide signs"),
     ))
     .expect("one reply");
     assert_eq!(
@@ -94,7 +95,7 @@ fn the_readme_gateway_end_to_end() {
     );
     assert_eq!(reply.body, "Yes, Thursday works");
     assert_eq!(reply.received_at, at(1_795_183_391));
-    // The README assigns the number through the admin API, as written there.
+    // The guide assigns the number through the admin API, as written there.
     assert_eq!(
         ibiki_core::Normalizer::new()
             .normalize("+44 7400 123456")
