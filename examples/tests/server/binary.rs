@@ -432,13 +432,20 @@ async fn bare_digits_follow_the_flag_and_unreadable_ones_are_held_with_a_reason(
     );
 }
 
+/// The header and signature Kestrel (the fixture gateway) sends with
+/// `body`, from its configuration's own signer.
+fn kestrel_signature(body: &[u8]) -> (String, String) {
+    let path = ibiki_providers::testing::fixture_path("generic/kestrel.json");
+    let text = std::fs::read_to_string(path).expect("the gateway's file");
+    let config = ibiki_providers::generic::GenericConfig::from_json(&text).expect("valid");
+    config.auth.sign(body).expect("an HMAC gateway")
+}
+
 /// Several configured gateways: each file's `name` is served at
 /// `/webhooks/{name}`, a file without one at `/webhooks/generic`; a name
 /// that is taken is refused at start.
 #[tokio::test]
 async fn several_gateways_are_served_by_name_and_names_stay_unique() {
-    use hmac::{Hmac, Mac};
-
     let dir = std::env::temp_dir().join(format!("ibiki-gateways-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let original = ibiki_providers::testing::fixture_path("generic/kestrel.toml");
@@ -460,14 +467,12 @@ async fn several_gateways_are_served_by_name_and_names_stay_unique() {
     ]);
     let server = Process::start(command).await;
     let body = ibiki_providers::testing::fixture("generic/kestrel-inbound.json");
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"kestrel-webhook-secret").expect("key");
-    mac.update(&body);
-    let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    let (header, signature) = kestrel_signature(&body);
     for path in ["/webhooks/kestrel", "/webhooks/generic"] {
         let signed = server
             .request(Method::POST, path)
             .header("content-type", "application/json")
-            .header("x-kestrel-signature", &signature)
+            .header(&header, &signature)
             .body(body.clone());
         let response = signed.send().await.expect("sent");
         assert_eq!(response.status(), StatusCode::OK, "{path}");
@@ -527,8 +532,6 @@ async fn several_gateways_are_served_by_name_and_names_stay_unique() {
 /// number yet).
 #[tokio::test]
 async fn delivery_at_is_the_stores_instant_and_names_the_owner() {
-    use hmac::{Hmac, Mac};
-
     let config = ibiki_providers::testing::fixture_path("generic/kestrel.toml");
     let mut command = server_command();
     command
@@ -542,13 +545,11 @@ async fn delivery_at_is_the_stores_instant_and_names_the_owner() {
         StatusCode::OK
     );
     let body = ibiki_providers::testing::fixture("generic/kestrel-inbound.json");
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"kestrel-webhook-secret").expect("key");
-    mac.update(&body);
-    let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    let (header, signature) = kestrel_signature(&body);
     let posted = server
         .request(Method::POST, "/webhooks/generic")
         .header("content-type", "application/json")
-        .header("x-kestrel-signature", signature)
+        .header(header, signature)
         .body(body);
     assert_eq!(posted.send().await.expect("sent").status(), StatusCode::OK);
 
