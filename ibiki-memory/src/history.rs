@@ -51,6 +51,15 @@ impl Default for History {
     }
 }
 
+/// The clock in whole microseconds: the resolution the PostgreSQL store
+/// keeps instants at.
+pub(crate) fn clock_micros() -> OffsetDateTime {
+    let clock = OffsetDateTime::now_utc();
+    clock
+        .replace_nanosecond(clock.nanosecond() / 1_000 * 1_000)
+        .unwrap_or(clock)
+}
+
 fn micros(at: OffsetDateTime) -> i64 {
     // Instants are whole microseconds of years -9999..=9999: they fit.
     i64::try_from(at.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
@@ -76,11 +85,7 @@ impl History {
     /// The instant of a change made now: the clock in whole microseconds (what
     /// the PostgreSQL store keeps), never before the last one recorded.
     pub(crate) fn now(&mut self) -> OffsetDateTime {
-        let clock = OffsetDateTime::now_utc();
-        let clock = clock
-            .replace_nanosecond(clock.nanosecond() / 1_000 * 1_000)
-            .unwrap_or(clock);
-        self.last = self.last.max(clock);
+        self.last = self.last.max(clock_micros());
         self.last
     }
 

@@ -8,6 +8,7 @@ use ibiki_core::{ClientId, KEY_USE_RESOLUTION, KeyDigest, KeyInfo, KeyStore, Sto
 use time::OffsetDateTime;
 
 use crate::MemoryStore;
+use crate::history::clock_micros;
 
 /// Every live key by id, and the id of each digest.
 #[derive(Debug, Default)]
@@ -40,7 +41,7 @@ impl Keys {
             id: self.last_id,
             client: client.clone(),
             prefix: prefix.to_owned(),
-            created_at: now(),
+            created_at: clock_micros(),
             last_used_at: None,
         };
         self.by_id.insert(info.id, (info.clone(), *digest));
@@ -74,14 +75,6 @@ impl Keys {
     }
 }
 
-/// The clock in whole microseconds, as the PostgreSQL store keeps instants.
-fn now() -> OffsetDateTime {
-    let clock = OffsetDateTime::now_utc();
-    clock
-        .replace_nanosecond(clock.nanosecond() / 1_000 * 1_000)
-        .unwrap_or(clock)
-}
-
 #[async_trait]
 impl KeyStore for MemoryStore {
     async fn add_key(
@@ -108,7 +101,7 @@ impl KeyStore for MemoryStore {
     }
 
     async fn key_owner(&self, digest: &KeyDigest) -> Result<Option<ClientId>, StoreError> {
-        let now = now();
+        let now = clock_micros();
         let found = self.keys().read().owner(digest, now);
         let Some((id, client, stale)) = found else {
             return Ok(None);
