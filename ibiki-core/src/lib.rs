@@ -22,6 +22,9 @@
 //!   follows;
 //! - [`InboxSignals`], the wake-ups a store gives live inbox readers
 //!   ([`ReplyStore::inbox_signals`]) so that they wait instead of polling;
+//! - the [`ForwardStore`] contract: each reply that reaches an inbox is
+//!   forwarded to its client's own [`Endpoint`], created in the same atomic
+//!   step, leased to one worker at a time (`ibiki-forward` sends them);
 //! - the import of another system's assignments ([`ImportPlanner`]);
 //! - with the `testing` feature, the conformance suite every store runs
 //!   (`testing`, [`conformance_tests!`]): a store of your own implements both
@@ -70,7 +73,9 @@ mod api_key;
 mod assignment;
 mod client_id;
 mod delivery;
+mod endpoint;
 mod error;
+mod forward_store;
 mod history;
 mod import;
 mod inbox_signal;
@@ -91,9 +96,17 @@ pub use crate::assignment::{
 };
 pub use crate::client_id::ClientId;
 pub use crate::delivery::{Delivery, DeliveryKind};
+pub use crate::endpoint::{
+    AddressPolicy, Endpoint, EndpointSecret, EndpointSecrets, EndpointState, EndpointUrl,
+    EndpointUrlError, PREVIOUS_SECRET_GRACE, SecretFormatError,
+};
 pub use crate::error::{
     BoxError, CanonicalError, ClientIdError, Conflict, InvalidEntry, NormalizeError, NumberError,
     StoreError,
+};
+pub use crate::forward_store::{
+    AttemptOutcome, ClaimRequest, DynForwardStore, EndpointPut, Forward, ForwardClaim,
+    ForwardSignals, ForwardStatus, ForwardStore, Lease,
 };
 pub use crate::history::{HistoryEvent, OwnershipChange};
 #[cfg(feature = "csv")]
