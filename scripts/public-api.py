@@ -30,7 +30,9 @@ import os
 import subprocess
 import sys
 
-CRATES = ["ibiki-core", "ibiki-memory", "ibiki-postgres", "ibiki-providers", "ibiki-http"]
+CRATES = [
+    "ibiki-core", "ibiki-memory", "ibiki-postgres", "ibiki-providers", "ibiki-http", "ibiki-forward",
+]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # rustdoc's item kinds, as a reader calls them.
