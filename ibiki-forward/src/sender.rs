@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use ibiki_core::{AddressPolicy, AttemptOutcome, EndpointSecrets, ForwardClaim};
 use reqwest::header::{CONTENT_TYPE, LOCATION};
-use rustls_platform_verifier::BuilderVerifierExt as _;
 use standardwebhooks::Webhook;
 use time::OffsetDateTime;
 
@@ -71,9 +70,10 @@ pub struct SenderError(#[source] Box<dyn StdError + Send + Sync>);
 /// Makes the requests that forward replies: one [`send`](Self::send) per
 /// attempt.
 ///
-/// Its HTTP client speaks HTTP/1.1, over TLS with rustls (the *ring*
-/// provider, the system's root certificates), follows no redirect, uses no
-/// proxy, and connects only to addresses its [`AddressPolicy`] allows
+/// Its HTTP client speaks HTTP/1.1, over TLS with rustls (the process's
+/// default crypto provider if one is installed, else aws-lc-rs; the
+/// platform's certificate verifier), follows no redirect, uses no proxy,
+/// and connects only to addresses its [`AddressPolicy`] allows
 /// ([`GuardedResolver`]). Cloning it shares the client and its connection
 /// pool.
 #[derive(Clone)]
@@ -164,7 +164,7 @@ impl Sender {
     /// A sender making its requests as `config` says.
     pub fn new(config: SenderConfig) -> Result<Self, SenderError> {
         let client = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls_config().map_err(|e| SenderError(Box::new(e)))?)
+            .tls_backend_rustls()
             .dns_resolver(GuardedResolver::new(config.policy))
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
@@ -272,24 +272,6 @@ impl Sender {
         };
         (AttemptKind::Status, Some(status.as_u16()), Some(error))
     }
-}
-
-/// rustls with the *ring* provider and the platform's certificate
-/// verifier, speaking HTTP/1.1.
-///
-/// *ring* builds with a C compiler alone (aws-lc-rs, rustls's default, may
-/// need cmake, and NASM on Windows). rustls 0.23.48 deprecated *ring*'s
-/// provider for lacking post-quantum key exchange: the requests still get
-/// TLS 1.3 with X25519 or ECDHE, which is what most endpoints offer.
-fn tls_config() -> Result<rustls::ClientConfig, rustls::Error> {
-    #[allow(deprecated)]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_platform_verifier()?
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(config)
 }
 
 /// The `webhook-signature` value: the current secret's signature, then the
@@ -437,9 +419,7 @@ mod tests {
     }
 
     #[test]
-    fn the_tls_configuration_builds() -> Result<(), Box<dyn std::error::Error>> {
-        let config = tls_config()?;
-        assert_eq!(config.alpn_protocols, [b"http/1.1".to_vec()]);
+    fn the_default_sender_builds() -> Result<(), SenderError> {
         Sender::new(SenderConfig::default())?;
         Ok(())
     }
