@@ -118,6 +118,7 @@ mod assign;
 mod builder;
 mod deadline;
 mod error;
+mod forward;
 mod import_table;
 mod keepalive;
 mod keys;
