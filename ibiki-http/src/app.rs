@@ -11,7 +11,8 @@ use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use ibiki_core::{
-    ClientId, Destination, DynReplyStore, InboundReply, Normalizer, Receipt, StoreError,
+    AddressPolicy, ClientId, Destination, DynForwardStore, DynReplyStore, InboundReply, Normalizer,
+    Receipt, StoreError,
 };
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -25,8 +26,8 @@ use crate::openapi::{ErrorBody, Health};
 use crate::sms_signature::WebhookSecret;
 use crate::stream_slots::{StreamSlot, StreamSlots};
 use crate::{
-    admin, events, held, history, inbox, keys, metrics, openapi, pages, provider_webhook,
-    sms_webhook,
+    admin, deliveries, endpoint, events, held, history, inbox, keys, metrics, openapi, pages,
+    provider_webhook, sms_webhook,
 };
 use ibiki_providers::{MAX_BODY_BYTES, PublicUrl, Registry};
 
@@ -53,6 +54,8 @@ pub struct App {
     metrics: Metrics,
     limits: Limits,
     streams: Arc<StreamSlots>,
+    forwards: Option<Arc<DynForwardStore>>,
+    endpoint_policy: AddressPolicy,
 }
 
 /// A signal that ends the live streams, started by the first stream.
@@ -137,7 +140,28 @@ impl App {
             metrics: Metrics::new(),
             limits: Limits::default(),
             streams: Arc::new(StreamSlots::new(&Limits::default())),
+            forwards: None,
+            endpoint_policy: AddressPolicy::PublicOnly,
         }
+    }
+
+    /// Serves clients' endpoints and deliveries
+    /// (`/api/admin/clients/{userId}/endpoint`, `…/deliveries`, and the
+    /// client's own under `/api/clients/{userId}/…`) from `forwards`:
+    /// usually the same store as the app's, which creates each reply's
+    /// forward as it records the reply. Endpoint URLs are checked against
+    /// `policy`. Without it those routes answer 404
+    /// `forwarding_not_enabled`. The app only manages forwards: a worker
+    /// (`ibiki-forward`) sends them.
+    pub fn with_forwarding(
+        mut self,
+        forwards: Arc<DynForwardStore>,
+        policy: AddressPolicy,
+    ) -> Self {
+        self.metrics.count_forwards_of(forwards.clone());
+        self.forwards = Some(forwards);
+        self.endpoint_policy = policy;
+        self
     }
 
     /// Uses `limits` instead of the defaults: the body read timeout and the
@@ -214,6 +238,21 @@ impl App {
 
     pub(crate) fn store(&self) -> &DynReplyStore {
         &*self.store
+    }
+
+    /// The forward store, or 404 `forwarding_not_enabled`.
+    pub(crate) fn forwards(&self) -> Result<&DynForwardStore, ApiError> {
+        self.forwards.as_deref().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "forwarding_not_enabled",
+                "this server does not forward replies to clients' endpoints",
+            )
+        })
+    }
+
+    pub(crate) fn endpoint_policy(&self) -> AddressPolicy {
+        self.endpoint_policy
     }
 
     pub(crate) fn normalizer(&self) -> &Normalizer {
@@ -338,6 +377,21 @@ fn api_routes() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(held::deliver))
         .routes(routes!(inbox::messages))
         .routes(routes!(events::events))
+        .routes(routes!(
+            endpoint::admin_put,
+            endpoint::admin_get,
+            endpoint::admin_delete
+        ))
+        .routes(routes!(endpoint::admin_secret))
+        .routes(routes!(endpoint::admin_rotate))
+        .routes(routes!(endpoint::admin_replay))
+        .routes(routes!(deliveries::admin_list))
+        .routes(routes!(deliveries::admin_retry))
+        .routes(routes!(endpoint::own_put, endpoint::own_get))
+        .routes(routes!(endpoint::own_secret))
+        .routes(routes!(endpoint::own_rotate))
+        .routes(routes!(deliveries::own_list))
+        .routes(routes!(deliveries::own_retry))
         .routes(routes!(metrics::serve))
 }
 

@@ -72,6 +72,8 @@ mod app;
 mod auth;
 #[cfg(feature = "axum")]
 mod body_deadline;
+mod deliveries;
+mod endpoint;
 #[cfg(feature = "axum")]
 mod error;
 #[cfg(feature = "axum")]
@@ -116,7 +118,7 @@ pub use crate::events::POLL_INTERVAL;
 #[cfg(feature = "axum")]
 pub use crate::limits::{Limits, Refusal};
 #[cfg(feature = "axum")]
-pub use crate::metrics::Metrics;
+pub use crate::metrics::{DeliveryOutcome, Metrics};
 #[cfg(feature = "axum")]
 pub use crate::openapi::document as openapi_document;
 #[cfg(feature = "axum")]

@@ -11,8 +11,8 @@
 //! carry a phone number or a client id by mistake.
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -20,7 +20,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
-use ibiki_core::{AssignmentChange, Change, DynReplyStore, Receipt, ReplyStore, StoreError};
+use ibiki_core::{
+    AssignmentChange, Change, DynForwardStore, DynReplyStore, Receipt, ReplyStore, StoreError,
+};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
     DescriptorEncoder, EncodeLabelSet, EncodeMetric, LabelSetEncoder, prometheus_text,
@@ -46,6 +48,20 @@ pub(crate) const UNKNOWN_ROUTE: &str = "unknown";
 /// one a few milliseconds, a struggling one hundreds).
 const RECEIVE_BUCKETS: [f64; 13] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+];
+
+/// Upper bounds of the delivery attempt buckets, in seconds: a local
+/// receiver answers in a millisecond, a distant one in a hundred, a dying
+/// one at the 15 s timeout.
+const ATTEMPT_BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 15.0,
+];
+
+/// Upper bounds of the delivery lag buckets, in seconds: from a few
+/// milliseconds (the first attempt) to the 28 hours of the retry schedule.
+const LAG_BUCKETS: [f64; 16] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0, 300.0, 1800.0, 7200.0, 18000.0,
+    36000.0, 108000.0,
 ];
 
 /// ibiki's metrics: counters the app updates as it serves, and the held
@@ -102,7 +118,12 @@ struct Inner {
     released: Counter,
     rerouted: Counter,
     refusals: Family<RefusalLabels, Counter>,
-    held: Arc<HeldReplies>,
+    held: Arc<StoreGauge>,
+    deliveries: Family<DeliveryLabels, Counter>,
+    attempt_seconds: Histogram,
+    lag_seconds: Histogram,
+    pending: Arc<StoreGauge>,
+    forwards: OnceLock<Arc<DynForwardStore>>,
 }
 
 impl fmt::Debug for Metrics {
@@ -131,8 +152,24 @@ impl Metrics {
             released: Counter::default(),
             rerouted: Counter::default(),
             refusals: Family::default(),
-            held: Arc::default(),
+            held: Arc::new(StoreGauge::new(
+                "ibiki_held_replies",
+                "Replies held right now, waiting for someone to own their number (read from the \
+                 store at each scrape).",
+            )),
+            deliveries: Family::default(),
+            attempt_seconds: Histogram::new(ATTEMPT_BUCKETS),
+            lag_seconds: Histogram::new(LAG_BUCKETS),
+            pending: Arc::new(StoreGauge::new(
+                "ibiki_deliveries_pending",
+                "Replies waiting to be delivered to their clients' endpoints, on every server \
+                 (read from the store at each scrape).",
+            )),
+            forwards: OnceLock::new(),
         };
+        for outcome in DeliveryOutcome::ALL {
+            let _ = inner.deliveries.get_or_create(&DeliveryLabels(outcome));
+        }
         // Every kind shows from the start, at 0: an alert on its rate then
         // works before the first error.
         for kind in StoreErrorKind::ALL {
@@ -165,10 +202,43 @@ impl Metrics {
             Err(error) => {
                 tracing::warn!(error = %error, "held replies not counted");
                 self.store_error(&error);
-                HeldReplies::UNKNOWN
+                StoreGauge::UNKNOWN
             }
         };
         self.inner.held.count.store(held, Ordering::Relaxed);
+        if let Some(forwards) = self.inner.forwards.get() {
+            let pending = match forwards.pending_forwards().await {
+                Ok(count) => i64::try_from(count).unwrap_or(i64::MAX),
+                Err(error) => {
+                    tracing::warn!(error = %error, "pending deliveries not counted");
+                    self.store_error(&error);
+                    StoreGauge::UNKNOWN
+                }
+            };
+            self.inner.pending.count.store(pending, Ordering::Relaxed);
+        }
+    }
+
+    /// Reads the pending deliveries gauge from `forwards` at each
+    /// [`refresh`](Self::refresh) (the first store given stays).
+    pub fn count_forwards_of(&self, forwards: Arc<DynForwardStore>) {
+        let _ = self.inner.forwards.set(forwards);
+    }
+
+    /// One attempt to deliver a reply to its client's endpoint: how it ended
+    /// and how long it took. A forwarding worker reports here.
+    pub fn delivery_attempt(&self, outcome: DeliveryOutcome, took: Duration) {
+        self.inner
+            .deliveries
+            .get_or_create(&DeliveryLabels(outcome))
+            .inc();
+        self.inner.attempt_seconds.observe(took.as_secs_f64());
+    }
+
+    /// A reply delivered to its client's endpoint `lag` after it reached the
+    /// inbox.
+    pub fn delivery_lag(&self, lag: Duration) {
+        self.inner.lag_seconds.observe(lag.as_secs_f64());
     }
 
     /// Refreshes the gauge from `store`, then encodes every metric in the
@@ -320,43 +390,91 @@ impl Inner {
              max_connections (closed as soon as accepted), max_streams (live stream answered 429)",
             self.refusals.clone(),
         );
+        registry.register(
+            "ibiki_deliveries",
+            "Attempts to deliver replies to clients' endpoints, by outcome: delivered (a 2xx), \
+             attempt_failed (retried on the schedule) or exhausted (the schedule is spent: \
+             failed until retried by hand)",
+            self.deliveries.clone(),
+        );
+        registry.register(
+            "ibiki_delivery_attempt_duration_seconds",
+            "Time one delivery attempt took, from connecting to the response's end",
+            self.attempt_seconds.clone(),
+        );
+        registry.register(
+            "ibiki_delivery_lag_seconds",
+            "Time from a reply reaching the inbox to its delivery to the client's endpoint",
+            self.lag_seconds.clone(),
+        );
         registry.register_collector(Box::new(self.held.clone()));
+        registry.register_collector(Box::new(self.pending.clone()));
     }
 }
 
-/// The held replies gauge: the last count read from the store, or nothing
-/// when the last read failed (or none was made).
+/// How a delivery attempt ended, as `ibiki_deliveries_total` counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DeliveryOutcome {
+    /// A `2xx`: delivered.
+    Delivered,
+    /// Failed; another attempt is scheduled.
+    AttemptFailed,
+    /// Failed, and the schedule is spent: the delivery is failed.
+    Exhausted,
+}
+
+impl DeliveryOutcome {
+    const ALL: [Self; 3] = [Self::Delivered, Self::AttemptFailed, Self::Exhausted];
+
+    /// The label value: `delivered`, `attempt_failed` or `exhausted`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::AttemptFailed => "attempt_failed",
+            Self::Exhausted => "exhausted",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct DeliveryLabels(DeliveryOutcome);
+
+impl EncodeLabelSet for DeliveryLabels {
+    fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> fmt::Result {
+        [("outcome", self.0.as_str())].encode(encoder)
+    }
+}
+
+/// A gauge read from the store at each scrape: the last count read, or
+/// nothing when the last read failed (or none was made).
 #[derive(Debug)]
-struct HeldReplies {
+struct StoreGauge {
+    name: &'static str,
+    help: &'static str,
     count: AtomicI64,
 }
 
-impl HeldReplies {
+impl StoreGauge {
     const UNKNOWN: i64 = -1;
-}
 
-impl Default for HeldReplies {
-    fn default() -> Self {
+    fn new(name: &'static str, help: &'static str) -> Self {
         Self {
+            name,
+            help,
             count: AtomicI64::new(Self::UNKNOWN),
         }
     }
 }
 
-impl Collector for HeldReplies {
+impl Collector for StoreGauge {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
         let count = self.count.load(Ordering::Relaxed);
         if count == Self::UNKNOWN {
             return Ok(());
         }
         let gauge = ConstGauge::new(count);
-        let metric = encoder.encode_descriptor(
-            "ibiki_held_replies",
-            "Replies held right now, waiting for someone to own their number (read from the \
-             store at each scrape).",
-            None,
-            gauge.metric_type(),
-        )?;
+        let metric = encoder.encode_descriptor(self.name, self.help, None, gauge.metric_type())?;
         gauge.encode(metric)
     }
 }

@@ -34,6 +34,7 @@ pub(crate) const BEARER: &str = "bearer";
     tags(
         (name = "admin", description = "Assign numbers, inspect routing and held replies"),
         (name = "inbox", description = "A client's replies"),
+        (name = "forwarding", description = "Each reply pushed to its client's own endpoint, signed (Standard Webhooks) and retried"),
         (name = "webhook", description = "The provider's inbound-reply webhook"),
         (name = "meta", description = "Health, metrics and this document"),
     )

@@ -36,6 +36,8 @@
 
 mod chunked;
 mod clients;
+mod forward_store;
+mod forwards;
 mod history;
 mod keys;
 mod state;

@@ -4,13 +4,14 @@ use std::collections::{BTreeMap, HashMap};
 
 use foldhash::fast::RandomState;
 use ibiki_core::{
-    AssignmentChange, Change, ClientId, ClientSummary, Conflict, Cursor, Delivery, DeliveryKind,
-    HeldTarget, HistoryEvent, InboundReply, MessageId, Page, PageRequest, PhoneNumber, Receipt,
-    StoreError, StoredReply,
+    AssignmentChange, Change, ClaimRequest, ClientId, ClientSummary, Conflict, Cursor, Delivery,
+    DeliveryKind, ForwardClaim, HeldTarget, HistoryEvent, InboundReply, MessageId, Page,
+    PageRequest, PhoneNumber, Receipt, StoreError, StoredReply,
 };
 use time::OffsetDateTime;
 
 use crate::clients::{ClientIdx, Clients, ReplyIdx};
+use crate::forwards::Forwards;
 use crate::history::History;
 use crate::table::{Entry, Table};
 
@@ -30,6 +31,8 @@ pub(crate) struct State {
     next_held: u64,
     /// Every ownership change of every number.
     history: History,
+    /// Clients' endpoints and the forwards of their replies.
+    forwards: Forwards,
 }
 
 impl State {
@@ -155,6 +158,9 @@ impl State {
         if seqs.is_empty() {
             return 0;
         }
+        let Some(client) = self.clients.id(idx).cloned() else {
+            return 0;
+        };
         let Some(inbox) = self.clients.inbox_mut(idx) else {
             return 0;
         };
@@ -166,6 +172,7 @@ impl State {
                         kind: DeliveryKind::Released,
                         at,
                     };
+                    self.forwards.create(&client, stored, at);
                 }
             }
         }
@@ -190,6 +197,9 @@ impl State {
             .and_then(|o| Some((o, self.clients.id(o)?.clone())));
         let at = self.history.now();
         let stored = StoredReply::on_receipt(u64::from(idx), reply, owner.is_some(), at);
+        if let Some((_, client)) = &owner {
+            self.forwards.create(client, &stored, at);
+        }
         self.replies.insert(idx, stored);
         if let Some((owner, id)) = owner {
             if let Some(inbox) = self.clients.inbox_mut(owner) {
@@ -248,15 +258,66 @@ impl State {
         {
             seqs.retain(|&s| s != seq);
         }
+        let at = self.history.now();
         reply.delivery = Delivery {
             kind: DeliveryKind::Rerouted,
-            at: self.history.now(),
+            at,
         };
         let reply = reply.clone();
+        self.forwards.create(&owner, &reply, at);
         if let Some(inbox) = self.clients.inbox_mut(client) {
             inbox.replies.push_back(idx);
         }
         Ok((reply, owner))
+    }
+
+    /// The forwards to change, and the store's clock now.
+    pub(crate) fn forwards_mut(&mut self) -> (&mut Forwards, OffsetDateTime) {
+        let now = self.history.now();
+        (&mut self.forwards, now)
+    }
+
+    pub(crate) fn forwards(&self) -> &Forwards {
+        &self.forwards
+    }
+
+    /// Makes every reply that reached `client`'s inbox at or after `since`
+    /// due for forwarding now; `None` without an endpoint.
+    pub(crate) fn replay(&mut self, client: &ClientId, since: OffsetDateTime) -> Option<u64> {
+        if !self.forwards.has_endpoint(client) {
+            return None;
+        }
+        let now = self.history.now();
+        let inbox = self
+            .clients
+            .find(client)
+            .and_then(|idx| self.clients.inbox(idx));
+        let replies = inbox
+            .into_iter()
+            .flat_map(|inbox| inbox.replies.iter())
+            .filter_map(|r| self.replies.get(r))
+            .filter(|reply| reply.delivery.at >= since);
+        Some(self.forwards.replay(client, replies, now))
+    }
+
+    /// Leases the forwards `request` allows, with what each attempt needs.
+    pub(crate) fn claim(&mut self, request: &ClaimRequest) -> Vec<ForwardClaim> {
+        let now = self.history.now();
+        let leased = self.forwards.claim(request, now);
+        leased
+            .into_iter()
+            .filter_map(|(lease, client, reply)| {
+                let reply = self.replies.get(&ReplyIdx::try_from(reply).ok()?)?.clone();
+                let (url, secrets) = self.forwards.target(&client, now)?;
+                Some(ForwardClaim {
+                    lease,
+                    client,
+                    url,
+                    secrets,
+                    reply,
+                })
+            })
+            .collect()
     }
 
     pub(crate) fn inbox(
@@ -353,6 +414,7 @@ impl State {
             };
             let count = count.min(inbox.replies.len());
             for reply in inbox.replies.drain(..count) {
+                self.forwards.forget_reply(u64::from(reply));
                 let id = self.replies.remove(&reply).and_then(|r| r.message_id);
                 if let Some(id) = id {
                     self.message_ids.remove(&id);

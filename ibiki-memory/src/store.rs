@@ -4,9 +4,9 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use ibiki_core::{
-    AssignmentChange, AssignmentStore, Change, ClientId, ClientSummary, HeldTarget, HistoryEvent,
-    InboundReply, InboxSignals, Page, PageRequest, PhoneNumber, Receipt, ReplyStore, StoreError,
-    StoredReply,
+    AssignmentChange, AssignmentStore, Change, ClientId, ClientSummary, ForwardSignals, HeldTarget,
+    HistoryEvent, InboundReply, InboxSignals, Page, PageRequest, PhoneNumber, Receipt, ReplyStore,
+    StoreError, StoredReply,
 };
 use time::OffsetDateTime;
 
@@ -35,11 +35,13 @@ use crate::state::State;
 /// ```
 ///
 /// Live readers ([`ReplyStore::inbox_signals`]) are woken in-process, by
-/// the store's own receives, releases and re-routes.
+/// the store's own receives, releases and re-routes; so are forwarding
+/// workers ([`ForwardStore::forward_signals`](ibiki_core::ForwardStore::forward_signals)).
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     state: RwLock<State>,
     signals: InboxSignals,
+    pub(crate) forward_signals: ForwardSignals,
     keys: KeyLock,
 }
 
@@ -51,11 +53,11 @@ impl MemoryStore {
 
     /// The lock is only poisoned by a panic inside `State`, whose every change
     /// is checked before it is made; the data stays consistent, so go on.
-    fn read(&self) -> RwLockReadGuard<'_, State> {
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, State> {
         self.state.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, State> {
+    pub(crate) fn write(&self) -> RwLockWriteGuard<'_, State> {
         self.state.write().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -85,6 +87,7 @@ impl AssignmentStore for MemoryStore {
         let result = self.write().change(client, numbers, change);
         if result.as_ref().is_ok_and(|change| change.released > 0) {
             self.signals.notify(client);
+            self.forward_signals.notify();
         }
         #[cfg(feature = "tracing")]
         crate::trace::changed(&result);
@@ -136,6 +139,7 @@ impl ReplyStore for MemoryStore {
         let result = self.write().receive(reply);
         if let Ok(Receipt::Routed(client)) = &result {
             self.signals.notify(client);
+            self.forward_signals.notify();
         }
         #[cfg(feature = "tracing")]
         crate::trace::received(&result);
@@ -157,6 +161,7 @@ impl ReplyStore for MemoryStore {
     async fn deliver_held(&self, id: u64, target: &HeldTarget) -> Result<StoredReply, StoreError> {
         let (reply, client) = self.write().deliver_held(id, target)?;
         self.signals.notify(&client);
+        self.forward_signals.notify();
         Ok(reply)
     }
 

@@ -21,3 +21,20 @@ mod keys {
 
     ibiki_core::key_store_tests!(|| async { Some(MemoryStore::new()) });
 }
+
+/// The forward store's rules and the forwarding property.
+mod forwards {
+    use ibiki_memory::MemoryStore;
+
+    ibiki_core::forward_store_tests!(|| async { Some(MemoryStore::new()) });
+
+    /// Through a type-erased pointer too.
+    mod boxed {
+        use ibiki_core::DynForwardStore;
+        use ibiki_memory::MemoryStore;
+
+        ibiki_core::forward_store_tests!(|| async {
+            Some(Box::new(MemoryStore::new()) as Box<DynForwardStore>)
+        });
+    }
+}

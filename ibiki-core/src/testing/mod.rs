@@ -15,6 +15,7 @@
 //! and [`Model`](model::Model) is the reference the property checks against.
 
 mod conformance;
+mod forwards;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod import;
@@ -25,6 +26,7 @@ mod signals;
 mod state_machine;
 
 pub use self::conformance::*;
+pub use self::forwards::*;
 pub use self::keys::*;
 pub use self::signals::inbox_signals_wake_the_receiving_client;
 pub use self::state_machine::{CLIENTS, NUMBERS, Op, run_ops, state_machine_property};

@@ -6,6 +6,7 @@ mod assignments;
 mod auth;
 mod down_store;
 mod events;
+mod forwarding;
 mod held;
 mod history;
 mod inbox;

@@ -14,8 +14,22 @@ use crate::support::{admin, app_over, assert_error, request, router, send};
 
 /// The routes the document lists, as `(method, path template)`; the SMS
 /// providers' `/webhooks/{provider}` is left to its own tests.
-const DOCUMENTED: [(&str, &str); 17] = [
+const DOCUMENTED: [(&str, &str); 31] = [
     ("get", "/api/admin/clients"),
+    ("get", "/api/admin/clients/{userId}/deliveries"),
+    ("put", "/api/admin/clients/{userId}/endpoint"),
+    ("get", "/api/admin/clients/{userId}/endpoint"),
+    ("delete", "/api/admin/clients/{userId}/endpoint"),
+    ("post", "/api/admin/clients/{userId}/endpoint/replay"),
+    ("get", "/api/admin/clients/{userId}/endpoint/secret"),
+    ("post", "/api/admin/clients/{userId}/endpoint/secret/rotate"),
+    ("post", "/api/admin/deliveries/{id}/retry"),
+    ("get", "/api/clients/{userId}/deliveries"),
+    ("post", "/api/clients/{userId}/deliveries/{id}/retry"),
+    ("put", "/api/clients/{userId}/endpoint"),
+    ("get", "/api/clients/{userId}/endpoint"),
+    ("get", "/api/clients/{userId}/endpoint/secret"),
+    ("post", "/api/clients/{userId}/endpoint/secret/rotate"),
     ("get", "/api/admin/clients/{userId}/keys"),
     ("post", "/api/admin/clients/{userId}/keys"),
     ("delete", "/api/admin/clients/{userId}/keys/{id}"),

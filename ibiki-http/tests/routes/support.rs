@@ -8,7 +8,7 @@ use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::{Method, Request, StatusCode};
-use ibiki_core::DynReplyStore;
+use ibiki_core::{AddressPolicy, DynReplyStore};
 use ibiki_http::{AdminToken, App, BearerAuth};
 use ibiki_memory::MemoryStore;
 use serde_json::{Value, json};
@@ -33,7 +33,9 @@ pub(crate) fn app_over(store: Arc<DynReplyStore>) -> App {
 /// [`TOKEN`] and to the clients' keys of the store.
 pub(crate) fn router() -> Router {
     let store = Arc::new(MemoryStore::new());
-    App::new(store.clone(), BearerAuth::new(admin_token(), store)).router()
+    App::new(store.clone(), BearerAuth::new(admin_token(), store.clone()))
+        .with_forwarding(store, AddressPolicy::PublicOnly)
+        .router()
 }
 
 /// A request with an optional `Authorization` value and a typed body.
