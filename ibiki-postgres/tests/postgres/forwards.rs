@@ -1,6 +1,8 @@
-//! Forwarding on PostgreSQL: forwards created in the statement that puts a
-//! reply into an inbox, on every path; claims by workers on separate
-//! connections; leases that expire; wake-ups through the database.
+//! Forwarding on PostgreSQL: the forward store's rules and the forwarding
+//! property, each case in a fresh schema; then what only a database shows:
+//! forwards created in the statement that puts a reply into an inbox, on
+//! every path; claims by workers on separate connections; leases that
+//! expire; wake-ups through the database.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -18,6 +20,8 @@ use tokio::task::JoinSet;
 use tokio::time::timeout;
 
 use crate::support::{TestStore, fresh_store};
+
+ibiki_core::forward_store_tests!(|| async { fresh_store().await.map(TestStore::into_store) });
 
 /// The bound a worker's wake-up is held to here; the goal is 100 ms, a
 /// loaded test machine gets more.
@@ -269,7 +273,10 @@ async fn a_claim_carries_what_the_attempt_needs() {
         Some(claim.secrets.clone()),
         ok(store.endpoint_secrets(&acme).await, "secrets")
     );
-    assert_eq!(whole_inbox(store, &acme).await, std::slice::from_ref(&claim.reply));
+    assert_eq!(
+        whole_inbox(store, &acme).await,
+        std::slice::from_ref(&claim.reply)
+    );
     let delivered = AttemptOutcome::Delivered { status: 204 };
     assert!(ok(store.finish(claim.lease, &delivered).await, "finish"));
     assert!(
