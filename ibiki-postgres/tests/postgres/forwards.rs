@@ -817,3 +817,58 @@ async fn workers_are_woken_when_a_forward_is_due() {
         .await
         .unwrap_or_else(|_| panic!("not woken by a retry"));
 }
+
+/// The claim and the pending count read the partial index of pending
+/// forwards, never the delivered ones: 20,000 delivered, 10 pending.
+#[tokio::test]
+async fn claims_read_the_due_index() {
+    let Some(test) = fresh_store().await else {
+        return;
+    };
+    let store = test.store();
+    let acme = client("acme");
+    endpoint(store, &acme, true).await;
+    let s = test.schema();
+    let mut conn = test.connection().await;
+    let fill = format!(
+        "INSERT INTO {s}.replies (to_number, from_address, body, received_at, client_id, \
+         delivery_seq, delivery, delivered_at) \
+         SELECT '+14155550100', '+15005550006', 'x', now(), 'acme', g, 'routed', now() \
+         FROM generate_series(1, 20010) AS g; \
+         INSERT INTO {s}.forwards (reply_id, client_id, status, next_attempt_at) \
+         SELECT r.id, r.client_id, CASE WHEN r.delivery_seq <= 20000 THEN 'delivered' \
+         ELSE 'pending' END, CASE WHEN r.delivery_seq > 20000 THEN now() END \
+         FROM {s}.replies AS r; \
+         ANALYZE {s}.replies; ANALYZE {s}.forwards"
+    );
+    sqlx::raw_sql(&fill)
+        .execute(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // The due forwards as `claim_forwards` reads them.
+    let due = format!(
+        "EXPLAIN SELECT f.id, f.client_id \
+         FROM {s}.forwards AS f JOIN {s}.endpoints AS e ON e.client_id = f.client_id \
+         WHERE f.status = 'pending' AND f.next_attempt_at <= now() \
+         AND (f.leased_until IS NULL OR f.leased_until < now()) AND e.enabled \
+         ORDER BY f.next_attempt_at, f.id"
+    );
+    let count = format!("EXPLAIN SELECT count(*) FROM {s}.forwards WHERE status = 'pending'");
+    for explain in [due, count] {
+        let lines: Vec<String> = sqlx::query_scalar(&explain)
+            .fetch_all(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("{explain}: {e}"));
+        let shown = lines.join("\n");
+        assert!(shown.contains("forwards_due_idx"), "{shown}");
+    }
+    assert_eq!(ok(store.pending_forwards().await, "pending"), 10);
+    assert_eq!(
+        ok(
+            store.claim(&request(5, Duration::from_secs(60))).await,
+            "claim"
+        )
+        .len(),
+        5
+    );
+}
