@@ -143,9 +143,14 @@ impl PostgresStoreBuilder {
     /// It checks itself with a bounded `SELECT 1` after 30 s without a
     /// notification and reconnects when that fails, waking every reader.
     ///
-    /// Turn it off for a store that serves no live readers (an import, a
-    /// prune), or behind a pooler in transaction mode, where a `LISTEN`
-    /// hears nothing: readers then poll.
+    /// The same connection wakes the store's forwarding workers when a
+    /// forward becomes due
+    /// ([`ForwardStore::forward_signals`](ibiki_core::ForwardStore::forward_signals)).
+    ///
+    /// Turn it off for a store that serves no live readers and runs no
+    /// forwarding workers (an import, a prune), or behind a pooler in
+    /// transaction mode, where a `LISTEN` hears nothing: readers then poll,
+    /// and workers read on their timer.
     pub fn inbox_signals(mut self, on: bool) -> Self {
         self.inbox_signals = on;
         self

@@ -1,6 +1,8 @@
 //! The PostgreSQL store for [ibiki](ibiki_core): a store for the
-//! [`AssignmentStore`](ibiki_core::AssignmentStore) and
-//! [`ReplyStore`](ibiki_core::ReplyStore) traits of `ibiki-core`.
+//! [`AssignmentStore`](ibiki_core::AssignmentStore),
+//! [`ReplyStore`](ibiki_core::ReplyStore),
+//! [`KeyStore`](ibiki_core::KeyStore) and
+//! [`ForwardStore`](ibiki_core::ForwardStore) traits of `ibiki-core`.
 //!
 //! **Start here**: [`PostgresStore::connect`] (or
 //! [`PostgresStore::builder`] for the schema and pool settings), then
@@ -42,6 +44,10 @@
 //!   inbox, and how and when it was delivered (`delivery`, `delivered_at`,
 //!   written by the same `INSERT` or `UPDATE` that places it); indexed for
 //!   held replies by number and for inbox pages.
+//! - `endpoints` and `forwards`: each client's own endpoint (URL, state,
+//!   signing secrets) and one forward per reply that reached the inbox of a
+//!   client with one, created by the same statement that put the reply there
+//!   ([`ForwardStore`](ibiki_core::ForwardStore); see *Forwarding* below).
 //! - `number_history`: every ownership change of every number, append-only,
 //!   written by `change_numbers` in the same statement as the change, at one
 //!   instant per change; its index `(phone_number, at DESC, seq DESC)`
@@ -90,7 +96,25 @@
 //! every (re)connection it wakes every reader, since notifications sent
 //! while it was not listening are lost; after 30 s without a notification it
 //! checks the connection with a bounded `SELECT 1` and replaces it if no
-//! answer comes. [`PostgresStoreBuilder::inbox_signals`] turns it off.
+//! answer comes. [`PostgresStoreBuilder::inbox_signals`] turns it off, and
+//! with it the forwarding wake-ups the same connection hears (see below).
+//!
+//! # Forwarding
+//!
+//! [`ForwardStore`](ibiki_core::ForwardStore) (migration
+//! `0008_forwarding.sql`): the statement that routes, releases or re-routes
+//! a reply into the inbox of a client with an endpoint inserts the reply's
+//! forward too, so both commit or neither, at no extra round trip. Creating
+//! or deleting an endpoint takes the client's delivery lock, like every
+//! delivery: a delivery sees the endpoint or committed before it existed,
+//! and a deleted endpoint leaves no forward behind. A claim is one
+//! statement: due forwards of enabled endpoints, oldest first, each locked
+//! with `FOR UPDATE SKIP LOCKED` within the worker's room per endpoint, so
+//! concurrent workers never wait for each other nor take the same forward;
+//! an outcome is recorded only under the last claim's lease. Triggers
+//! `NOTIFY` the schema's forwarding channel when a forward becomes due now,
+//! and the store's listener wakes its
+//! [`ForwardStore::forward_signals`](ibiki_core::ForwardStore::forward_signals).
 //!
 //! # Retention
 //!
@@ -118,6 +142,7 @@ mod assign;
 mod builder;
 mod deadline;
 mod error;
+mod forward;
 mod import_table;
 mod keepalive;
 mod keys;

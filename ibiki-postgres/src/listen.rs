@@ -1,13 +1,17 @@
-//! Live inbox readers woken by the database: one `LISTEN` per store.
+//! Live inbox readers and forwarding workers woken by the database: one
+//! listening connection per store.
 //!
 //! The schema's triggers (`migrations/0006_inbox_notify.sql`) notify the
 //! schema's [`channel`] with the client ids, one per line, whenever a
 //! statement puts replies into inboxes, whichever process wrote; PostgreSQL
 //! delivers it when the transaction commits. Each store keeps one connection of its own listening
 //! there and wakes the readers of that client in its [`InboxSignals`].
+//! The same connection listens on the schema's [`forward_channel`], where
+//! the triggers of `migrations/0008_forwarding.sql` announce that a forward
+//! became due now, and wakes the store's [`ForwardSignals`].
 //!
 //! A notification sent while nobody listens is lost, so every (re)connection
-//! wakes every reader, who read again from their cursors. A connection can
+//! wakes every reader, who read again from their cursors, and the workers. A connection can
 //! also die without a word (a failover that leaves it hanging, packets
 //! dropped): a listener that heard nothing for [`IDLE_CHECK`] asks its
 //! connection a `SELECT 1`, bounded like the pool's pings, and replaces it if
@@ -17,8 +21,8 @@
 
 use std::time::Duration;
 
-use ibiki_core::{ClientId, InboxSignals};
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use ibiki_core::{ClientId, ForwardSignals, InboxSignals};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgNotification, PgPoolOptions};
 use tokio::sync::watch;
 use tokio::time::{Instant, sleep, timeout};
 
@@ -40,6 +44,8 @@ const STEADY: Duration = IDLE_CHECK;
 
 const PREFIX: &str = "ibiki_inbox_";
 
+const FORWARD_PREFIX: &str = "ibiki_forward_";
+
 /// PostgreSQL's longest identifier, and so channel name, in bytes.
 const MAX_CHANNEL: usize = 63;
 
@@ -47,14 +53,24 @@ const MAX_CHANNEL: usize = 63;
 /// names it: the prefix and the schema's name, or the prefix, `md5:` and
 /// the name's MD5 in hex when the name is too long for a channel.
 pub(crate) fn channel(schema: &Schema) -> String {
+    named(PREFIX, schema)
+}
+
+/// The schema's channel of forwarding wake-ups, as its `forward_channel()`
+/// function names it, in the same two forms.
+pub(crate) fn forward_channel(schema: &Schema) -> String {
+    named(FORWARD_PREFIX, schema)
+}
+
+fn named(prefix: &str, schema: &Schema) -> String {
     let name = schema.as_str();
-    if PREFIX.len() + name.len() <= MAX_CHANNEL {
-        return format!("{PREFIX}{name}");
+    if prefix.len() + name.len() <= MAX_CHANNEL {
+        return format!("{prefix}{name}");
     }
     use md5::Digest;
     let digest = md5::Md5::digest(name.as_bytes());
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{PREFIX}md5:{hex}")
+    format!("{prefix}md5:{hex}")
 }
 
 /// What the listener needs: where to connect, what to listen to, whom to
@@ -63,6 +79,9 @@ pub(crate) struct Listener {
     pub(crate) options: PgConnectOptions,
     pub(crate) channel: String,
     pub(crate) signals: InboxSignals,
+    /// The forwarding channel and the workers it wakes.
+    pub(crate) forward_channel: String,
+    pub(crate) forwards: ForwardSignals,
     /// Connecting and `LISTEN`: the store's call timeout.
     pub(crate) connect_within: Duration,
     /// The idle check's `SELECT 1`: the pool's ping bound.
@@ -94,15 +113,16 @@ impl Listener {
                 _ = alive.changed() => return,
             };
             // Connected or not, deliveries may have gone unheard: every
-            // reader looks again.
+            // reader, and every worker, looks again.
             self.signals.notify_all();
+            self.forwards.notify();
             match connected {
                 Ok(mut listener) => {
                     let since = Instant::now();
                     match self.relay(&mut listener, &mut alive).await {
                         Ended::StoreGone => return,
                         Ended::Lost(why) => {
-                            tracing::warn!(error = %why, "inbox listener: connection lost, reconnecting");
+                            tracing::warn!(error = %why, "store listener: connection lost, reconnecting");
                         }
                     }
                     retry = if since.elapsed() >= STEADY {
@@ -116,7 +136,7 @@ impl Listener {
                     tracing::warn!(
                         error = %why,
                         retry_ms = retry.as_millis() as u64,
-                        "inbox listener: cannot listen; live readers are woken at each attempt"
+                        "store listener: cannot listen; live readers and forwarding workers are woken at each attempt"
                     );
                 }
             }
@@ -138,6 +158,9 @@ impl Listener {
             let mut listener = PgListener::connect_with(&pool).await?;
             // A lost connection is this task's to replace, and to report.
             listener.eager_reconnect(false);
+            // The inbox channel last: its `LISTEN` is the statement
+            // `pg_stat_activity` shows for the connection.
+            listener.listen(&self.forward_channel).await?;
             listener.listen(&self.channel).await?;
             Ok::<_, sqlx::Error>(listener)
         };
@@ -161,9 +184,9 @@ impl Listener {
             };
             match heard {
                 Ok(Ok(Some(notification))) => {
-                    self.wake(notification.payload());
+                    self.wake(&notification);
                     while let Some(notification) = listener.next_buffered() {
-                        self.wake(notification.payload());
+                        self.wake(&notification);
                     }
                 }
                 Ok(Ok(None)) => return Ended::Lost("the connection closed".to_owned()),
@@ -190,15 +213,21 @@ impl Listener {
         }
     }
 
-    /// Wakes the readers of the clients a notification names, one per line.
-    fn wake(&self, payload: &str) {
-        for line in payload.split('\n') {
+    /// Wakes the workers for a notification on the forwarding channel, the
+    /// readers of the clients named (one per line) for one on the inbox
+    /// channel.
+    fn wake(&self, notification: &PgNotification) {
+        if notification.channel() == self.forward_channel {
+            self.forwards.notify();
+            return;
+        }
+        for line in notification.payload().split('\n') {
             match ClientId::new(line) {
                 Ok(client) => self.signals.notify(&client),
                 // Not from the schema's triggers (someone else's NOTIFY on
                 // the channel): nothing to wake.
                 Err(_) => {
-                    tracing::debug!("inbox listener: a notification line that names no client")
+                    tracing::debug!("store listener: a notification line that names no client")
                 }
             }
         }
@@ -236,6 +265,29 @@ mod tests {
             assert!(channel(&schema(name)).len() <= MAX_CHANNEL, "{name}");
         }
         assert_ne!(channel(&schema(&long)), channel(&schema(&"b".repeat(52))));
+    }
+
+    #[test]
+    fn forwarding_channels_are_per_schema_and_fit() {
+        assert_eq!(forward_channel(&schema("ibiki")), "ibiki_forward_ibiki");
+        // The longest name the migration's forward_channel() keeps whole.
+        let longest_plain = "a".repeat(49);
+        assert_eq!(
+            forward_channel(&schema(&longest_plain)),
+            format!("{FORWARD_PREFIX}{longest_plain}")
+        );
+        let long = "a".repeat(52);
+        assert_eq!(
+            forward_channel(&schema(&long)),
+            "ibiki_forward_md5:b6fe77c19f0f0f4946c761d62585bfea"
+        );
+        for name in ["ibiki", &longest_plain, &"a".repeat(50), &"z".repeat(63)] {
+            assert!(
+                forward_channel(&schema(name)).len() <= MAX_CHANNEL,
+                "{name}"
+            );
+            assert_ne!(forward_channel(&schema(name)), channel(&schema(name)));
+        }
     }
 
     #[test]

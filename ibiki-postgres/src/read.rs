@@ -239,7 +239,7 @@ pub(crate) async fn reply(
 }
 
 /// The position a page starts after: 0 for the first page.
-fn after_position(page: &PageRequest) -> Result<i64, StoreError> {
+pub(crate) fn after_position(page: &PageRequest) -> Result<i64, StoreError> {
     match page.after() {
         None => Ok(0),
         Some(cursor) => cursor
@@ -249,13 +249,14 @@ fn after_position(page: &PageRequest) -> Result<i64, StoreError> {
     }
 }
 
-fn limit(page: &PageRequest) -> i64 {
+pub(crate) fn limit(page: &PageRequest) -> i64 {
     // At most MAX_PAGE_LIMIT.
     i64::try_from(page.limit()).unwrap_or(i64::MAX)
 }
 
+/// A reply as listed: the columns of `sql::REPLY_COLUMNS` and a position.
 #[derive(sqlx::FromRow)]
-struct ReplyRow {
+pub(crate) struct ReplyRow {
     id: i64,
     message_id: Option<String>,
     to_number: Option<PhoneNumber>,
@@ -285,7 +286,7 @@ fn into_page(rows: Vec<ReplyRow>) -> Result<Page<StoredReply>, StoreError> {
 }
 
 impl ReplyRow {
-    fn into_stored(self) -> Result<StoredReply, StoreError> {
+    pub(crate) fn into_stored(self) -> Result<StoredReply, StoreError> {
         let to = match (self.to_number, self.to_unparsed) {
             (Some(number), _) => Destination::Number(number),
             (None, Some(raw)) => Destination::Unparsed(raw),

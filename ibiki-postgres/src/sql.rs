@@ -28,10 +28,39 @@ pub(crate) struct Statements {
     pub(crate) keys_of: String,
     pub(crate) revoke_key: String,
     pub(crate) key_owner: String,
+    pub(crate) put_endpoint: String,
+    pub(crate) endpoint: String,
+    pub(crate) endpoint_secrets: String,
+    pub(crate) rotate_secret: String,
+    pub(crate) delete_endpoint: String,
+    pub(crate) forwards: String,
+    pub(crate) forwards_by_status: String,
+    pub(crate) forward: String,
+    pub(crate) retry_forward: String,
+    pub(crate) replay: String,
+    pub(crate) claim: String,
+    pub(crate) finish: String,
+    pub(crate) pending_forwards: String,
 }
 
 /// The columns a key is read from, as `keys::KeyRow` expects them.
 const KEY_COLUMNS: &str = "id, client_id, prefix, created_at, last_used_at";
+
+/// The columns a forward is read from (`f` a row of `forwards`, `r` its
+/// reply), as `forward::ForwardRow` expects them.
+const FORWARD_COLUMNS: &str = "f.id, f.client_id, r.message_id, f.reply_id, f.status, \
+    f.attempts, f.last_attempt_at, f.next_attempt_at, f.last_status, f.last_error";
+
+/// The columns of an endpoint's state (`e` its row), as
+/// `forward::EndpointRow` expects them: its forwards counted on
+/// `forwards_client_status_idx`.
+const ENDPOINT_COLUMNS: &str = "e.client_id, e.url, e.enabled, e.created_at, \
+    e.last_delivered_at, e.failing_since";
+
+/// The secrets of an endpoint (`e` its row) that sign now: the previous one
+/// only until it expires.
+const SECRET_COLUMNS: &str = "e.secret, \
+    CASE WHEN e.previous_until > now() THEN e.previous_secret END AS previous_secret";
 
 /// The columns a listed reply is read from, as `ReplyRow` expects them.
 const REPLY_COLUMNS: &str = "id, message_id, to_number, to_unparsed, from_address, body, \
@@ -120,6 +149,113 @@ impl Statements {
                  OR found.last_used_at < now() - make_interval(secs => $2))) \
                  SELECT client_id FROM found"
             ),
+            put_endpoint: format!(
+                "SELECT created, created_at FROM {s}.put_endpoint($1, $2, $3, $4)"
+            ),
+            endpoint: format!(
+                "SELECT {ENDPOINT_COLUMNS}, \
+                 (SELECT count(*) FROM {s}.forwards AS f \
+                 WHERE f.client_id = e.client_id AND f.status = 'pending') AS pending, \
+                 (SELECT count(*) FROM {s}.forwards AS f \
+                 WHERE f.client_id = e.client_id AND f.status = 'failed') AS failed \
+                 FROM {s}.endpoints AS e WHERE e.client_id = $1"
+            ),
+            endpoint_secrets: format!(
+                "SELECT {SECRET_COLUMNS} FROM {s}.endpoints AS e WHERE e.client_id = $1"
+            ),
+            // The current secret becomes the previous one for $3 seconds
+            // (SET reads the row as it was).
+            rotate_secret: format!(
+                "UPDATE {s}.endpoints AS e SET previous_secret = e.secret, \
+                 previous_until = now() + make_interval(secs => $3), secret = $2 \
+                 WHERE e.client_id = $1 RETURNING {SECRET_COLUMNS}"
+            ),
+            delete_endpoint: format!("SELECT {s}.delete_endpoint($1)"),
+            // Oldest first, after the forward whose id is the cursor ($2; 0
+            // for the first page): forwards_client_idx, or
+            // forwards_client_status_idx for one status ($4).
+            forwards: format!(
+                "SELECT {FORWARD_COLUMNS} FROM {s}.forwards AS f \
+                 JOIN {s}.replies AS r ON r.id = f.reply_id \
+                 WHERE f.client_id = $1 AND f.id > $2 ORDER BY f.id LIMIT $3"
+            ),
+            forwards_by_status: format!(
+                "SELECT {FORWARD_COLUMNS} FROM {s}.forwards AS f \
+                 JOIN {s}.replies AS r ON r.id = f.reply_id \
+                 WHERE f.client_id = $1 AND f.id > $2 AND f.status = $4 ORDER BY f.id LIMIT $3"
+            ),
+            forward: format!(
+                "SELECT {FORWARD_COLUMNS} FROM {s}.forwards AS f \
+                 JOIN {s}.replies AS r ON r.id = f.reply_id WHERE f.id = $1"
+            ),
+            // Due now whatever its status; its attempts, its lease and its
+            // last outcome stay.
+            retry_forward: format!(
+                "WITH f AS (UPDATE {s}.forwards AS f SET status = 'pending', next_attempt_at = now() \
+                 WHERE f.id = $1 RETURNING f.*) \
+                 SELECT {FORWARD_COLUMNS} FROM f JOIN {s}.replies AS r ON r.id = f.reply_id"
+            ),
+            replay: format!("SELECT {s}.replay($1, $2)"),
+            claim: claim(&s),
+            finish: finish(&s),
+            // Counted on the partial index forwards_due_idx: the pending rows
+            // only.
+            pending_forwards: format!("SELECT count(*) FROM {s}.forwards WHERE status = 'pending'"),
         }
     }
+}
+
+/// The claim, one statement (its own transaction): the schema's
+/// `claim_forwards` (`$1` the most forwards, `$2` the lease in seconds, `$3`
+/// the most of one client's forwards in flight in the worker, `$4`/`$5` the
+/// worker's forwards in flight now, by client), then the claims, oldest due
+/// first, with the endpoint's URL and secrets and the reply as the inbox
+/// lists it. The function's changes are not visible to the rest of the
+/// statement (its snapshot is older), so it returns the claimed rows
+/// itself; endpoints and replies it does not change.
+fn claim(s: &str) -> String {
+    format!(
+        "WITH claimed AS MATERIALIZED ( \
+            SELECT * FROM {s}.claim_forwards($1, $2, $3, $4::text[], $5::int8[]) \
+        ) \
+        SELECT c.forward_id, c.attempt, c.client_id AS forward_client, e.url, \
+            {SECRET_COLUMNS}, r.* \
+        FROM claimed AS c \
+        JOIN {s}.endpoints AS e ON e.client_id = c.client_id \
+        CROSS JOIN LATERAL (SELECT {REPLY_COLUMNS}, delivery_seq AS position \
+            FROM {s}.replies WHERE id = c.reply_id) AS r \
+        ORDER BY c.next_attempt_at, c.forward_id"
+    )
+}
+
+/// An attempt's outcome, one statement: `$1` the forward, `$2` the lease's
+/// attempt, `$3` delivered or not, `$4` the HTTP status, `$5` the error, `$6`
+/// the wait before the next attempt in seconds (NULL: none, the forward
+/// failed). Only under the lease that holds it: the attempt is the last
+/// claim's, the forward is pending and leased (an outcome clears the lease,
+/// so a second outcome of one lease is refused too). The forward's row is
+/// locked first, then its endpoint's, which records the last delivery or
+/// when it started failing (untouched while it goes on failing). Returns how
+/// many forwards changed (0 or 1).
+fn finish(s: &str) -> String {
+    format!(
+        "WITH done AS ( \
+            UPDATE {s}.forwards AS f SET \
+                status = CASE WHEN $3 THEN 'delivered' WHEN $6::float8 IS NULL THEN 'failed' \
+                    ELSE 'pending' END, \
+                next_attempt_at = CASE WHEN $3 OR $6::float8 IS NULL THEN NULL \
+                    ELSE now() + make_interval(secs => $6::float8) END, \
+                leased_until = NULL, last_attempt_at = now(), \
+                last_status = $4, last_error = $5 \
+            WHERE f.id = $1 AND f.attempts = $2 AND f.status = 'pending' \
+                AND f.leased_until IS NOT NULL \
+            RETURNING f.client_id \
+        ), endpoint AS ( \
+            UPDATE {s}.endpoints AS e SET \
+                last_delivered_at = CASE WHEN $3 THEN now() ELSE e.last_delivered_at END, \
+                failing_since = CASE WHEN $3 THEN NULL ELSE now() END \
+            FROM done WHERE e.client_id = done.client_id AND ($3 OR e.failing_since IS NULL) \
+        ) \
+        SELECT count(*) FROM done"
+    )
 }

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ibiki_core::{
-    AssignmentChange, AssignmentStore, Change, ClientId, ClientSummary, HeldTarget, HistoryEvent,
-    InboundReply, InboxSignals, Page, PageRequest, PhoneNumber, Receipt, ReplyStore, StoreError,
-    StoredReply,
+    AssignmentChange, AssignmentStore, Change, ClientId, ClientSummary, ForwardSignals, HeldTarget,
+    HistoryEvent, InboundReply, InboxSignals, Page, PageRequest, PhoneNumber, Receipt, ReplyStore,
+    StoreError, StoredReply,
 };
 use sqlx::PgPool;
 use time::OffsetDateTime;
@@ -31,8 +31,10 @@ use crate::{keepalive, listen, migrate, read, receive, reroute, retention, trace
 /// being assigned ends in the new owner's inbox (see the crate docs). Every
 /// call has a deadline ([`PostgresStoreBuilder::call_timeout`]). A
 /// connection of its own listens for deliveries by any process on the schema
-/// and wakes the live inbox readers ([`ReplyStore::inbox_signals`]). Cloning
-/// is cheap and shares the pool, the batches and the listener.
+/// and wakes the live inbox readers ([`ReplyStore::inbox_signals`]), and the
+/// forwarding workers when a forward becomes due
+/// ([`ForwardStore::forward_signals`](ibiki_core::ForwardStore::forward_signals)).
+/// Cloning is cheap and shares the pool, the batches and the listener.
 #[derive(Clone)]
 pub struct PostgresStore {
     db: Db,
@@ -45,6 +47,9 @@ pub struct PostgresStore {
     /// The live readers' wake-ups, fed by the store's listener; `None`
     /// without one.
     signals: Option<InboxSignals>,
+    /// The forwarding workers' wake-ups, fed by the same listener; `None`
+    /// without one.
+    forward_signals: Option<ForwardSignals>,
     /// Drops a test schema with the last clone (`testing::SchemaGuard::attach`);
     /// declared last, so the pool handle goes first.
     #[cfg(feature = "testing")]
@@ -100,20 +105,25 @@ impl PostgresStore {
             sql,
             receives: Arc::default(),
             signals: None,
+            forward_signals: None,
             #[cfg(feature = "testing")]
             schema_guard: None,
         };
         if listen && let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let signals = InboxSignals::new();
+            let forwards = ForwardSignals::new();
             let listener = listen::Listener {
                 options: (*store.pool().connect_options()).clone(),
                 channel: listen::channel(&store.schema),
                 signals: signals.clone(),
+                forward_channel: listen::forward_channel(&store.schema),
+                forwards: forwards.clone(),
                 connect_within: call_timeout,
                 ping_within: keepalive::ping_bound(call_timeout),
             };
             runtime.spawn(listener.run(store.alive()));
             store.signals = Some(signals);
+            store.forward_signals = Some(forwards);
         }
         store
     }
@@ -180,6 +190,10 @@ impl PostgresStore {
 
     pub(crate) fn sql(&self) -> &Statements {
         &self.sql
+    }
+
+    pub(crate) fn forward_signals_of(&self) -> Option<ForwardSignals> {
+        self.forward_signals.clone()
     }
 
     pub(crate) fn alive(&self) -> watch::Receiver<()> {

@@ -1,5 +1,6 @@
-//! The `tracing` spans of receives, receive batches and assignment changes,
-//! at debug level, each closed by one event saying what came of it.
+//! The `tracing` spans of receives, receive batches, assignment changes and
+//! forwarding claims and outcomes, at debug level, each closed by one event
+//! saying what came of it.
 //!
 //! Always on: a span costs nanoseconds beside a round trip to the server.
 //! A span carries the provider's message id, the client and counts: never a
@@ -10,7 +11,8 @@
 use std::future::Future;
 
 use ibiki_core::{
-    AssignmentChange, Change, ClientId, InboundReply, MessageId, Receipt, StoreError,
+    AssignmentChange, AttemptOutcome, Change, ClientId, ForwardClaim, InboundReply, Lease,
+    MessageId, Receipt, StoreError,
 };
 use tracing::Instrument;
 
@@ -70,6 +72,51 @@ where
             "numbers changed"
         ),
         Err(error) => tracing::debug!(error = %error, "numbers not changed"),
+    });
+    result
+}
+
+/// Runs `work`, a claim of at most `limit` forwards, in a `claim_forwards`
+/// span.
+pub(crate) async fn claim<F>(limit: u32, work: F) -> Result<Vec<ForwardClaim>, StoreError>
+where
+    F: Future<Output = Result<Vec<ForwardClaim>, StoreError>>,
+{
+    let span = tracing::debug_span!("claim_forwards", limit);
+    let result = work.instrument(span.clone()).await;
+    span.in_scope(|| match &result {
+        Ok(claims) => tracing::debug!(claimed = claims.len(), "forwards claimed"),
+        Err(error) => tracing::debug!(error = %error, "forwards not claimed"),
+    });
+    result
+}
+
+/// Runs `work`, recording `outcome` under `lease`, in a `finish_forward`
+/// span: the forward, the attempt, and whether it was delivered.
+pub(crate) async fn finish<F>(
+    lease: Lease,
+    outcome: &AttemptOutcome,
+    work: F,
+) -> Result<bool, StoreError>
+where
+    F: Future<Output = Result<bool, StoreError>>,
+{
+    let (delivered, status) = match outcome {
+        AttemptOutcome::Delivered { status } => (true, Some(*status)),
+        AttemptOutcome::Failed { status, .. } => (false, *status),
+    };
+    let span = tracing::debug_span!(
+        "finish_forward",
+        forward = lease.forward,
+        attempt = lease.attempt,
+        delivered,
+        status,
+    );
+    let result = work.instrument(span.clone()).await;
+    span.in_scope(|| match &result {
+        Ok(true) => tracing::debug!(outcome = "recorded", "forward attempt recorded"),
+        Ok(false) => tracing::debug!(outcome = "superseded", "forward attempt refused"),
+        Err(error) => tracing::debug!(error = %error, "forward attempt not recorded"),
     });
     result
 }

@@ -6,6 +6,7 @@ mod cleanup;
 mod conformance;
 mod deadline;
 mod errors;
+mod forwards;
 mod history;
 mod import;
 mod import_table;
