@@ -6,6 +6,7 @@ use clap::Parser;
 use ibiki_core::Secret;
 use ibiki_core::{BareDigits, Region};
 
+use crate::forwarding::ForwardingFlags;
 use crate::limits::LimitFlags;
 use crate::providers::ProviderFlags;
 use crate::store::DatabaseFlags;
@@ -68,6 +69,10 @@ pub struct Config {
     /// connections and live streams.
     #[command(flatten)]
     pub limits: LimitFlags,
+
+    /// Forwarding each reply to its client's endpoint.
+    #[command(flatten)]
+    pub forwarding: ForwardingFlags,
 
     /// Instead of serving: `import` or `prune` (see `ibiki-server import
     /// --help`, `ibiki-server prune --help`).

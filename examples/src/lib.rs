@@ -30,6 +30,8 @@
 //! - [`providers`](mod@providers): the SMS providers' flags, turned into
 //!   `ibiki_providers` values;
 //! - [`limits`]: the timeouts and caps, as flags;
+//! - [`forwarding`]: forwarding replies to clients' endpoints: the flags and
+//!   the worker;
 //! - [`server`]: starting, serving and stopping: the accept loop and its
 //!   connection cap;
 //! - [`connection`]: one connection under the timeouts;
@@ -38,6 +40,7 @@
 
 pub mod config;
 pub mod connection;
+pub mod forwarding;
 pub mod import;
 pub mod limits;
 pub mod postgres;
@@ -48,6 +51,7 @@ pub mod store;
 
 pub use crate::config::Config;
 pub use crate::connection::ConnectionLimits;
+pub use crate::forwarding::ForwardingFlags;
 pub use crate::limits::LimitFlags;
 pub use crate::providers::{ProviderConfigError, ProviderFlags, Providers, providers};
 pub use crate::server::{Connections, run, serve, shutdown_signal};

@@ -35,7 +35,9 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     warm_up_in_background(&normalizer);
     let require_signatures = config.providers.require_signatures;
     let auth = BearerAuth::new(admin_token, stores.keys);
-    let mut app = App::new(store.clone(), auth).with_normalizer(normalizer);
+    let mut app = App::new(store.clone(), auth)
+        .with_normalizer(normalizer)
+        .with_forwarding(stores.forwards.clone(), config.forwarding.policy());
     match config.webhook_secret {
         Some(secret) => app = app.with_webhook_secret(WebhookSecret::new(secret)),
         None if require_signatures => {
@@ -61,6 +63,10 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         let _ = stopped.changed().await;
     };
     let app = app.with_shutdown(when_stopped(stopped.clone()));
+    let worker = config
+        .forwarding
+        .worker(stores.forwards, app.metrics().clone())?
+        .map(|worker| tokio::spawn(worker.run(when_stopped(stopped.clone()))));
     let limits = config.limits.connections();
     let connections = Connections::new(limits).counted_in(app.metrics().clone());
     log_limits(&limits, &router_limits);
@@ -93,6 +99,10 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         .await?;
     if let Some(metrics) = metrics {
         metrics.await??;
+    }
+    // In-flight attempts end (or time out) and are recorded before exit.
+    if let Some(worker) = worker {
+        worker.await?;
     }
     tracing::info!("stopped");
     Ok(())

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 use ibiki_core::Secret;
-use ibiki_core::{DynKeyStore, DynReplyStore, KeyStore, ReplyStore, StoreError};
+use ibiki_core::{DynForwardStore, DynKeyStore, DynReplyStore, ForwardStore, KeyStore, StoreError};
 use ibiki_memory::MemoryStore;
 
 /// The database flags shared by the server, `import` and `prune` (the URL
@@ -59,23 +59,27 @@ pub fn parse_timeout(text: &str) -> Result<Duration, String> {
     Ok(timeout)
 }
 
-/// One store, seen through the two contracts the server needs of it: the
-/// replies (and assignments), and the clients' API keys.
+/// One store, seen through the three contracts the server needs of it: the
+/// replies (and assignments), the clients' API keys, and the forwards to
+/// clients' endpoints.
 #[derive(Debug, Clone)]
 pub struct Stores {
     /// Assignments, inboxes and held replies.
     pub replies: Arc<DynReplyStore>,
     /// Clients' API keys.
     pub keys: Arc<DynKeyStore>,
+    /// Clients' endpoints and the forwards of their replies.
+    pub forwards: Arc<DynForwardStore>,
 }
 
 impl Stores {
-    /// Both views of `store`.
-    pub fn new<S: ReplyStore + KeyStore + 'static>(store: S) -> Self {
+    /// The three views of `store`.
+    pub fn new<S: ForwardStore + KeyStore + 'static>(store: S) -> Self {
         let store = Arc::new(store);
         Self {
             replies: store.clone(),
-            keys: store,
+            keys: store.clone(),
+            forwards: store,
         }
     }
 }

@@ -34,8 +34,10 @@
 //! `postgres://postgres@127.0.0.1:5432/test` runs on `DATABASE_URL`, in a
 //! schema of its own (its search path, and `IBIKI_DATABASE_SCHEMA`), and is
 //! skipped without it (not in CI). Before comparing, both sides are masked:
-//! RFC 3339 times, client keys (`ibk_…`) and their prefixes, and a generated
-//! admin token.
+//! RFC 3339 times, client keys (`ibk_…`) and their prefixes, endpoint
+//! secrets (`whsec_…`), and a generated admin token. A walkthrough whose
+//! Python imports a package of [`PYTHON_PACKAGES`] is skipped, saying so,
+//! when `python3` lacks it (never in CI).
 //!
 //! `WALKTHROUGHS=overwrite` writes each changed answer into its doc instead
 //! of failing (check the diff before committing it).
@@ -238,7 +240,57 @@ impl Walkthrough {
             .iter()
             .any(|(_, block)| block.body.contains(DOC_DATABASE_URL))
     }
+
+    /// The Python packages its blocks import (`from PACKAGE…`/`import
+    /// PACKAGE`) beyond the standard library: those a reader installs.
+    fn python_packages(&self) -> Vec<&'static str> {
+        PYTHON_PACKAGES
+            .into_iter()
+            .filter(|package| {
+                self.blocks.iter().any(|(_, block)| {
+                    block.body.contains(&format!("from {package}"))
+                        || block.body.contains(&format!("import {package}"))
+                })
+            })
+            .collect()
+    }
+
+    /// Whether `python3` can import what it needs; without it the
+    /// walkthrough is skipped, saying so, except in CI, which installs them
+    /// (`.ci/run`).
+    fn runnable_with_python(&self) -> bool {
+        let missing: Vec<&str> = self
+            .python_packages()
+            .into_iter()
+            .filter(|package| {
+                !Command::new("python3")
+                    .args(["-c", &format!("import {package}")])
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|status| status.success())
+            })
+            .collect();
+        if missing.is_empty() {
+            return true;
+        }
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "walkthrough {} of {}: python3 cannot import {missing:?} (CI installs them)",
+            self.name,
+            self.file
+        );
+        eprintln!(
+            "skipped: walkthrough {} of {}: python3 cannot import {missing:?} (pip install {})",
+            self.name,
+            self.file,
+            missing.join(" ")
+        );
+        false
+    }
 }
+
+/// Python packages a walkthrough may use, installed by `.ci/run`.
+const PYTHON_PACKAGES: [&str; 1] = ["standardwebhooks"];
 
 /// The walkthroughs of every doc file.
 fn walkthroughs() -> Vec<Walkthrough> {
@@ -325,6 +377,8 @@ static KEY: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"ibk_[A-Za-z0-9_-]{43}").expect("a regex"));
 static KEY_PREFIX: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"ibk_[A-Za-z0-9_-]{8}").expect("a regex"));
+static ENDPOINT_SECRET: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"whsec_[A-Za-z0-9+/=]{32,88}").expect("a regex"));
 static GENERATED_TOKEN: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(admin token \(generated[^)]*\): )[0-9a-f]{64}").expect("a regex")
 });
@@ -334,6 +388,7 @@ fn mask(line: &str) -> String {
     let line = TIME.replace_all(line, "[time]");
     let line = KEY.replace_all(&line, "ibk_[key]");
     let line = KEY_PREFIX.replace_all(&line, "ibk_[prefix]");
+    let line = ENDPOINT_SECRET.replace_all(&line, "whsec_[secret]");
     let line = GENERATED_TOKEN.replace_all(&line, "${1}[token]");
     line.trim_end().to_owned()
 }
@@ -853,7 +908,7 @@ fn run_all(selected: Vec<Walkthrough>, database: impl Fn() -> Option<Database> +
 fn walkthroughs_on_the_memory_store() {
     let selected = walkthroughs()
         .into_iter()
-        .filter(|w| !w.needs_postgres())
+        .filter(|w| !w.needs_postgres() && w.runnable_with_python())
         .collect();
     run_all(selected, || None);
 }
