@@ -49,6 +49,20 @@ fn rule(method: &str, template: &str) -> Option<(Scope, StatusCode)> {
         ("get", "/api/clients/{userId}/messages") => (Client, ok),
         ("get", "/api/clients/{userId}/events") => (Client, ok),
         ("get", "/api/clients/{userId}/phone-numbers") => (Client, ok),
+        ("put", "/api/admin/clients/{userId}/endpoint") => (Admin, ok),
+        ("get", "/api/admin/clients/{userId}/endpoint") => (Admin, ok),
+        ("delete", "/api/admin/clients/{userId}/endpoint") => (Admin, StatusCode::NO_CONTENT),
+        ("post", "/api/admin/clients/{userId}/endpoint/replay") => (Admin, ok),
+        ("get", "/api/admin/clients/{userId}/endpoint/secret") => (Admin, ok),
+        ("post", "/api/admin/clients/{userId}/endpoint/secret/rotate") => (Admin, ok),
+        ("get", "/api/admin/clients/{userId}/deliveries") => (Admin, ok),
+        ("post", "/api/admin/deliveries/{id}/retry") => (Admin, StatusCode::ACCEPTED),
+        ("put", "/api/clients/{userId}/endpoint") => (Client, ok),
+        ("get", "/api/clients/{userId}/endpoint") => (Client, ok),
+        ("get", "/api/clients/{userId}/endpoint/secret") => (Client, ok),
+        ("post", "/api/clients/{userId}/endpoint/secret/rotate") => (Client, ok),
+        ("get", "/api/clients/{userId}/deliveries") => (Client, ok),
+        ("post", "/api/clients/{userId}/deliveries/{id}/retry") => (Client, StatusCode::ACCEPTED),
         _ => return None,
     })
 }
@@ -73,6 +87,8 @@ struct Fixture {
     held_id: u64,
     /// A live key of alice, for the revoke route.
     spare_key: u64,
+    /// A delivery of alice's, for the retry routes.
+    delivery_id: u64,
 }
 
 impl Fixture {
@@ -91,6 +107,7 @@ impl Fixture {
             credentials: Vec::new(),
             held_id: 0,
             spare_key: 0,
+            delivery_id: 0,
         };
         fixture.prepare().await;
         fixture
@@ -142,6 +159,12 @@ impl Fixture {
             let body = json!({"userId": user_id, "phoneNumbers": number});
             self.admin(Method::POST, assign, Some(&body)).await;
         }
+        // Alice's replies are forwarded; dave's endpoint is the one deleted.
+        for user_id in ["alice", "dave"] {
+            let path = format!("/api/admin/clients/{user_id}/endpoint");
+            let body = json!({"url": format!("https://{user_id}.example.com/")});
+            self.admin(Method::PUT, &path, Some(&body)).await;
+        }
         for (id, to) in [("SM1", "+14155550100"), ("SM2", "+14155550199")] {
             let reply = json!({"messageId": id, "from": "+15005550006", "to": to, "body": "hi"});
             let (status, _) = self
@@ -151,6 +174,11 @@ impl Fixture {
         }
         let held = self.admin(Method::GET, "/api/admin/held", None).await;
         self.held_id = held["messages"][0]["id"].as_u64().expect("a held reply");
+        let deliveries = "/api/admin/clients/alice/deliveries";
+        let deliveries = self.admin(Method::GET, deliveries, None).await;
+        self.delivery_id = deliveries["deliveries"][0]["id"]
+            .as_u64()
+            .expect("a delivery of alice's reply");
         let (_, own) = self.create_key("alice").await;
         let (_, other) = self.create_key("bob").await;
         let (revoked_id, revoked) = self.create_key("alice").await;
@@ -185,6 +213,20 @@ impl Fixture {
                 path,
                 Some(json!({"userId": "carol", "phoneNumbers": "+14155550102"})),
             ),
+            "/api/admin/clients/{userId}/endpoint" if method == "delete" => {
+                (path.replace("alice", "dave"), None)
+            }
+            "/api/admin/clients/{userId}/endpoint" | "/api/clients/{userId}/endpoint"
+                if method == "put" =>
+            {
+                (path, Some(json!({"url": "https://alice.example.com/"})))
+            }
+            "/api/admin/clients/{userId}/endpoint/replay" => {
+                (path, Some(json!({"since": "2000-01-01T00:00:00Z"})))
+            }
+            "/api/admin/deliveries/{id}/retry" | "/api/clients/{userId}/deliveries/{id}/retry" => {
+                (path.replace("{id}", &self.delivery_id.to_string()), None)
+            }
             _ => (path, None),
         };
         let method = Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
