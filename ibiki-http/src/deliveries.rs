@@ -25,9 +25,10 @@ use crate::request::{page_of, parse_query};
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[allow(dead_code, reason = "only read by the OpenAPI derive")]
-pub(crate) struct Delivery {
+pub(crate) struct EndpointDelivery {
     id: u64,
     /// The reply's provider message id.
+    #[schema(required = true)]
     message_id: Option<String>,
     /// The reply's `id` in the inbox.
     reply_id: u64,
@@ -41,15 +42,17 @@ pub(crate) struct Delivery {
     #[schema(value_type = Option<String>, format = DateTime, required = true)]
     next_attempt_at: Option<String>,
     /// The last attempt's HTTP status; null when it got no response.
+    #[schema(required = true)]
     last_status: Option<u16>,
     /// The last attempt's response body (at most 64 KiB) or connection error.
+    #[schema(required = true)]
     last_error: Option<String>,
 }
 
 /// One page of deliveries, oldest first.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct DeliveriesAnswer {
-    #[schema(value_type = Vec<Delivery>)]
+    #[schema(value_type = Vec<EndpointDelivery>)]
     deliveries: Vec<Forward>,
     /// The `after` of the next page, or null.
     #[schema(value_type = Option<String>, required = true)]
@@ -182,7 +185,7 @@ pub(crate) async fn admin_list(
     security(("bearer" = [])),
     params(("id" = u64, Path, description = "The delivery's id", example = 1)),
     responses(
-        (status = 202, description = "Due now; a worker attempts it shortly", body = Delivery),
+        (status = 202, description = "Due now; a worker attempts it shortly", body = EndpointDelivery),
         (status = 400, description = "Invalid id", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
         (status = 403, description = "A client key: this route is the operator's", body = ErrorBody),
@@ -239,7 +242,7 @@ pub(crate) async fn own_list(
         ("id" = u64, Path, description = "The delivery's id", example = 1),
     ),
     responses(
-        (status = 202, description = "Due now; a worker attempts it shortly", body = Delivery),
+        (status = 202, description = "Due now; a worker attempts it shortly", body = EndpointDelivery),
         (status = 400, description = "Invalid `userId` or id", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token or key", body = ErrorBody),
         (status = 403, description = "Another client's key", body = ErrorBody),
