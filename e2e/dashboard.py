@@ -8,6 +8,13 @@ live in an open inbox, and checks that a hostile reply is shown as text.
 Then a client: the operator creates its access key on the clients page, the
 client signs in with it, sees its replies arrive live, cannot read another
 client's inbox by editing the URL, and is signed out once the key is revoked.
+Then forwarding, on a second server that allows endpoints on this machine: a
+receiver started here answers 500, the operator sets a client's endpoint on
+the clients page, watches its row go to failing with a pending delivery,
+opens the client's deliveries, switches the receiver to 204 and retries the
+delivery by hand until it is delivered, signed with the secret the page
+showed. (The first server, like production, refuses an endpoint on the
+cloud metadata address with the server's reason.)
 Screenshots land in docs/src/screenshots/ (the guide shows them).
 
     python3 e2e/dashboard.py [path/to/ibiki-server]
@@ -17,12 +24,17 @@ under $CARGO_TARGET_DIR (or target/). The browser is $CHROMIUM, else
 /usr/bin/chromium.
 """
 
+import base64
+import hashlib
+import hmac
+import http.server
 import json
 import os
 import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -39,7 +51,10 @@ XSS_BODY = "<img src=x onerror=alert(1)>"
 XSS_FROM = "<script>alert(2)</script>"
 # Every client key the run created, to look for in the server's log.
 CLIENT_KEYS = []
+# Every endpoint secret the pages showed, likewise.
+SECRETS = []
 LOG = Path(os.environ.get("E2E_SERVER_LOG", "/tmp/ibiki-e2e-server.log"))
+FORWARDING_LOG = LOG.with_suffix(".forwarding.log")
 
 
 def server_binary():
@@ -62,11 +77,12 @@ def free_port():
 
 
 class Server:
-    def __init__(self, binary, extra_args=()):
+    def __init__(self, binary, extra_args=(), log=LOG):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("IBIKI_") and k != "DATABASE_URL"}
-        self.log = open(LOG, "w")
+        self.log_path = log
+        self.log = open(log, "w")
         self.process = subprocess.Popen(
             [str(binary), "--listen", f"127.0.0.1:{self.port}", "--admin-token", TOKEN, *extra_args],
             env=env,
@@ -76,7 +92,7 @@ class Server:
         deadline = time.time() + 30
         while time.time() < deadline:
             if self.process.poll() is not None:
-                sys.exit(f"e2e: the server exited at start; see {LOG}")
+                sys.exit(f"e2e: the server exited at start; see {log}")
             try:
                 self.call("GET", "/healthz", auth=False)
                 return
@@ -149,6 +165,7 @@ def main():
     log = LOG.read_text()
     check("the token is in no server log line", TOKEN not in log)
     check("no client key is in a server log line", CLIENT_KEYS and not any(k in log for k in CLIENT_KEYS))
+    forwarding(binary)
     find_among_many(binary)
     print("e2e: the dashboard passed in Chromium")
 
@@ -160,7 +177,15 @@ def headers_of(server, path):
 
 def run(server):
     # The pages' security headers.
-    for path in ["/", "/held", "/inbox/alice", "/assets/app.css", "/assets/api.js"]:
+    for path in [
+        "/",
+        "/held",
+        "/inbox/alice",
+        "/clients/alice/deliveries",
+        "/assets/app.css",
+        "/assets/api.js",
+        "/assets/deliveries.js",
+    ]:
         status, headers = headers_of(server, path)
         csp = headers.get("content-security-policy", "")
         check(
@@ -189,6 +214,7 @@ def run(server):
         browser = p.chromium.launch(executable_path=executable, args=["--no-sandbox"])
         try:
             desktop(server, browser)
+            endpoint_refused(server, browser)
             client_access(server, browser)
             phone(server, browser)
             paging(server, browser)
@@ -455,6 +481,293 @@ def client_access(server, browser):
     check("no script errors (operator)", not admin_trouble, admin_trouble)
     client.close()
     operator.close()
+
+
+def client_row(page, user_id):
+    return page.locator("#clients tbody tr", has=page.get_by_role("rowheader", name=user_id, exact=True))
+
+
+def endpoint_refused(server, browser):
+    """Without --allow-private-endpoints (as in production) the cloud
+    metadata address is refused, with the server's reason in the row."""
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    page = context.new_page()
+    trouble = watch(page)
+    sign_in(page, server)
+    row = client_row(page, "bob")
+    field = row.get_by_label("Endpoint URL")
+    status = row.locator(".endpoint-cell .status")
+    expect(row.locator(".endpoint-line")).to_contain_text("No endpoint")
+    row.get_by_role("button", name="Save endpoint").click()
+    expect(status).to_contain_text("Enter the URL")
+    field.fill("http://169.254.169.254/latest/meta-data")
+    field.press("Enter")
+    expect(status).to_contain_text("Not saved: the host 169.254.169.254 is a link-local (cloud metadata) address")
+    expect(status).to_contain_text("only public addresses are called")
+    expect(field).to_have_attribute("aria-invalid", "true")
+    code, _, raw = server.call("GET", "/api/admin/clients/bob/endpoint")
+    check("the refused endpoint was not set", code == 404 and json.loads(raw)["error"] == "endpoint_not_found", raw)
+    check("no script errors (refused endpoint)", not trouble, trouble)
+    context.close()
+
+
+# The receiver's answer while it is "down": an error page, long enough to be
+# cut in the table, with markup that must stay text.
+DOWN_BODY = (
+    "<html><head><title>500 Internal Server Error</title></head><body>"
+    "<h1>Internal Server Error</h1><img src=x onerror=alert(3)>"
+    "<p>The CRM is down for maintenance until 03:00 UTC. Please retry later; "
+    "queued requests are not lost.</p></body></html>"
+)
+
+
+class Receiver:
+    """A client's endpoint on this machine: `/always-ok` answers 204, every
+    other path `answer` (500 with DOWN_BODY until switched to 204)."""
+
+    def __init__(self):
+        self.answer = 500
+        self.requests = []
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                code = 204 if self.path == "/always-ok" else receiver.answer
+                receiver.requests.append(
+                    {"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body, "code": code}
+                )
+                self.send_response(code)
+                payload = DOWN_BODY.encode() if code >= 400 else b""
+                if payload:
+                    self.send_header("content-type", "text/html")
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path):
+        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+
+    def received(self, path):
+        return [r for r in list(self.requests) if r["path"] == path]
+
+    def wait_for(self, path, count, timeout=10):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if len(self.received(path)) >= count:
+                return self.received(path)
+            time.sleep(0.05)
+        raise AssertionError(f"the receiver got {len(self.received(path))} requests on {path}, not {count}")
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def signed_with(secret, request):
+    """Whether a request's Standard Webhooks signature is `secret`'s."""
+    headers = request["headers"]
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + request["body"]
+    expected = "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    return expected in headers.get("webhook-signature", "").split(" ")
+
+
+def wait_until(what, condition, timeout=10):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{what}: not within {timeout} s")
+
+
+def forwarding(binary):
+    """Endpoints and deliveries, on a server whose endpoints may be on this
+    machine, its retries an hour apart (so only Retry attempts again)."""
+    receiver = Receiver()
+    server = Server(
+        binary, ["--allow-private-endpoints", "--delivery-retry-schedule", "1h"], log=FORWARDING_LOG
+    )
+    executable = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+            try:
+                endpoints(server, receiver, browser)
+            finally:
+                browser.close()
+    finally:
+        server.stop()
+        receiver.stop()
+    log = FORWARDING_LOG.read_text()
+    check("no endpoint secret is in a server log line", SECRETS and not any(s in log for s in SECRETS))
+    check("the token is in no server log line (forwarding)", TOKEN not in log)
+
+
+def endpoint_state(server, user_id):
+    status, body = server.json("GET", f"/api/admin/clients/{user_id}/endpoint")
+    assert status == 200, body
+    return body
+
+
+def endpoints(server, receiver, browser):
+    server.assign("dora", "+14155550120")
+    server.assign("erin", "+14155550121")
+    server.assign("finn", "+14155550122")
+    # erin's endpoint takes everything; finn's is set, to be paused on the page.
+    for user_id in ["erin", "finn"]:
+        status, body = server.json("PUT", f"/api/admin/clients/{user_id}/endpoint", {"url": receiver.url("/always-ok")})
+        assert status == 200, body
+    server.webhook("SM-erin-1", "+14155550121", "Thanks, got it")
+    receiver.wait_for("/always-ok", 1)
+
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 860}, permissions=["clipboard-read", "clipboard-write"]
+    )
+    page = context.new_page()
+    trouble = watch(page)
+    sign_in(page, server)
+
+    # dora has no endpoint: the operator sets one; the answer's secret is
+    # shown once, with Copy.
+    row = client_row(page, "dora")
+    line = row.locator(".endpoint-line")
+    expect(line).to_contain_text("No endpoint")
+    field = row.get_by_label("Endpoint URL")
+    expect(field).to_have_value("")
+    field.fill(receiver.url("/dora"))
+    row.get_by_role("button", name="Save endpoint").click()
+    expect(row.locator(".endpoint-cell .status")).to_contain_text("Endpoint created")
+    shown = row.locator(".endpoint-cell code.key")
+    expect(shown).to_have_text(re.compile(r"^whsec_[A-Za-z0-9+/=]{40,}$"))
+    secret = shown.text_content()
+    SECRETS.append(secret)
+    row.get_by_role("button", name="Copy").click()
+    expect(row.get_by_role("button", name="Copied")).to_be_visible()
+    check("the copy button copies the secret", page.evaluate("navigator.clipboard.readText()") == secret)
+    expect(line).to_contain_text("delivering · 0 pending · 0 failed")
+    check("the endpoint is set", endpoint_state(server, "dora")["url"] == receiver.url("/dora"))
+    expect(client_row(page, "erin").locator(".endpoint-line")).to_contain_text("delivering · 0 pending · 0 failed")
+
+    # finn's endpoint is paused from its row.
+    finn = client_row(page, "finn")
+    finn.get_by_role("button", name="Pause").click()
+    expect(finn.locator(".endpoint-line")).to_contain_text("paused")
+    expect(finn.get_by_role("button", name="Resume")).to_be_focused()
+    check("paused through the API", endpoint_state(server, "finn")["enabled"] is False)
+
+    # A reply to dora: the receiver answers 500; on reload the row says
+    # since when it fails, and that the reply waits.
+    server.webhook("SM-fw-1", "+14155550120", "Can we move it to Friday?")
+    receiver.wait_for("/dora", 1)
+    wait_until("the failed attempt is recorded", lambda: endpoint_state(server, "dora")["failingSince"] is not None)
+    server.webhook("SM-fw-2", "+14155550120", "Also, bring the contract")
+    receiver.wait_for("/dora", 2)
+    wait_until("the second attempt is recorded", lambda: endpoint_state(server, "dora")["pending"] == 2)
+    page.reload()
+    expect(page.get_by_role("heading", name="Clients", exact=True)).to_be_visible()
+    line = client_row(page, "dora").locator(".endpoint-line")
+    expect(line).to_contain_text("failing since")
+    expect(line).to_contain_text("2 pending · 0 failed")
+    expect(line.locator(".endpoint-state")).to_have_attribute("data-state", "failing")
+    expect(client_row(page, "finn").locator(".endpoint-line")).to_contain_text("paused")
+    page.locator("body").click(position={"x": 5, "y": 5})
+    page.screenshot(path=str(SHOTS / "endpoint.png"), full_page=True)
+
+    # Its deliveries: both pending after one attempt, the receiver's error
+    # page cut and shown as text.
+    client_row(page, "dora").get_by_role("link", name="Deliveries").click()
+    expect(page.get_by_role("heading", name="Deliveries of dora")).to_be_visible()
+    expect(page.locator("#endpoint-summary")).to_contain_text(receiver.url("/dora"))
+    expect(page.locator("#endpoint-summary")).to_contain_text("failing since")
+    table = page.get_by_role("table")
+    rows = table.locator("tbody tr")
+    expect(rows).to_have_count(2)
+    for header in ["ID", "Message ID", "Status", "Attempts", "Last attempt", "Next attempt", "Last status", "Last error"]:
+        expect(table.get_by_role("columnheader", name=header, exact=True)).to_be_visible()
+    first = rows.filter(has_text="SM-fw-1")
+    cells = first.get_by_role("cell")
+    expect(cells.nth(1)).to_have_text("pending")
+    expect(cells.nth(2)).to_have_text("1")
+    expect(cells.nth(5)).to_have_text("500")
+    error = first.locator("td.last-error")
+    expect(error).to_contain_text("500 Internal Server Error")
+    summary = error.locator("summary")
+    expect(summary).to_contain_text("…")
+    check("the last error is cut", "queued requests are not lost" not in summary.inner_text())
+    summary.click()
+    expect(error.locator("pre")).to_contain_text("queued requests are not lost")
+    check("the error page's markup stays text", page.locator("#deliveries img, #deliveries h1").count() == 0)
+    summary.click()
+
+    # The status filter.
+    status_filter = page.get_by_label("Status")
+    status_filter.select_option("failed")
+    expect(page.locator("#deliveries-empty")).to_have_text("No failed deliveries.")
+    check("the filter is in the URL", page.url.endswith("?status=failed"))
+    status_filter.select_option("pending")
+    expect(rows).to_have_count(2)
+    status_filter.select_option("")
+    expect(rows).to_have_count(2)
+
+    # The receiver is back: Retry sends the first delivery again now, and its
+    # row follows it to delivered.
+    receiver.answer = 204
+    first.get_by_role("button", name="Retry").click()
+    expect(cells.nth(1)).to_have_text("delivered", timeout=10_000)
+    expect(cells.nth(2)).to_have_text("2")
+    expect(cells.nth(5)).to_have_text("204")
+    expect(first.locator("td.last-error")).to_have_text("—")
+    expect(page.locator("#deliveries-status")).to_contain_text("delivered")
+    expect(first.get_by_role("button", name="Retry")).to_be_focused()
+    attempts = receiver.received("/dora")
+    check("the retry reached the receiver", len(attempts) == 3 and attempts[-1]["code"] == 204, len(attempts))
+    check("signed with the secret the page showed", all(signed_with(secret, a) for a in attempts))
+    check(
+        "the same webhook-id and body on each attempt of a reply",
+        attempts[0]["headers"]["webhook-id"] == attempts[2]["headers"]["webhook-id"]
+        and attempts[0]["body"] == attempts[2]["body"],
+    )
+    expect(rows.filter(has_text="SM-fw-2").get_by_role("cell").nth(1)).to_have_text("pending")
+    expect(page.locator("#endpoint-summary")).to_contain_text("delivering · 1 pending · 0 failed")
+    page.locator("body").click(position={"x": 5, "y": 5})
+    page.screenshot(path=str(SHOTS / "deliveries.png"), full_page=True)
+
+    # Paging: 50 deliveries, then the next page.
+    for i in range(51):
+        server.webhook(f"SM-erin-page-{i:02}", "+14155550121", f"Reply {i}")
+    receiver.wait_for("/always-ok", 52)
+    page.goto(server.base + "/clients/erin/deliveries")
+    expect(rows).to_have_count(50)
+    page.get_by_role("button", name="Load more deliveries").click()
+    expect(rows).to_have_count(52)
+    expect(page.get_by_role("button", name="Load more deliveries")).to_be_hidden()
+    check("the deliveries page pages", True)
+    check("no script errors (endpoints)", not trouble, trouble)
+    context.close()
+
+    # On a phone, the page keeps to the screen (the table scrolls in place).
+    phone_context = browser.new_context(
+        viewport={"width": 375, "height": 812}, color_scheme="dark", device_scale_factor=2, is_mobile=True, has_touch=True
+    )
+    phone_page = phone_context.new_page()
+    phone_trouble = watch(phone_page)
+    sign_in(phone_page, server)
+    expect(client_row(phone_page, "dora").locator(".endpoint-line")).to_contain_text("delivering")
+    check("the clients page with endpoints fits 375 px", phone_page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
+    phone_page.goto(server.base + "/clients/dora/deliveries")
+    expect(phone_page.locator("#deliveries tbody tr")).to_have_count(2)
+    check("the deliveries page fits 375 px", phone_page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
+    check("no script errors (endpoints, phone)", not phone_trouble, phone_trouble)
+    phone_context.close()
 
 
 MANY_CLIENTS = 100_000

@@ -78,11 +78,37 @@ export async function api(path, { method = "GET", body } = {}) {
 /** `/api/...` path segment. */
 export const seg = (text) => encodeURIComponent(text);
 
+/** An instant (RFC 3339), in the reader's locale, exact in `datetime`. */
+export function timeAt(instant) {
+  const date = new Date(instant);
+  const shown = Number.isNaN(date.getTime()) ? instant : date.toLocaleString();
+  return el("time", { datetime: instant, title: instant, text: shown });
+}
+
 /** A reply's time, in the reader's locale, with the exact instant in `datetime`. */
 export function timeOf(reply) {
-  const date = new Date(reply.receivedAt);
-  const shown = Number.isNaN(date.getTime()) ? reply.receivedAt : date.toLocaleString();
-  return el("time", { datetime: reply.receivedAt, title: reply.receivedAt, text: shown });
+  return timeAt(reply.receivedAt);
+}
+
+/**
+ * How forwarding to a client's endpoint goes (`GET …/endpoint`), as a line
+ * of nodes: "paused", "failing since <time>" or "delivering", then the
+ * pending and failed counts.
+ */
+export function endpointState(endpoint) {
+  let state = "ok";
+  const said = [];
+  if (!endpoint.enabled) {
+    state = "paused";
+    said.push("paused");
+  }
+  if (endpoint.failingSince) {
+    if (state === "ok") state = "failing";
+    said.push(said.length > 0 ? " · failing since " : "failing since ", timeAt(endpoint.failingSince));
+  }
+  if (said.length === 0) said.push("delivering");
+  const counts = ` · ${endpoint.pending.toLocaleString()} pending · ${endpoint.failed.toLocaleString()} failed`;
+  return el("span", { class: "endpoint-state", "data-state": state }, said, counts);
 }
 
 /** One reply, as an article: who, to which number, when, and the text. */

@@ -1,9 +1,11 @@
 // The clients page: one row per client with its numbers, saved on blur or
-// Enter, and its access keys (created, shown once, revoked); the "Add
-// client" form; "Find a client", by the start of its id or by a number it
-// owns, which narrows the table to what it found.
+// Enter, its endpoint (where its replies are also posted: set, paused,
+// removed, and how forwarding to it goes) and its access keys (created,
+// shown once, revoked); the "Add client" form; "Find a client", by the
+// start of its id or by a number it owns, which narrows the table to what
+// it found.
 
-import { api, el, seg, start } from "./api.js";
+import { api, el, endpointState, seg, start } from "./api.js";
 
 const PAGE = 50;
 const PLACEHOLDER = "+1111, +2222, +3333";
@@ -15,6 +17,27 @@ const more = document.getElementById("clients-more");
 let prefix = "";
 let after = null;
 let rowCount = 0;
+
+// Endpoints: each row reads its client's endpoint when it comes into view,
+// a few rows at a time, so a page of 50 clients never sends 50 requests at
+// once (nor any for rows nobody scrolls to).
+const ENDPOINT_READS = 4;
+const waiting = [];
+let reading = 0;
+let forwarding = true;
+const cellOf = new WeakMap();
+const inView = "IntersectionObserver" in window
+  ? new IntersectionObserver(
+    (entries) => {
+      for (const entry of entries) {
+        if (!entry.isIntersecting) continue;
+        inView.unobserve(entry.target);
+        readSoon(cellOf.get(entry.target));
+      }
+    },
+    { rootMargin: "100% 0px" },
+  )
+  : null;
 
 start(() => {
   loadPage();
@@ -121,7 +144,10 @@ function rowOf(userId) {
   return [...tbody.rows].find((r) => r.dataset.userId === userId);
 }
 
-/** A client's row: its id, the numbers field with its state, the inbox link. */
+/**
+ * A client's row: its id, the numbers field with its state, its endpoint,
+ * its keys, the inbox link.
+ */
 function row(userId, numbers) {
   rowCount += 1;
   const id = `numbers-${rowCount}`;
@@ -156,8 +182,9 @@ function row(userId, numbers) {
   const tr = el(
     "tr",
     {},
-    el("th", { scope: "row", class: "client", text: userId }),
+    el("th", { scope: "row", class: "client", id: `${id}-client`, text: userId }),
     el("td", { class: "field" }, input, status, problems),
+    endpointCell(userId, id),
     keysCell(userId),
     el("td", { class: "open" }, el("a", { href: `/inbox/${seg(userId)}`, text: "Inbox" })),
   );
@@ -323,7 +350,7 @@ async function newKey(userId, { create, reveal, details, list, state }) {
     const key = await api(`/api/admin/clients/${seg(userId)}/keys`, { method: "POST" });
     const code = el("code", { class: "key", text: key.key });
     const copy = el("button", { type: "button", class: "secondary small", text: "Copy" });
-    copy.addEventListener("click", () => copyKey(key.key, code, copy));
+    copy.addEventListener("click", () => copyText(key.key, code, copy));
     reveal.replaceChildren(
       el("p", { text: `New key for ${userId}. Copy it now: it is shown only once.` }),
       code,
@@ -341,8 +368,8 @@ async function newKey(userId, { create, reveal, details, list, state }) {
   }
 }
 
-/** Copies with the clipboard API; where it is refused, selects the key. */
-async function copyKey(text, code, button) {
+/** Copies with the clipboard API; where it is refused, selects the text. */
+async function copyText(text, code, button) {
   try {
     await navigator.clipboard.writeText(text);
     button.textContent = "Copied";
@@ -387,4 +414,211 @@ function keyItem(userId, key, state) {
     }
   });
   return item;
+}
+
+/**
+ * A client's endpoint: the URL field with **Save endpoint** (Enter too;
+ * an empty field removes the endpoint), how forwarding to it goes, its
+ * deliveries, pausing, and the signing secret once, when it is created.
+ */
+function endpointCell(userId, rowId) {
+  const id = `${rowId}-endpoint`;
+  const input = el("input", {
+    id,
+    class: "endpoint-url",
+    type: "url",
+    placeholder: "https://example.com/sms",
+    "aria-describedby": `${rowId}-client ${id}-state ${id}-status`,
+    autocomplete: "off",
+    spellcheck: "false",
+  });
+  const save = el("button", { type: "button", class: "secondary small", text: "Save endpoint" });
+  const actions = el("span", { class: "endpoint-actions" });
+  const state = el("div", { id: `${id}-state`, class: "endpoint-line hint" });
+  const status = el("div", { id: `${id}-status`, class: "status", "aria-live": "polite" });
+  const reveal = el("div", { class: "key-reveal", hidden: true });
+  const td = el(
+    "td",
+    { class: "endpoint-cell" },
+    el("label", { for: id, class: "cell-label", text: "Endpoint URL" }),
+    input,
+    el("div", { class: "endpoint-bar" }, save, actions),
+    state,
+    status,
+    reveal,
+  );
+  // `read`: the endpoint was read (`endpoint` is it, or null for none);
+  // `typed`: the field holds text not saved yet.
+  const cell = { userId, td, input, save, actions, state, status, reveal, endpoint: null, read: false, saving: false, typed: false };
+  cellOf.set(td, cell);
+  save.addEventListener("click", () => saveEndpoint(cell));
+  input.addEventListener("input", () => {
+    cell.typed = true;
+  });
+  input.addEventListener("keydown", (event) => {
+    if (event.key === "Enter") {
+      event.preventDefault();
+      saveEndpoint(cell);
+    } else if (event.key === "Escape" && !cell.saving) {
+      input.value = cell.endpoint ? cell.endpoint.url : "";
+      cell.typed = false;
+      setState(cell, "", "");
+      input.removeAttribute("aria-invalid");
+    }
+  });
+  if (!forwarding) td.hidden = true;
+  else if (inView) inView.observe(td);
+  else readSoon(cell);
+  return td;
+}
+
+function readSoon(cell) {
+  waiting.push(cell);
+  pump();
+}
+
+function pump() {
+  while (forwarding && reading < ENDPOINT_READS && waiting.length > 0) {
+    const cell = waiting.shift();
+    if (!cell.td.isConnected) continue;
+    reading += 1;
+    readEndpoint(cell).finally(() => {
+      reading -= 1;
+      pump();
+    });
+  }
+}
+
+/** Reads the endpoint (404: none) and shows it; false when it could not. */
+async function readEndpoint(cell) {
+  let endpoint;
+  try {
+    endpoint = await api(`/api/admin/clients/${seg(cell.userId)}/endpoint`);
+  } catch (e) {
+    if (e.body.error === "forwarding_not_enabled") {
+      noForwarding();
+      return false;
+    }
+    if (e.status !== 404) {
+      cell.state.textContent = e.status === 401 ? "Sign in again." : `The endpoint could not be read: ${e.message}`;
+      return false;
+    }
+    endpoint = null;
+  }
+  showEndpoint(cell, endpoint);
+  return true;
+}
+
+/** This server forwards nothing: no endpoint column. */
+function noForwarding() {
+  forwarding = false;
+  waiting.length = 0;
+  for (const node of document.querySelectorAll(".endpoint-col, #clients .endpoint-cell")) node.hidden = true;
+}
+
+/** The endpoint's URL in the field, and its state under it. */
+function showEndpoint(cell, endpoint) {
+  cell.endpoint = endpoint;
+  cell.read = true;
+  // Text typed and not saved yet stays.
+  if (!cell.typed) cell.input.value = endpoint ? endpoint.url : "";
+  if (!endpoint) {
+    cell.state.replaceChildren("No endpoint.");
+    cell.actions.replaceChildren();
+    return;
+  }
+  const pause = el("button", { type: "button", class: "link", text: endpoint.enabled ? "Pause" : "Resume" });
+  pause.addEventListener("click", () => setEnabled(cell, pause, !endpoint.enabled));
+  cell.state.replaceChildren(endpointState(endpoint));
+  cell.actions.replaceChildren(el("a", { href: `/clients/${seg(cell.userId)}/deliveries`, text: "Deliveries" }), pause);
+}
+
+/** Saves the field: PUT (the answer that creates it has the secret), or DELETE when empty. */
+async function saveEndpoint(cell) {
+  if (cell.saving) return;
+  cell.saving = true;
+  cell.save.disabled = true;
+  cell.input.removeAttribute("aria-invalid");
+  // Saved before its row was read: whether there is an endpoint (and
+  // whether it is paused) decides what saving means. (Reading it fills an
+  // untouched field.)
+  if (!cell.read && !(await readEndpoint(cell))) {
+    cell.saving = false;
+    cell.save.disabled = false;
+    return;
+  }
+  const url = cell.input.value.trim();
+  if (url === "" && !cell.endpoint) {
+    cell.saving = false;
+    cell.save.disabled = false;
+    setState(cell, "error", "Enter the URL the client's replies are posted to.");
+    cell.input.setAttribute("aria-invalid", "true");
+    return;
+  }
+  setState(cell, "saving", "Saving…");
+  try {
+    if (url === "") {
+      await api(`/api/admin/clients/${seg(cell.userId)}/endpoint`, { method: "DELETE" });
+      cell.typed = false;
+      cell.reveal.hidden = true;
+      showEndpoint(cell, null);
+      setState(cell, "saved", "Endpoint removed: replies are no longer forwarded (they stay in the inbox).");
+      return;
+    }
+    const enabled = cell.endpoint ? cell.endpoint.enabled : true;
+    const answer = await api(`/api/admin/clients/${seg(cell.userId)}/endpoint`, {
+      method: "PUT",
+      body: { url, enabled },
+    });
+    if (cell.input.value.trim() === url) {
+      cell.input.value = answer.url;
+      cell.typed = false;
+    }
+    if (answer.secret) {
+      showSecret(cell, answer.secret);
+      setState(cell, "saved", "Endpoint created: each new reply is posted there.");
+    } else {
+      setState(cell, "saved", "Endpoint saved.");
+    }
+  } catch (e) {
+    setState(cell, "error", e.status === 401 ? "Not saved: sign in again." : `Not saved: ${e.message}`);
+    if (e.status === 422 || e.status === 400) cell.input.setAttribute("aria-invalid", "true");
+    return;
+  } finally {
+    cell.saving = false;
+    cell.save.disabled = false;
+  }
+  await readEndpoint(cell);
+}
+
+/** Pauses (replies queue) or resumes forwarding; the button keeps the focus. */
+async function setEnabled(cell, button, enabled) {
+  const focused = document.activeElement === button;
+  button.disabled = true;
+  try {
+    await api(`/api/admin/clients/${seg(cell.userId)}/endpoint`, {
+      method: "PUT",
+      body: { url: cell.endpoint.url, enabled },
+    });
+    setState(cell, "saved", enabled ? "Resumed." : "Paused: replies queue until it is resumed.");
+  } catch (e) {
+    button.disabled = false;
+    setState(cell, "error", e.status === 401 ? "Sign in again." : `Not changed: ${e.message}`);
+    return;
+  }
+  await readEndpoint(cell);
+  if (focused) cell.actions.querySelector("button")?.focus();
+}
+
+/** The signing secret, shown when the endpoint is created, with Copy. */
+function showSecret(cell, secret) {
+  const code = el("code", { class: "key", text: secret });
+  const copy = el("button", { type: "button", class: "secondary small", text: "Copy" });
+  copy.addEventListener("click", () => copyText(secret, code, copy));
+  cell.reveal.replaceChildren(
+    el("p", { text: `Signing secret of ${cell.userId}'s endpoint: the client checks each request with it. Copy it now.` }),
+    code,
+    copy,
+  );
+  cell.reveal.hidden = false;
 }

@@ -337,9 +337,9 @@ impl App {
             .with_state(app)
     }
 
-    /// The dashboard pages (`/`, `/held`, `/inbox/{userId}`, `/assets/*`),
-    /// without state: merge them beside [`App::routes`] where the dashboard
-    /// should be served. They read everything through the `/api` routes,
+    /// The dashboard pages (`/`, `/held`, `/inbox/{userId}`,
+    /// `/clients/{userId}/deliveries`, `/assets/*`), without state: merge
+    /// them beside [`App::routes`] where the dashboard should be served. They read everything through the `/api` routes,
     /// signed in with the admin token.
     pub fn pages() -> Router {
         pages::router()

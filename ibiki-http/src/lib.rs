@@ -24,10 +24,12 @@
 //!   receive latency, store errors, held replies, assignment changes and
 //!   what the limits refused, in the Prometheus text format ([`Metrics`]);
 //! - with [`App::pages`] (part of [`App::router`]), the dashboard: `/` lists
-//!   the clients and edits their numbers, `/held` shows the held replies and
-//!   `/inbox/{userId}` a client's replies, live. Plain HTML and a few script
-//!   modules embedded in the binary, under a strict Content-Security-Policy,
-//!   talking to the same authenticated API.
+//!   the clients and edits their numbers and endpoints, `/held` shows the
+//!   held replies, `/inbox/{userId}` a client's replies, live, and
+//!   `/clients/{userId}/deliveries` the forwards of its replies, each
+//!   retried by hand. Plain HTML and a few script modules embedded in the
+//!   binary, under a strict Content-Security-Policy, talking to the same
+//!   authenticated API.
 //!
 //! Every route has the router's [`Limits`]: a body read timeout (408) and
 //! caps on open live streams (429); the limits on connections themselves

@@ -42,26 +42,31 @@ macro_rules! asset {
 }
 
 const CLIENTS: Asset = asset!("clients.html", "text/html; charset=utf-8");
+const DELIVERIES: Asset = asset!("deliveries.html", "text/html; charset=utf-8");
 const HELD: Asset = asset!("held.html", "text/html; charset=utf-8");
 const INBOX: Asset = asset!("inbox.html", "text/html; charset=utf-8");
 const CSS: Asset = asset!("app.css", "text/css; charset=utf-8");
 const ICON: Asset = asset!("icon.svg", "image/svg+xml");
 const API_JS: Asset = asset!("api.js", "text/javascript; charset=utf-8");
 const CLIENTS_JS: Asset = asset!("clients.js", "text/javascript; charset=utf-8");
+const DELIVERIES_JS: Asset = asset!("deliveries.js", "text/javascript; charset=utf-8");
 const HELD_JS: Asset = asset!("held.js", "text/javascript; charset=utf-8");
 const INBOX_JS: Asset = asset!("inbox.js", "text/javascript; charset=utf-8");
 
-/// The dashboard's routes: `/` (clients), `/held`, `/inbox/{userId}` and
-/// `/assets/*`. No state: every page reads through the API.
+/// The dashboard's routes: `/` (clients), `/held`, `/inbox/{userId}`,
+/// `/clients/{userId}/deliveries` and `/assets/*`. No state: every page
+/// reads through the API.
 pub(crate) fn router() -> Router {
     Router::new()
         .route("/", get(|| serve(&CLIENTS)))
         .route("/held", get(|| serve(&HELD)))
         .route("/inbox/{user_id}", get(|| serve(&INBOX)))
+        .route("/clients/{user_id}/deliveries", get(|| serve(&DELIVERIES)))
         .route("/assets/app.css", get(|| serve(&CSS)))
         .route("/assets/icon.svg", get(|| serve(&ICON)))
         .route("/assets/api.js", get(|| serve(&API_JS)))
         .route("/assets/clients.js", get(|| serve(&CLIENTS_JS)))
+        .route("/assets/deliveries.js", get(|| serve(&DELIVERIES_JS)))
         .route("/assets/held.js", get(|| serve(&HELD_JS)))
         .route("/assets/inbox.js", get(|| serve(&INBOX_JS)))
 }
@@ -116,7 +121,7 @@ mod tests {
     /// no inline script or style, no HTML-parsing sink in the scripts.
     #[test]
     fn the_files_keep_to_the_policy() {
-        for page in [&CLIENTS, &HELD, &INBOX] {
+        for page in [&CLIENTS, &DELIVERIES, &HELD, &INBOX] {
             let html = std::str::from_utf8(page.body).expect("UTF-8");
             assert!(!html.contains("<style"), "inline style element");
             assert!(!html.contains(" style="), "inline style attribute");
@@ -130,7 +135,7 @@ mod tests {
                 );
             }
         }
-        for script in [&API_JS, &CLIENTS_JS, &HELD_JS, &INBOX_JS] {
+        for script in [&API_JS, &CLIENTS_JS, &DELIVERIES_JS, &HELD_JS, &INBOX_JS] {
             let js = std::str::from_utf8(script.body).expect("UTF-8");
             for sink in [
                 "innerHTML",

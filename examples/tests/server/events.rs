@@ -410,6 +410,16 @@ async fn the_dashboard_is_served_with_strict_headers() {
             "text/javascript; charset=utf-8",
             "Last-Event-ID",
         ),
+        (
+            "/clients/some%20client/deliveries",
+            "text/html; charset=utf-8",
+            "deliveries.js",
+        ),
+        (
+            "/assets/deliveries.js",
+            "text/javascript; charset=utf-8",
+            "/api/admin/deliveries/",
+        ),
         ("/assets/icon.svg", "image/svg+xml", "<svg"),
     ] {
         let response = server
@@ -450,7 +460,13 @@ async fn the_dashboard_is_served_with_strict_headers() {
         assert!(body.contains(contains), "{path}");
     }
     // Unknown pages and files are the API's JSON 404.
-    for path in ["/assets/nope.js", "/inbox", "/inbox/a/b"] {
+    for path in [
+        "/assets/nope.js",
+        "/inbox",
+        "/inbox/a/b",
+        "/clients/a",
+        "/clients/a/b/deliveries",
+    ] {
         let answer = send(server.request(reqwest::Method::GET, path)).await;
         assert_error(&answer, StatusCode::NOT_FOUND, "not_found");
     }
