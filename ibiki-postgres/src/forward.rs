@@ -5,8 +5,9 @@
 //! (the migration's restated `receive`, `receive_batch`, `release_held_at`
 //! and `deliver_held`), in the same statement as the reply: nothing here
 //! creates one but [`replay`](ForwardStore::replay). Workers lease due
-//! forwards with one statement ([`claim`](ForwardStore::claim), see
-//! `sql::claim`) and record each attempt's outcome under their lease with
+//! forwards with one statement and read them with a second
+//! ([`claim`](ForwardStore::claim), see `sql::claim` and `sql::claimed`)
+//! and record each attempt's outcome under their lease with
 //! another ([`finish`](ForwardStore::finish)).
 
 use async_trait::async_trait;
@@ -125,7 +126,16 @@ impl SecretsRow {
     }
 }
 
-/// A claimed forward as `sql::claim` returns it.
+/// A forward as `sql::claim` leases it.
+#[derive(sqlx::FromRow)]
+struct LeasedRow {
+    forward_id: i64,
+    attempt: i32,
+    client_id: ClientId,
+    reply_id: i64,
+}
+
+/// A claimed forward as `sql::claimed` reads it.
 #[derive(sqlx::FromRow)]
 struct ClaimRow {
     forward_id: i64,
@@ -361,7 +371,10 @@ impl ForwardStore for PostgresStore {
             .transpose()
     }
 
-    /// One statement, its own transaction: see `sql::claim`.
+    /// Two statements, each its own transaction: the claim (`sql::claim`)
+    /// commits the leases, then `sql::claimed` reads what the attempts
+    /// need. If the second fails, the leases expire and the forwards are
+    /// claimed again, as after any claim whose answer was lost.
     async fn claim(&self, request: &ClaimRequest) -> Result<Vec<ForwardClaim>, StoreError> {
         let (busy_clients, busy): (Vec<ClientId>, Vec<i64>) = request
             .in_flight
@@ -369,10 +382,8 @@ impl ForwardStore for PostgresStore {
             .map(|(client, n)| (client.clone(), i64::from(*n)))
             .unzip();
         let work = async {
-            let rows: Vec<ClaimRow> = self
-                .db()
-                .lease()
-                .await?
+            let mut lease = self.db().lease().await?;
+            let leased: Vec<LeasedRow> = lease
                 .run(|conn| {
                     sqlx::query_as(&self.sql().claim)
                         .bind(i64::from(request.limit))
@@ -380,6 +391,23 @@ impl ForwardStore for PostgresStore {
                         .bind(i64::from(request.per_endpoint))
                         .bind(&busy_clients)
                         .bind(&busy)
+                        .fetch_all(conn)
+                })
+                .await?;
+            if leased.is_empty() {
+                return Ok(Vec::new());
+            }
+            let ids: Vec<i64> = leased.iter().map(|l| l.forward_id).collect();
+            let attempts: Vec<i32> = leased.iter().map(|l| l.attempt).collect();
+            let clients: Vec<&ClientId> = leased.iter().map(|l| &l.client_id).collect();
+            let replies: Vec<i64> = leased.iter().map(|l| l.reply_id).collect();
+            let rows: Vec<ClaimRow> = lease
+                .run(|conn| {
+                    sqlx::query_as(&self.sql().claimed)
+                        .bind(&ids)
+                        .bind(&attempts)
+                        .bind(&clients)
+                        .bind(&replies)
                         .fetch_all(conn)
                 })
                 .await?;

@@ -39,6 +39,7 @@ pub(crate) struct Statements {
     pub(crate) retry_forward: String,
     pub(crate) replay: String,
     pub(crate) claim: String,
+    pub(crate) claimed: String,
     pub(crate) finish: String,
     pub(crate) pending_forwards: String,
 }
@@ -197,6 +198,7 @@ impl Statements {
             ),
             replay: format!("SELECT {s}.replay($1, $2)"),
             claim: claim(&s),
+            claimed: claimed(&s),
             finish: finish(&s),
             // Counted on the partial index forwards_due_idx: the pending rows
             // only.
@@ -208,23 +210,37 @@ impl Statements {
 /// The claim, one statement (its own transaction): the schema's
 /// `claim_forwards` (`$1` the most forwards, `$2` the lease in seconds, `$3`
 /// the most of one client's forwards in flight in the worker, `$4`/`$5` the
-/// worker's forwards in flight now, by client), then the claims, oldest due
-/// first, with the endpoint's URL and secrets and the reply as the inbox
-/// lists it. The function's changes are not visible to the rest of the
-/// statement (its snapshot is older), so it returns the claimed rows
-/// itself; endpoints and replies it does not change.
+/// worker's forwards in flight now, by client): the forwards it leased,
+/// oldest due first. What an attempt needs of them is read by the next
+/// statement, `claimed`.
 fn claim(s: &str) -> String {
     format!(
-        "WITH claimed AS MATERIALIZED ( \
-            SELECT * FROM {s}.claim_forwards($1, $2, $3, $4::text[], $5::int8[]) \
-        ) \
-        SELECT c.forward_id, c.attempt, c.client_id AS forward_client, e.url, \
+        "SELECT forward_id, attempt, client_id, reply_id \
+         FROM {s}.claim_forwards($1, $2, $3, $4::text[], $5::int8[]) \
+         ORDER BY next_attempt_at, forward_id"
+    )
+}
+
+/// The claimed forwards (`$1` their ids, `$2` their attempts, `$3` their
+/// clients, `$4` their replies, in the claim's order) with the endpoint's
+/// URL and secrets and the reply as the inbox lists it, in the same order.
+/// A statement of its own, after the claim's: the function reads the due
+/// forwards with snapshots of its own, newer than its statement's, so a
+/// forward whose reply committed after that statement began may be claimed,
+/// and a join in the same statement would not see the reply (nor a new
+/// endpoint) and leave the forward out, leased, until its lease ended. This
+/// statement's snapshot is newer than the claim's. A forward gone since
+/// (its endpoint deleted, its reply pruned) is left out.
+fn claimed(s: &str) -> String {
+    format!(
+        "SELECT c.forward_id, c.attempt, c.client_id AS forward_client, e.url, \
             {SECRET_COLUMNS}, r.* \
-        FROM claimed AS c \
+        FROM unnest($1::int8[], $2::int4[], $3::text[], $4::int8[]) \
+            WITH ORDINALITY AS c(forward_id, attempt, client_id, reply_id, n) \
         JOIN {s}.endpoints AS e ON e.client_id = c.client_id \
         CROSS JOIN LATERAL (SELECT {REPLY_COLUMNS}, delivery_seq AS position \
             FROM {s}.replies WHERE id = c.reply_id) AS r \
-        ORDER BY c.next_attempt_at, c.forward_id"
+        ORDER BY c.n"
     )
 }
 

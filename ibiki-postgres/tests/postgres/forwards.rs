@@ -408,6 +408,81 @@ async fn an_expired_lease_is_superseded() {
     assert_eq!((state.pending, state.failed), (0, 1));
 }
 
+/// A forward that commits while a claim is under way, after the claim's
+/// statement began but before `claim_forwards` read the due forwards, is
+/// handed out with its reply, not leased and left out. Here the claim waits
+/// for the `forwards` table, which another transaction holds while it
+/// receives a reply, then commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forward_committed_while_a_claim_starts_is_handed_out() {
+    let Some(test) = fresh_store().await else {
+        return;
+    };
+    let store = test.store();
+    let acme = client("acme");
+    endpoint(store, &acme, true).await;
+    assign(store, &acme, "+14155550100").await;
+    receive(store, "SM0", "+14155550100").await;
+    let schema = test.schema();
+    let mut holder = test.connection().await;
+    let mut run = async |sql: String| {
+        sqlx::query(&sql)
+            .execute(&mut holder)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    };
+    run("BEGIN".to_owned()).await;
+    run(format!(
+        "LOCK TABLE {schema}.forwards IN ACCESS EXCLUSIVE MODE"
+    ))
+    .await;
+    let claiming = {
+        let store = store.clone();
+        tokio::spawn(async move { store.claim(&request(10, Duration::from_secs(60))).await })
+    };
+    // The claim has begun and waits for the table.
+    let mut watcher = test.connection().await;
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE wait_event_type = 'Lock' AND query LIKE '%claim_forwards%'",
+        )
+        .fetch_one(&mut watcher)
+        .await
+        .unwrap_or_else(|e| panic!("pg_stat_activity: {e}"));
+        if waiting == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the claim never waited");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    run(format!(
+        "SELECT * FROM {schema}.receive('SM1', '+14155550100', NULL, '+15005550006', 'hi', now())"
+    ))
+    .await;
+    run("COMMIT".to_owned()).await;
+
+    let claims = timeout(SETTLE, claiming)
+        .await
+        .unwrap_or_else(|_| panic!("the claim never ended"))
+        .unwrap_or_else(|e| panic!("claim task: {e}"));
+    let claims = ok(claims, "claim");
+    let leased = all_forwards(&test).await;
+    assert_eq!(
+        claims.len(),
+        2,
+        "the forwards leased ({leased:?}) are not all handed out: {claims:?}"
+    );
+    assert!(
+        claims
+            .iter()
+            .all(|c| c.lease.attempt == 1 && c.client == acme)
+    );
+    let replies: Vec<_> = claims.iter().map(|c| c.reply.clone()).collect();
+    assert_eq!(whole_inbox(store, &acme).await, replies);
+}
+
 async fn one_claim(store: &PostgresStore, lease: Duration) -> ForwardClaim {
     let mut claims = ok(store.claim(&request(10, lease)).await, "claim");
     assert_eq!(claims.len(), 1, "{claims:?}");
