@@ -74,7 +74,9 @@ mod app;
 mod auth;
 #[cfg(feature = "axum")]
 mod body_deadline;
+#[cfg(feature = "axum")]
 mod deliveries;
+#[cfg(feature = "axum")]
 mod endpoint;
 #[cfg(feature = "axum")]
 mod error;
