@@ -62,7 +62,11 @@ fn timestamp_ns(body: &[u8]) -> Option<i128> {
     let start = body.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
     let len = body[start..].iter().position(|&b| b == b'"')?;
     let text = std::str::from_utf8(&body[start..start + len]).ok()?;
-    Some(OffsetDateTime::parse(text, &Rfc3339).ok()?.unix_timestamp_nanos())
+    Some(
+        OffsetDateTime::parse(text, &Rfc3339)
+            .ok()?
+            .unix_timestamp_nanos(),
+    )
 }
 
 fn answer(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {

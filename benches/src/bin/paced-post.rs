@@ -96,7 +96,10 @@ async fn connection(plan: Arc<Plan>, seed: u64) -> Tally {
             let Some(s) = sender.as_mut() else {
                 return Err(std::io::Error::other("no connection"));
             };
-            let response = s.send_request(request).await.map_err(std::io::Error::other)?;
+            let response = s
+                .send_request(request)
+                .await
+                .map_err(std::io::Error::other)?;
             let status = response.status();
             response
                 .into_body()
