@@ -19,7 +19,9 @@
 #         arrival at the receiver, same clock.
 #
 # Every phase first waits until the CPUs are at most QUIET % busy (the
-# machine is shared), and says how busy they were and the load average.
+# machine is shared), and says how busy they were and the load average, and
+# afterwards the CPU time its server, PostgreSQL (every postgres process)
+# and the receiver used per reply posted.
 #
 #   DATABASE_URL=postgres://... scripts/loadtest/forwarding.sh
 #
@@ -92,6 +94,22 @@ quiet() {
   done
   echo "CPUs ${now}% busy, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 }
+# CPU time (user + system, children included) of processes, in clock ticks.
+ticks() { # pid...
+  local t=0 p
+  for p in "$@"; do t=$((t + $(awk '{print $14 + $15 + $16 + $17}' "/proc/$p/stat" 2>/dev/null || echo 0))); done
+  echo "$t"
+}
+cpu_mark() { # server-pid: "server postgres receiver" ticks now
+  echo "$(ticks "$1") $(ticks $(pgrep -u postgres)) $(ticks "$receiver")"
+}
+cpu_report() { # before-mark after-mark replies
+  local b=($1) a=($2) hz
+  hz=$(getconf CLK_TCK)
+  python3 -c "n=$3; t=1e6/$hz
+print(f'  CPU per reply: server {($((a[0] - b[0])))*t/n:.0f} us, postgres {($((a[1] - b[1])))*t/n:.0f} us, receiver {($((a[2] - b[2])))*t/n:.0f} us')"
+}
+requests() { awk '/requests in/ {print $1}' "$OUT/wrk-$1.txt"; }
 wrk_rate() { # port run
   LOADTEST_RUN=$2 wrk -t2 -c"$CONNECTIONS" -d"${SECONDS_EACH}s" --latency \
     -s scripts/loadtest/webhook.lua "http://127.0.0.1:$1/webhooks/sms" >"$OUT/wrk-$2.txt"
@@ -121,26 +139,33 @@ settle() { # label t0 t1
 "$target/release/forward-receiver" "$RECEIVER" "$OUT/received.csv" 2>>"$OUT/receiver.log" &
 receiver=$!
 start "$OFF_PORT" ibiki_loadtest_fw_off
+off_server=$!
 start "$ON_PORT" ibiki_loadtest_fw_on --metrics-listen "127.0.0.1:$METRICS_PORT"
+on_server=$!
 python3 scripts/loadtest/endpoints.py 127.0.0.1 "$ON_PORT" "$TOKEN" "$CLIENTS" "http://$RECEIVER"
 : >"$OUT/phases"
 echo "server $server_bin ${EXTRA[*]}; $LOADTEST_NUMBERS numbers, $CLIENTS clients; record in $OUT"
 for round in $(seq 1 "$ROUNDS"); do
   echo "round $round off: $(quiet)"
-  echo "  $(wrk_rate "$OFF_PORT" "off$round")"
+  mark=$(cpu_mark "$off_server")
+  echo "  $(wrk_rate "$OFF_PORT" "off$round"); load average after $(cut -d' ' -f1-3 /proc/loadavg)"
+  cpu_report "$mark" "$(cpu_mark "$off_server")" "$(requests "off$round")"
   echo "round $round on: $(quiet)"
+  mark=$(cpu_mark "$on_server")
   t0=$(date +%s%N)
   result=$(wrk_rate "$ON_PORT" "on$round")
   t1=$(date +%s%N)
-  echo "  $result"
+  echo "  $result; load average after $(cut -d' ' -f1-3 /proc/loadavg)"
   settle "on$round" "$t0" "$t1"
+  # Its backlog delivered too: the whole cost of forwarding the replies.
+  cpu_report "$mark" "$(cpu_mark "$on_server")" "$(requests "on$round")"
   rate=${FORWARD_HALF_RATE:-$(echo "$result" | awk '{printf "%d", $1 / 2}')}
   echo "round $round half ($rate req/s): $(quiet)"
   t0=$(date +%s%N)
   result=$("$target/release/paced-post" "127.0.0.1:$ON_PORT" "$rate" "$SECONDS_EACH" "$CONNECTIONS" \
     "$LOADTEST_NUMBERS" "half$round")
   t1=$(date +%s%N)
-  echo "  $result"
+  echo "  $result; load average after $(cut -d' ' -f1-3 /proc/loadavg)"
   settle "half$round" "$t0" "$t1"
 done
 echo "== /metrics of the on server"
