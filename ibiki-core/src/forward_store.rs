@@ -294,6 +294,25 @@ pub trait ForwardStore: ReplyStore {
     /// `lease` was superseded by a later claim.
     async fn finish(&self, lease: Lease, outcome: &AttemptOutcome) -> Result<bool, StoreError>;
 
+    /// Records several attempts' outcomes, in order: for each, what
+    /// [`finish`](Self::finish) would answer. Workers record through this,
+    /// so that a store can write a batch at once (PostgreSQL: one statement
+    /// and one commit for the batch, all or nothing).
+    ///
+    /// The default calls `finish` for each in turn. It is not atomic: on an
+    /// error, the outcomes before it are recorded, and a second call refuses
+    /// them (`false`), as it refuses any outcome recorded once.
+    async fn finish_all(
+        &self,
+        outcomes: &[(Lease, AttemptOutcome)],
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut recorded = Vec::with_capacity(outcomes.len());
+        for (lease, outcome) in outcomes {
+            recorded.push(self.finish(*lease, outcome).await?);
+        }
+        Ok(recorded)
+    }
+
     /// How many forwards are pending across every endpoint: a gauge read at
     /// each scrape.
     async fn pending_forwards(&self) -> Result<u64, StoreError>;
@@ -379,6 +398,13 @@ macro_rules! deref_forward_store {
                 outcome: &AttemptOutcome,
             ) -> Result<bool, StoreError> {
                 (**self).finish(lease, outcome).await
+            }
+
+            async fn finish_all(
+                &self,
+                outcomes: &[(Lease, AttemptOutcome)],
+            ) -> Result<Vec<bool>, StoreError> {
+                (**self).finish_all(outcomes).await
             }
 
             async fn pending_forwards(&self) -> Result<u64, StoreError> {

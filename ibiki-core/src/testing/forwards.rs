@@ -318,6 +318,80 @@ pub async fn outcomes_settle_forwards<S: ForwardStore>(store: S) {
     assert_eq!(ok(store.forward(u64::MAX / 2).await, "forward"), None);
 }
 
+/// A batch of outcomes is recorded as one outcome after another would be:
+/// each answered on its own (a superseded lease, or a second outcome of one
+/// lease, is refused and changes nothing), and an endpoint's state is the
+/// one its last outcome in the batch leaves.
+pub async fn outcomes_are_recorded_in_batches<S: ForwardStore>(store: S) {
+    for (id, to) in [("acme", "+14155550100"), ("bob", "+14155550101")] {
+        ok(
+            store.add_numbers(&client(id), &[number(to)]).await,
+            "assign",
+        );
+        endpoint(&store, id, true).await;
+        for n in 0..2 {
+            let _ = ok(store.receive(reply(None, to, "x", n)).await, "receive");
+        }
+    }
+    assert!(ok(store.finish_all(&[]).await, "finish_all").is_empty());
+    let stale = claim(&store, 1, Duration::ZERO).await;
+    assert_eq!(stale.len(), 1);
+    let claims = claim(&store, 10, LONG).await;
+    assert_eq!(claims.len(), 4, "the ended lease is claimed again");
+    let lease_of = |id: &str, n: usize| {
+        claims
+            .iter()
+            .filter(|c| c.client == client(id))
+            .nth(n)
+            .map(|c| c.lease)
+            .unwrap_or_else(|| panic!("{id}: claim {n}"))
+    };
+    let later = Some(Duration::from_secs(600));
+    let batch = [
+        (stale[0].lease, delivered()),
+        (lease_of("acme", 0), delivered()),
+        (lease_of("acme", 1), failed(later)),
+        (lease_of("bob", 0), failed(later)),
+        (lease_of("bob", 1), delivered()),
+        (lease_of("bob", 1), failed(None)),
+    ];
+    assert_eq!(
+        ok(store.finish_all(&batch).await, "finish_all"),
+        [false, true, true, true, true, false],
+        "each outcome answered as `finish` would, in order"
+    );
+    let status =
+        async |lease: Lease| ok(store.forward(lease.forward).await, "forward").map(|f| f.status);
+    for (lease, expected) in [
+        (lease_of("acme", 0), ForwardStatus::Delivered),
+        (lease_of("acme", 1), ForwardStatus::Pending),
+        (lease_of("bob", 0), ForwardStatus::Pending),
+        (lease_of("bob", 1), ForwardStatus::Delivered),
+    ] {
+        assert_eq!(status(lease).await, Some(expected), "{lease:?}");
+    }
+    let state = async |id: &str| {
+        ok(store.endpoint(&client(id)).await, "endpoint")
+            .unwrap_or_else(|| panic!("{id}: endpoint"))
+    };
+    let acme = state("acme").await;
+    assert!(acme.last_delivered_at.is_some());
+    assert!(
+        acme.failing_since.is_some(),
+        "acme's last outcome failed: it is failing"
+    );
+    let bob = state("bob").await;
+    assert!(bob.last_delivered_at.is_some());
+    assert_eq!(
+        bob.failing_since, None,
+        "bob's last outcome was delivered: it is not failing"
+    );
+    assert!(
+        claim(&store, 10, LONG).await.is_empty(),
+        "nothing due: two delivered, two waiting for their retry"
+    );
+}
+
 /// A disabled endpoint's forwards wait; enabled again, they go. A deleted
 /// endpoint's forwards are dropped, and its replies stay in the inbox.
 pub async fn disabled_endpoints_wait_and_deleted_ones_drop<S: ForwardStore>(store: S) {
@@ -734,12 +808,11 @@ async fn run_forward_ops<S: ForwardStore>(
     }
     // The workers drain the queue: claims whose outcomes are lost (their
     // leases end at once), then claims that deliver.
-    for lease in outstanding {
-        store
-            .finish(lease, &failed(Some(Duration::ZERO)))
-            .await
-            .map_err(store_error)?;
-    }
+    let lost: Vec<_> = outstanding
+        .into_iter()
+        .map(|lease| (lease, failed(Some(Duration::ZERO))))
+        .collect();
+    store.finish_all(&lost).await.map_err(store_error)?;
     tokio::time::sleep(Duration::from_millis(2)).await;
     for _ in 0..1_000 {
         let claims = store
@@ -749,12 +822,8 @@ async fn run_forward_ops<S: ForwardStore>(
         if claims.is_empty() {
             break;
         }
-        for c in claims {
-            store
-                .finish(c.lease, &delivered())
-                .await
-                .map_err(store_error)?;
-        }
+        let outcomes: Vec<_> = claims.iter().map(|c| (c.lease, delivered())).collect();
+        store.finish_all(&outcomes).await.map_err(store_error)?;
     }
     prop_assert_eq!(
         store.pending_forwards().await.map_err(store_error)?,
@@ -809,6 +878,7 @@ macro_rules! forward_store_tests {
             forwards_are_created_with_the_reply,
             claims_lease_each_forward_to_one_worker,
             outcomes_settle_forwards,
+            outcomes_are_recorded_in_batches,
             disabled_endpoints_wait_and_deleted_ones_drop,
             claims_respect_the_per_endpoint_cap,
             secrets_are_kept_and_rotated,
