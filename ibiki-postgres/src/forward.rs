@@ -173,6 +173,84 @@ fn seconds(duration: std::time::Duration) -> f64 {
     duration.as_secs_f64()
 }
 
+/// Outcomes as `sql::finish` takes them, one array per column, and where
+/// each came from in the batch.
+#[derive(Default)]
+struct OutcomeColumns<'a> {
+    ids: Vec<i64>,
+    attempts: Vec<i32>,
+    delivered: Vec<bool>,
+    statuses: Vec<Option<i32>>,
+    errors: Vec<Option<&'a str>>,
+    retry_in: Vec<Option<f64>>,
+    /// The position in the batch of each row.
+    positions: Vec<usize>,
+}
+
+impl<'a> OutcomeColumns<'a> {
+    /// The columns of `outcomes`, leaving out a lease no forward can hold
+    /// (an id or attempt out of the columns' range): it is refused.
+    fn of(outcomes: &'a [(Lease, AttemptOutcome)]) -> Self {
+        let mut columns = Self::default();
+        for (position, (lease, outcome)) in outcomes.iter().enumerate() {
+            let (Some(id), Ok(attempt)) = (row_id(lease.forward), i32::try_from(lease.attempt))
+            else {
+                continue;
+            };
+            let (delivered, status, error, retry_in) = match outcome {
+                AttemptOutcome::Delivered { status } => (true, Some(*status), None, None),
+                AttemptOutcome::Failed {
+                    status,
+                    error,
+                    retry_in,
+                } => (false, *status, Some(error.as_str()), retry_in.map(seconds)),
+            };
+            columns.ids.push(id);
+            columns.attempts.push(attempt);
+            columns.delivered.push(delivered);
+            columns.statuses.push(status.map(i32::from));
+            columns.errors.push(error);
+            columns.retry_in.push(retry_in);
+            columns.positions.push(position);
+        }
+        columns
+    }
+}
+
+impl PostgresStore {
+    /// Records `outcomes` in one statement: whether each was.
+    async fn record(&self, outcomes: &[(Lease, AttemptOutcome)]) -> Result<Vec<bool>, StoreError> {
+        let mut recorded = vec![false; outcomes.len()];
+        let columns = OutcomeColumns::of(outcomes);
+        if columns.ids.is_empty() {
+            return Ok(recorded);
+        }
+        let rows: Vec<i32> = self
+            .db()
+            .lease()
+            .await?
+            .run(|conn| {
+                sqlx::query_scalar(&self.sql().finish)
+                    .bind(&columns.ids)
+                    .bind(&columns.attempts)
+                    .bind(&columns.delivered)
+                    .bind(&columns.statuses)
+                    .bind(&columns.errors)
+                    .bind(&columns.retry_in)
+                    .fetch_all(conn)
+            })
+            .await?;
+        for n in rows {
+            let row = usize::try_from(n).ok().and_then(|n| n.checked_sub(1));
+            match row.and_then(|row| columns.positions.get(row)) {
+                Some(&position) => recorded[position] = true,
+                None => return Err(backend(format!("finish_forwards answered row {n}"))),
+            }
+        }
+        Ok(recorded)
+    }
+}
+
 #[async_trait]
 impl ForwardStore for PostgresStore {
     /// One call of the schema's `put_endpoint`, which takes the client's
@@ -403,7 +481,11 @@ impl ForwardStore for PostgresStore {
             let replies: Vec<i64> = leased.iter().map(|l| l.reply_id).collect();
             let rows: Vec<ClaimRow> = lease
                 .run(|conn| {
+                    // Planned each time, for the tables as they are now: a
+                    // plan kept from when they were nearly empty would scan
+                    // them whole (see migration 0009).
                     sqlx::query_as(&self.sql().claimed)
+                        .persistent(false)
                         .bind(&ids)
                         .bind(&attempts)
                         .bind(&clients)
@@ -416,44 +498,23 @@ impl ForwardStore for PostgresStore {
         trace::claim(request.limit, work).await
     }
 
-    /// One statement, its own transaction: see `sql::finish`.
+    /// A batch of one: see [`finish_all`](Self::finish_all).
     async fn finish(&self, lease: Lease, outcome: &AttemptOutcome) -> Result<bool, StoreError> {
-        let (Some(id), Ok(attempt)) = (row_id(lease.forward), i32::try_from(lease.attempt)) else {
-            // No forward has such an id or attempt: no lease holds it.
-            return Ok(false);
-        };
-        let (delivered, status, error, retry_in) = match outcome {
-            AttemptOutcome::Delivered { status } => (true, Some(i32::from(*status)), None, None),
-            AttemptOutcome::Failed {
-                status,
-                error,
-                retry_in,
-            } => (
-                false,
-                status.map(i32::from),
-                Some(error.as_str()),
-                retry_in.map(seconds),
-            ),
-        };
+        let outcomes = [(lease, outcome.clone())];
         let work = async {
-            let changed: i64 = self
-                .db()
-                .lease()
-                .await?
-                .run(|conn| {
-                    sqlx::query_scalar(&self.sql().finish)
-                        .bind(id)
-                        .bind(attempt)
-                        .bind(delivered)
-                        .bind(status)
-                        .bind(error)
-                        .bind(retry_in)
-                        .fetch_one(conn)
-                })
-                .await?;
-            Ok(changed == 1)
+            let recorded = self.record(&outcomes).await?;
+            Ok(recorded.first().copied().unwrap_or(false))
         };
         trace::finish(lease, outcome, work).await
+    }
+
+    /// One statement, its own transaction, all or nothing: see
+    /// `sql::finish`.
+    async fn finish_all(
+        &self,
+        outcomes: &[(Lease, AttemptOutcome)],
+    ) -> Result<Vec<bool>, StoreError> {
+        trace::finish_all(outcomes.len(), self.record(outcomes)).await
     }
 
     async fn pending_forwards(&self) -> Result<u64, StoreError> {

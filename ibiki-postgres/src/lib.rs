@@ -108,10 +108,14 @@
 //! or deleting an endpoint takes the client's delivery lock, like every
 //! delivery: a delivery sees the endpoint or committed before it existed,
 //! and a deleted endpoint leaves no forward behind. A claim is one
-//! statement: due forwards of enabled endpoints, oldest first, each locked
-//! with `FOR UPDATE SKIP LOCKED` within the worker's room per endpoint, so
-//! concurrent workers never wait for each other nor take the same forward;
-//! an outcome is recorded only under the last claim's lease. Triggers
+//! statement (migration `0009_forwarding_batches.sql`): due forwards of
+//! enabled endpoints, oldest first, locked with `FOR UPDATE SKIP LOCKED`
+//! within the worker's room per endpoint, so concurrent workers never wait
+//! for each other nor take the same forward. A batch of outcomes is one
+//! statement too, each recorded only under the last claim's lease. Claims
+//! and outcomes commit without waiting for the WAL flush: a crash of
+//! PostgreSQL may forget the last of them, and the forward is attempted
+//! again (the same `webhook-id`), never lost. Triggers
 //! `NOTIFY` the schema's forwarding channel when a forward becomes due now,
 //! and the store's listener wakes its
 //! [`ForwardStore::forward_signals`](ibiki_core::ForwardStore::forward_signals).

@@ -244,34 +244,14 @@ fn claimed(s: &str) -> String {
     )
 }
 
-/// An attempt's outcome, one statement: `$1` the forward, `$2` the lease's
-/// attempt, `$3` delivered or not, `$4` the HTTP status, `$5` the error, `$6`
-/// the wait before the next attempt in seconds (NULL: none, the forward
-/// failed). Only under the lease that holds it: the attempt is the last
-/// claim's, the forward is pending and leased (an outcome clears the lease,
-/// so a second outcome of one lease is refused too). The forward's row is
-/// locked first, then its endpoint's, which records the last delivery or
-/// when it started failing (untouched while it goes on failing). Returns how
-/// many forwards changed (0 or 1).
+/// Attempts' outcomes, one statement (its own transaction): the schema's
+/// `finish_forwards` (`$1` the forwards, `$2` their leases' attempts, `$3`
+/// delivered or not, `$4` the HTTP statuses, `$5` the errors, `$6` the waits
+/// before the next attempts in seconds, NULL where the forward failed): the
+/// ordinals (from 1) of the outcomes recorded.
 fn finish(s: &str) -> String {
     format!(
-        "WITH done AS ( \
-            UPDATE {s}.forwards AS f SET \
-                status = CASE WHEN $3 THEN 'delivered' WHEN $6::float8 IS NULL THEN 'failed' \
-                    ELSE 'pending' END, \
-                next_attempt_at = CASE WHEN $3 OR $6::float8 IS NULL THEN NULL \
-                    ELSE now() + make_interval(secs => $6::float8) END, \
-                leased_until = NULL, last_attempt_at = now(), \
-                last_status = $4, last_error = $5 \
-            WHERE f.id = $1 AND f.attempts = $2 AND f.status = 'pending' \
-                AND f.leased_until IS NOT NULL \
-            RETURNING f.client_id \
-        ), endpoint AS ( \
-            UPDATE {s}.endpoints AS e SET \
-                last_delivered_at = CASE WHEN $3 THEN now() ELSE e.last_delivered_at END, \
-                failing_since = CASE WHEN $3 THEN NULL ELSE now() END \
-            FROM done WHERE e.client_id = done.client_id AND ($3 OR e.failing_since IS NULL) \
-        ) \
-        SELECT count(*) FROM done"
+        "SELECT n FROM {s}.finish_forwards($1::int8[], $2::int4[], $3::bool[], $4::int4[], \
+            $5::text[], $6::float8[]) AS n"
     )
 }

@@ -120,3 +120,20 @@ where
     });
     result
 }
+
+/// Runs `work`, recording `count` outcomes, in a `finish_forwards` span.
+pub(crate) async fn finish_all<F>(count: usize, work: F) -> Result<Vec<bool>, StoreError>
+where
+    F: Future<Output = Result<Vec<bool>, StoreError>>,
+{
+    let span = tracing::debug_span!("finish_forwards", count);
+    let result = work.instrument(span.clone()).await;
+    span.in_scope(|| match &result {
+        Ok(recorded) => tracing::debug!(
+            recorded = recorded.iter().filter(|r| **r).count(),
+            "forward attempts recorded"
+        ),
+        Err(error) => tracing::debug!(error = %error, "forward attempts not recorded"),
+    });
+    result
+}

@@ -331,7 +331,7 @@ async fn migrate_creates_the_schema_on_any_pool() {
         .fetch_all(&pool)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8]);
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
     let search_path: String = sqlx::query_scalar("SHOW search_path")
         .fetch_one(&pool)
         .await
