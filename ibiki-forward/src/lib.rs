@@ -10,8 +10,8 @@
 //! - [`Worker`] is the loop of one process: it claims due forwards from the
 //!   store under a lease, attempts them concurrently (at most
 //!   [`WorkerConfig::concurrency`] at once, [`WorkerConfig::per_endpoint`]
-//!   per client), and records each outcome with the next delay of its
-//!   [`RetrySchedule`]. Any number of workers can share a store. A
+//!   per client), and records the outcomes, in batches, with the next delay
+//!   of their [`RetrySchedule`]. Any number of workers can share a store. A
 //!   [`ForwardObserver`] counts the attempts for metrics.
 //! - [`Sender`] makes one attempt: the body of [`render_body`], the
 //!   `webhook-id`, `webhook-timestamp` and `webhook-signature` headers,

@@ -7,10 +7,13 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+#[cfg(doc)]
+use ibiki_core::ForwardStore;
 use ibiki_core::{
     AttemptOutcome, ClaimRequest, ClientId, DynForwardStore, ForwardClaim, ForwardSignals, Lease,
 };
 use time::OffsetDateTime;
+use tokio::sync::mpsc;
 use tokio::task::{Id, JoinError, JoinSet};
 
 use crate::schedule::RetrySchedule;
@@ -135,6 +138,9 @@ impl ForwardObserver for NoopObserver {}
 /// each error in a row, up to [`MAX_BACKOFF`].
 const BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Outcomes queued for recording, at most, per slot of
+/// [`WorkerConfig::concurrency`].
+const UNRECORDED_PER_SLOT: usize = 4;
 /// Tries at recording an outcome before the lease is left to expire.
 const FINISH_TRIES: u32 = 3;
 /// At shutdown, how long past the sender's timeout the attempts in flight
@@ -144,7 +150,12 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// The forwarding loop of one process: claims due forwards from the store,
 /// attempts each with the [`Sender`] (concurrently, within the
 /// [`WorkerConfig`]'s limits), and records each outcome, with the
-/// [`RetrySchedule`]'s next delay when it failed.
+/// [`RetrySchedule`]'s next delay when it failed. Outcomes are recorded by
+/// one task, in batches ([`ForwardStore::finish_all`]): those of the attempts
+/// that end while a batch is being written go together in the next. An
+/// attempt's slot is free once its request is over and its outcome queued
+/// (at most four per slot wait to be recorded): the forward stays leased
+/// until the outcome is recorded.
 ///
 /// Any number of workers, in any number of processes, can share a store:
 /// each forward is leased to one at a time. A forward is delivered at least
@@ -246,6 +257,15 @@ impl Worker {
         }
         let mut shutdown = std::pin::pin!(shutdown);
         let config = self.config;
+        let capacity = usize::try_from(config.concurrency)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(UNRECORDED_PER_SLOT);
+        let (recorder, outcomes) = mpsc::channel(capacity);
+        let recording = tokio::spawn(record_outcomes(
+            Arc::clone(&self.shared.store),
+            outcomes,
+            capacity,
+        ));
         let shared = Arc::new(self.shared);
         let signals = shared.store.forward_signals();
         let mut flight = InFlight::default();
@@ -271,7 +291,7 @@ impl Worker {
                     Ok(claims) => {
                         errors = 0;
                         for claim in claims {
-                            flight.start(&shared, claim);
+                            flight.start(&shared, &recorder, claim);
                         }
                     }
                     Err(error) => {
@@ -319,6 +339,15 @@ impl Worker {
             );
             flight.tasks.abort_all();
         }
+        // The recorder ends once every attempt's handle on it is gone.
+        drop(recorder);
+        while flight.tasks.join_next().await.is_some() {}
+        if tokio::time::timeout(SHUTDOWN_GRACE, recording)
+            .await
+            .is_err()
+        {
+            tracing::warn!("forwarding stopped before the last outcomes were recorded");
+        }
     }
 }
 
@@ -342,9 +371,16 @@ impl InFlight {
             .collect()
     }
 
-    fn start(&mut self, shared: &Arc<Shared>, claim: ForwardClaim) {
+    fn start(
+        &mut self,
+        shared: &Arc<Shared>,
+        recorder: &mpsc::Sender<Outcome>,
+        claim: ForwardClaim,
+    ) {
         let client = claim.client.clone();
-        let task = self.tasks.spawn(attempt(Arc::clone(shared), claim));
+        let task = self
+            .tasks
+            .spawn(attempt(Arc::clone(shared), recorder.clone(), claim));
         self.clients.insert(task.id(), client.clone());
         *self.per_client.entry(client).or_default() += 1;
     }
@@ -384,7 +420,7 @@ fn backoff(errors: u32) -> Duration {
 }
 
 /// One attempt, from the request to the recorded outcome.
-async fn attempt(shared: Arc<Shared>, claim: ForwardClaim) {
+async fn attempt(shared: Arc<Shared>, recorder: mpsc::Sender<Outcome>, claim: ForwardClaim) {
     let attempt = shared.sender.send(&claim).await;
     let retry_in = if attempt.is_delivered() {
         None
@@ -394,7 +430,15 @@ async fn attempt(shared: Arc<Shared>, claim: ForwardClaim) {
     let outcome = attempt.outcome(retry_in);
     let result = AttemptResult::of(&outcome);
     log(&claim, &attempt, result, retry_in);
-    finish(shared.store.as_ref(), claim.lease, &outcome).await;
+    // The slot is free once the outcome is queued: the request is over, and
+    // the forward stays leased until its outcome is recorded. A full queue
+    // (the store slower than the endpoints) holds the slot meanwhile.
+    let _ = recorder
+        .send(Outcome {
+            lease: claim.lease,
+            outcome,
+        })
+        .await;
     shared.observer.attempt(result, attempt.duration);
     if result == AttemptResult::Delivered {
         let lag = OffsetDateTime::now_utc() - claim.reply.delivery.at;
@@ -442,30 +486,56 @@ fn log(claim: &ForwardClaim, attempt: &Attempt, result: AttemptResult, retry_in:
     }
 }
 
-/// Records `outcome`, trying again briefly on a store error; past that, the
-/// lease expires and the forward is attempted again.
-async fn finish(store: &DynForwardStore, lease: Lease, outcome: &AttemptOutcome) {
+/// An attempt's outcome on its way to the store.
+struct Outcome {
+    lease: Lease,
+    outcome: AttemptOutcome,
+}
+
+/// Records the outcomes sent on `queue`, up to `batch` at once: those that
+/// arrive while a batch is being written go in the next one, so the store
+/// writes one batch per round trip however many attempts end meanwhile.
+async fn record_outcomes(
+    store: Arc<DynForwardStore>,
+    mut queue: mpsc::Receiver<Outcome>,
+    batch: usize,
+) {
+    let mut waiting = Vec::with_capacity(batch);
+    while queue.recv_many(&mut waiting, batch.max(1)).await > 0 {
+        let outcomes: Vec<_> = waiting.drain(..).map(|o| (o.lease, o.outcome)).collect();
+        finish(store.as_ref(), &outcomes).await;
+    }
+}
+
+/// Records `outcomes`, trying again briefly on a store error; past that,
+/// their leases expire and the forwards are attempted again.
+async fn finish(store: &DynForwardStore, outcomes: &[(Lease, AttemptOutcome)]) {
     for tried in 1..=FINISH_TRIES {
-        match store.finish(lease, outcome).await {
-            Ok(true) => return,
-            Ok(false) => {
-                tracing::info!(
-                    forward = lease.forward,
-                    attempt = lease.attempt,
-                    "the lease ended before the outcome was recorded: \
-                     the forward was claimed again"
-                );
+        match store.finish_all(outcomes).await {
+            Ok(recorded) => {
+                for ((lease, _), _) in outcomes.iter().zip(recorded).filter(|(_, r)| !r) {
+                    tracing::info!(
+                        forward = lease.forward,
+                        attempt = lease.attempt,
+                        "the lease ended before the outcome was recorded: \
+                         the forward was claimed again"
+                    );
+                }
                 return;
             }
             Err(error) if tried < FINISH_TRIES => {
-                tracing::warn!(forward = lease.forward, %error, "recording a forwarding attempt failed; trying again");
+                tracing::warn!(
+                    outcomes = outcomes.len(),
+                    %error,
+                    "recording forwarding attempts failed; trying again"
+                );
                 tokio::time::sleep(backoff(tried)).await;
             }
             Err(error) => tracing::error!(
-                forward = lease.forward,
+                outcomes = outcomes.len(),
                 %error,
-                "recording a forwarding attempt failed: the lease will expire \
-                 and the forward will be attempted again"
+                "recording forwarding attempts failed: their leases will expire \
+                 and the forwards will be attempted again"
             ),
         }
     }
