@@ -503,7 +503,9 @@ async fn a_backlog_does_not_hide_other_clients() {
         endpoint(store, owner, true).await;
         assign(store, owner, to).await;
     }
-    for i in 0..20 {
+    // More than a claim's window (migration 0009) of acme's: the claim
+    // reads on, past the window, to globex's.
+    for i in 0..100 {
         receive(store, &format!("A{i}"), "+14155550100").await;
     }
     receive(store, "G1", "+14155550101").await;
@@ -524,6 +526,62 @@ async fn a_backlog_does_not_hide_other_clients() {
     // Oldest due first: acme's two, then globex's.
     let replies: Vec<&str> = claims.iter().map(|c| c.reply.body.as_str()).collect();
     assert_eq!(replies, ["A0", "A1", "G1", "G2"]);
+}
+
+/// A claim reads a window of the due forwards, never the whole backlog,
+/// even on a connection that made and kept its plans while the table was
+/// empty (statistics lag a queue's swings; migration 0009): no sequential
+/// scan, and a few rows fetched where 2,000 are due.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_reads_a_window_whatever_its_plans_were_made_for() {
+    let Some(test) = fresh_store().await else {
+        return;
+    };
+    let store = test.store();
+    let acme = client("acme");
+    endpoint(store, &acme, true).await;
+    assign(store, &acme, "+14155550100").await;
+    let s = test.schema();
+    let claim = format!("SELECT forward_id FROM {s}.claim_forwards(10, 60, 1000, '{{}}', '{{}}')");
+    let mut conn = test.connection().await;
+    for _ in 0..10 {
+        let none: Vec<i64> = sqlx::query_scalar(&claim)
+            .fetch_all(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("claim: {e}"));
+        assert!(none.is_empty());
+    }
+    let mut receives = JoinSet::new();
+    for i in 0..2_000 {
+        let store = store.clone();
+        receives.spawn(async move { receive(&store, &format!("R{i}"), "+14155550100").await });
+    }
+    while let Some(done) = receives.join_next().await {
+        done.unwrap_or_else(|e| panic!("receive: {e}"));
+    }
+    // In a transaction, so that its counters (pg_stat_xact_user_tables)
+    // are this claim's alone; rolled back.
+    let mut tx = sqlx::Connection::begin(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("begin: {e}"));
+    let claimed: Vec<i64> = sqlx::query_scalar(&claim)
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap_or_else(|e| panic!("claim: {e}"));
+    assert_eq!(claimed.len(), 10);
+    let (seq_scans, fetched): (i64, i64) = sqlx::query_as(
+        "SELECT seq_scan, idx_tup_fetch FROM pg_stat_xact_user_tables \
+         WHERE schemaname = $1 AND relname = 'forwards'",
+    )
+    .bind(store.schema())
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap_or_else(|e| panic!("counters: {e}"));
+    assert_eq!(seq_scans, 0, "the claim scanned the forwards table");
+    assert!(
+        fetched < 200,
+        "the claim fetched {fetched} forwards to take 10 of 2,000"
+    );
 }
 
 /// Creating and deleting an endpoint while its client's replies arrive
