@@ -409,3 +409,55 @@ async fn store_errors_delay_forwards_but_lose_none() -> TestResult {
     Webhook::new(secret.expose())?.verify(&second.body, &second.headers)?;
     Ok(())
 }
+
+/// An attempt's slot is free once its request is over: while the store
+/// holds the outcomes back, the worker goes on sending (the forwards stay
+/// leased, so none is sent twice), and the outcomes are then recorded in
+/// batches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slots_do_not_wait_for_outcomes_to_be_recorded() -> TestResult {
+    let receiver = Receiver::start().await?;
+    let memory = Arc::new(MemoryStore::new());
+    let (client, _) =
+        client_with_endpoint(&memory, "client-1", "+14155550100", &receiver.url("/hook")).await?;
+    let store = Arc::new(flaky::Flaky::new(memory.clone(), 0, 0));
+    store.hold_outcomes();
+    let running = start(
+        &store,
+        RetrySchedule::default(),
+        config(4, 4),
+        Arc::new(Counts::default()),
+    );
+    for i in 0..40 {
+        receive(&memory, "+14155550100", &format!("reply {i}")).await?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while receiver.requests().len() < 12 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let sent_while_held = receiver.requests().len();
+    assert!(
+        sent_while_held >= 12,
+        "only {sent_while_held} requests with 4 slots while no outcome was recorded"
+    );
+    assert!(
+        forwards(&memory, &client, Some(ForwardStatus::Delivered))
+            .await?
+            .is_empty(),
+        "no outcome recorded yet"
+    );
+
+    store.record_outcomes();
+    until_forwards(&memory, &client, ForwardStatus::Delivered, 40).await?;
+    running.stop().await?;
+    let requests = receiver.requests();
+    let ids: HashSet<_> = requests.iter().map(|r| &r.headers["webhook-id"]).collect();
+    assert_eq!((requests.len(), ids.len()), (40, 40), "each sent once");
+    let batches = store.batches();
+    assert_eq!(batches.iter().sum::<usize>(), 40);
+    assert!(
+        batches.iter().any(|n| *n > 1),
+        "outcomes that waited are recorded together: {batches:?}"
+    );
+    Ok(())
+}

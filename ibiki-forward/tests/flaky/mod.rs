@@ -1,9 +1,10 @@
-//! A store whose first claims and first outcomes fail, over a memory store.
+//! A store whose first claims and first outcomes fail, over a memory store;
+//! it can also hold outcomes back, and counts the batches they come in.
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use ibiki_core::{
@@ -15,6 +16,7 @@ use ibiki_core::{
 };
 use ibiki_memory::MemoryStore;
 use time::OffsetDateTime;
+use tokio::sync::watch;
 
 #[derive(Debug)]
 pub struct Flaky {
@@ -23,6 +25,10 @@ pub struct Flaky {
     finishes_to_fail: AtomicU32,
     failed_claims: AtomicU32,
     failed_finishes: AtomicU32,
+    /// Whether outcomes are recorded (`false`: `finish_all` waits).
+    recording: watch::Sender<bool>,
+    /// The size of each batch of outcomes, in order.
+    batches: Mutex<Vec<usize>>,
 }
 
 impl Flaky {
@@ -34,7 +40,23 @@ impl Flaky {
             finishes_to_fail: AtomicU32::new(finishes),
             failed_claims: AtomicU32::new(0),
             failed_finishes: AtomicU32::new(0),
+            recording: watch::Sender::new(true),
+            batches: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Outcomes wait, unrecorded, until [`record_outcomes`](Self::record_outcomes).
+    pub fn hold_outcomes(&self) {
+        self.recording.send_replace(false);
+    }
+
+    pub fn record_outcomes(&self) {
+        self.recording.send_replace(true);
+    }
+
+    /// The size of each batch `finish_all` was given so far.
+    pub fn batches(&self) -> Vec<usize> {
+        self.batches.lock().map(|b| b.clone()).unwrap_or_default()
     }
 
     pub fn failed_claims(&self) -> u32 {
@@ -205,6 +227,21 @@ impl ForwardStore for Flaky {
     async fn finish(&self, lease: Lease, outcome: &AttemptOutcome) -> Result<bool, StoreError> {
         fail(&self.finishes_to_fail, &self.failed_finishes)?;
         self.inner.finish(lease, outcome).await
+    }
+
+    async fn finish_all(
+        &self,
+        outcomes: &[(Lease, AttemptOutcome)],
+    ) -> Result<Vec<bool>, StoreError> {
+        if let Ok(mut batches) = self.batches.lock() {
+            batches.push(outcomes.len());
+        }
+        let _ = self.recording.subscribe().wait_for(|on| *on).await;
+        let mut recorded = Vec::with_capacity(outcomes.len());
+        for (lease, outcome) in outcomes {
+            recorded.push(self.finish(*lease, outcome).await?);
+        }
+        Ok(recorded)
     }
 
     async fn pending_forwards(&self) -> Result<u64, StoreError> {
