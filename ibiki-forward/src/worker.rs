@@ -13,7 +13,7 @@ use ibiki_core::{
     AttemptOutcome, ClaimRequest, ClientId, DynForwardStore, ForwardClaim, ForwardSignals, Lease,
 };
 use time::OffsetDateTime;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tokio::task::{Id, JoinError, JoinSet};
 
 use crate::schedule::RetrySchedule;
@@ -141,6 +141,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Outcomes queued for recording, at most, per slot of
 /// [`WorkerConfig::concurrency`].
 const UNRECORDED_PER_SLOT: usize = 4;
+/// Outcomes recorded in one call of the store, at most.
+const MAX_BATCH: usize = 1_000;
 /// Tries at recording an outcome before the lease is left to expire.
 const FINISH_TRIES: u32 = 3;
 /// At shutdown, how long past the sender's timeout the attempts in flight
@@ -257,14 +259,17 @@ impl Worker {
         }
         let mut shutdown = std::pin::pin!(shutdown);
         let config = self.config;
+        // A channel allocates as it fills: a large concurrency costs nothing
+        // up front.
         let capacity = usize::try_from(config.concurrency)
             .unwrap_or(usize::MAX)
-            .saturating_mul(UNRECORDED_PER_SLOT);
+            .saturating_mul(UNRECORDED_PER_SLOT)
+            .min(Semaphore::MAX_PERMITS);
         let (recorder, outcomes) = mpsc::channel(capacity);
         let recording = tokio::spawn(record_outcomes(
             Arc::clone(&self.shared.store),
             outcomes,
-            capacity,
+            capacity.min(MAX_BATCH),
         ));
         let shared = Arc::new(self.shared);
         let signals = shared.store.forward_signals();
@@ -338,10 +343,10 @@ impl Worker {
                  and they will be attempted again"
             );
             flight.tasks.abort_all();
+            while flight.tasks.join_next().await.is_some() {}
         }
         // The recorder ends once every attempt's handle on it is gone.
         drop(recorder);
-        while flight.tasks.join_next().await.is_some() {}
         if tokio::time::timeout(SHUTDOWN_GRACE, recording)
             .await
             .is_err()
@@ -500,7 +505,7 @@ async fn record_outcomes(
     mut queue: mpsc::Receiver<Outcome>,
     batch: usize,
 ) {
-    let mut waiting = Vec::with_capacity(batch);
+    let mut waiting = Vec::new();
     while queue.recv_many(&mut waiting, batch.max(1)).await > 0 {
         let outcomes: Vec<_> = waiting.drain(..).map(|o| (o.lease, o.outcome)).collect();
         finish(store.as_ref(), &outcomes).await;

@@ -461,3 +461,24 @@ async fn slots_do_not_wait_for_outcomes_to_be_recorded() -> TestResult {
     );
     Ok(())
 }
+
+/// Any concurrency a flag can give is taken as it is: nothing is sized by
+/// it up front.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_largest_concurrency_runs() -> TestResult {
+    let receiver = Receiver::start().await?;
+    let store = Arc::new(MemoryStore::new());
+    let (client, _) =
+        client_with_endpoint(&store, "client-1", "+14155550100", &receiver.url("/hook")).await?;
+    let running = start(
+        &store,
+        RetrySchedule::default(),
+        config(u32::MAX, 4),
+        Arc::new(Counts::default()),
+    );
+    receive(&store, "+14155550100", "Yes").await?;
+    until_forwards(&store, &client, ForwardStatus::Delivered, 1).await?;
+    running.stop().await?;
+    assert_eq!(receiver.requests().len(), 1);
+    Ok(())
+}
